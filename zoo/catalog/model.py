@@ -1,0 +1,277 @@
+"""The catalog's data model: a Family holds Specs, a Spec holds one Source per hub.
+
+Everything here is a frozen dataclass built from already-validated YAML data (see
+``zoo.catalog.load``), so the rest of zoo can rely on types instead of re-checking dicts.
+Field names are the YAML field names; ``docs/spec-format`` is generated from the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+QUANTIZATION_PLACEHOLDER = "{quantization}"
+PART_PLACEHOLDER = "{part}"
+
+# Formats a spec can have. "pytorch" means unquantized Hugging Face weights (safetensors or
+# .bin); gptq/awq/fp8/bnb/fp4 are safetensors-based quantized repositories.
+FORMATS = ("pytorch", "gptq", "awq", "fp8", "bnb", "fp4", "mlx", "ggufv2")
+
+# Hubs known to the core. More come from hub plugins; a spec may name any hub key.
+KNOWN_HUBS = ("huggingface", "modelscope", "pypi", "openmind_hub", "csghub")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from, for error messages: ``path:line:col`` (1-based)."""
+
+    path: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.path}:{self.line}:{self.column}"
+        return self.path
+
+
+@dataclass(frozen=True)
+class FimTemplate:
+    """Fill-in-the-middle tokens and the order the prompt is assembled in.
+
+    ``order`` lists "prefix", "suffix" and "middle" in prompt order: PSM is
+    ("prefix", "suffix", "middle"); Seed-Coder uses SPM ("suffix", "prefix", "middle").
+    """
+
+    prefix: str
+    suffix: str
+    middle: str
+    order: tuple[str, ...] = ("prefix", "suffix", "middle")
+
+    def render(self, prefix_text: str, suffix_text: str) -> str:
+        """Build the prompt for infilling between ``prefix_text`` and ``suffix_text``."""
+        pieces = {
+            "prefix": self.prefix + prefix_text,
+            "suffix": self.suffix + suffix_text,
+            "middle": self.middle,
+        }
+        return "".join(pieces[name] for name in self.order)
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """A GGUF quantization stored as several files: ``template`` with ``{part}`` filled."""
+
+    template: str
+    parts: Mapping[str, tuple[str, ...]]  # quantization -> part names, e.g. "00001-of-00002"
+
+
+@dataclass(frozen=True)
+class DraftModel:
+    """A smaller model for speculative decoding, as Xinference records it."""
+
+    model_id: str
+    quantizations: tuple[str, ...] = ()
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one spec's files live on one hub.
+
+    ``model_id`` may contain ``{quantization}`` when each quantization has its own repository.
+    ``file`` is the GGUF file name template (``{quantization}`` filled); ``split`` covers the
+    quantizations stored as several parts. For the ``pypi`` hub, ``model_id`` is the package
+    name and ``file`` the path of the model file inside its wheel.
+    """
+
+    hub: str
+    model_id: str
+    quantizations: tuple[str, ...]
+    revision: str | None = None
+    file: str | None = None
+    split: SplitFiles | None = None
+    multimodal_projectors: tuple[str, ...] = ()
+    draft: DraftModel | None = None
+    # Facts written from best knowledge and not yet checked against the hub (e.g. "file").
+    unverified: tuple[str, ...] = ()
+    location: Location | None = field(default=None, compare=False)
+
+    def repo_for(self, quantization: str) -> str:
+        """The repository id for ``quantization`` (the template filled in)."""
+        return self.model_id.replace(QUANTIZATION_PLACEHOLDER, quantization)
+
+    def files_for(self, quantization: str) -> tuple[str, ...]:
+        """GGUF file names for ``quantization``: its split parts, or the single file.
+
+        Empty for non-GGUF sources, whose files are the repository's weights.
+        """
+        if self.split is not None and quantization in self.split.parts:
+            return tuple(
+                self.split.template.replace(QUANTIZATION_PLACEHOLDER, quantization).replace(
+                    PART_PLACEHOLDER, part
+                )
+                for part in self.split.parts[quantization]
+            )
+        if self.file is not None:
+            return (self.file.replace(QUANTIZATION_PLACEHOLDER, quantization),)
+        return ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One downloadable build of a family: a format and a size, on one or more hubs."""
+
+    format: str
+    size: float  # billions of parameters
+    quantizations: tuple[str, ...]
+    sources: tuple[Source, ...]
+    activated_size: float | None = None  # MoE: parameters active per token, in billions
+    location: Location | None = field(default=None, compare=False)
+
+    @property
+    def size_label(self) -> str:
+        """``36`` for 36.0, ``1.5`` for 1.5: the size as users type it."""
+        return format_size(self.size)
+
+    def source(self, hub: str) -> Source | None:
+        return next((s for s in self.sources if s.hub == hub), None)
+
+    @property
+    def hubs(self) -> tuple[str, ...]:
+        return tuple(s.hub for s in self.sources)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: the facts shared by all its specs."""
+
+    name: str
+    description: str
+    context_length: int
+    languages: tuple[str, ...]
+    abilities: tuple[str, ...]
+    specs: tuple[Spec, ...]
+    architectures: tuple[str, ...] = ()
+    license: str | None = None
+    homepage: str | None = None
+    chat_template: str | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    reasoning_start_tag: str | None = None
+    reasoning_end_tag: str | None = None
+    tool_parser: str | None = None
+    fim: FimTemplate | None = None
+    # Facts a source registry had that zoo does not interpret, kept so exports are lossless.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    location: Location | None = field(default=None, compare=False)
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.format for s in self.specs))
+
+
+def format_size(size: float) -> str:
+    return str(int(size)) if float(size).is_integer() else repr(float(size))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def source_from_data(hub: str, data: Mapping[str, Any], spec_quants: Sequence[str],
+                     location: Location | None = None) -> Source:
+    split = data.get("split")
+    draft = data.get("draft")
+    return Source(
+        hub=hub,
+        model_id=str(data["model_id"]),
+        quantizations=_strings(data.get("quantizations")) or tuple(spec_quants),
+        revision=data.get("revision"),
+        file=data.get("file"),
+        split=(
+            SplitFiles(
+                template=str(split["file"]),
+                parts={str(q): _strings(p) for q, p in (split.get("parts") or {}).items()},
+            )
+            if split
+            else None
+        ),
+        multimodal_projectors=_strings(data.get("multimodal_projectors")),
+        draft=(
+            DraftModel(
+                model_id=str(draft["model_id"]),
+                quantizations=_strings(draft.get("quantizations")),
+                file=draft.get("file"),
+            )
+            if draft
+            else None
+        ),
+        unverified=_strings(data.get("unverified")),
+        location=location,
+    )
+
+
+def spec_from_data(data: Mapping[str, Any], location: Location | None = None,
+                   source_locations: Mapping[str, Location] | None = None) -> Spec:
+    sources_data: Mapping[str, Any] = data.get("sources") or {}
+    quants = _strings(data.get("quantizations"))
+    sources = tuple(
+        source_from_data(hub, src, quants, (source_locations or {}).get(hub))
+        for hub, src in sources_data.items()
+    )
+    if not quants:
+        # The spec's quantizations default to the union of its hubs' lists, in order.
+        quants = tuple(dict.fromkeys(q for s in sources for q in s.quantizations))
+    activated = data.get("activated_size")
+    return Spec(
+        format=str(data["format"]),
+        size=float(data["size"]),
+        quantizations=quants,
+        sources=sources,
+        activated_size=float(activated) if activated is not None else None,
+        location=location,
+    )
+
+
+def family_from_data(data: Mapping[str, Any], location: Location | None = None,
+                     spec_locations: Sequence[Location | None] = ()) -> Family:
+    """Build a Family from YAML data that already passed schema validation."""
+    fim = data.get("fim")
+    reasoning = data.get("reasoning") or {}
+    specs_data = data.get("specs") or []
+    locs = list(spec_locations) + [None] * (len(specs_data) - len(spec_locations))
+    return Family(
+        name=str(data["name"]),
+        description=str(data.get("description") or "").strip(),
+        context_length=int(data["context_length"]),
+        languages=_strings(data.get("languages")),
+        abilities=_strings(data.get("abilities")),
+        specs=tuple(spec_from_data(s, loc) for s, loc in zip(specs_data, locs, strict=True)),
+        architectures=_strings(data.get("architectures")),
+        license=data.get("license"),
+        homepage=data.get("homepage"),
+        chat_template=data.get("chat_template"),
+        stop=_strings(data.get("stop")),
+        stop_token_ids=tuple(int(t) for t in data.get("stop_token_ids") or ()),
+        reasoning_start_tag=reasoning.get("start_tag"),
+        reasoning_end_tag=reasoning.get("end_tag"),
+        tool_parser=data.get("tool_parser"),
+        fim=(
+            FimTemplate(
+                prefix=str(fim["prefix"]),
+                suffix=str(fim["suffix"]),
+                middle=str(fim["middle"]),
+                order=_strings(fim.get("order")) or ("prefix", "suffix", "middle"),
+            )
+            if fim
+            else None
+        ),
+        extra=dict(data.get("extra") or {}),
+        location=location,
+    )
