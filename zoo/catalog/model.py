@@ -96,6 +96,11 @@ class Source:
     draft: DraftModel | None = None
     # Facts written from best knowledge and not yet checked against the hub (e.g. "file").
     unverified: tuple[str, ...] = ()
+    # Glob patterns of repository files not to download (e.g. "original/**" duplicates).
+    exclude: tuple[str, ...] = ()
+    # Facts a source registry had for this hub entry that zoo does not interpret (lossless
+    # import/export; see zoo.importers).
+    extra: Mapping[str, Any] = field(default_factory=dict)
     location: Location | None = field(default=None, compare=False)
 
     def repo_for(self, quantization: str) -> str:
@@ -128,6 +133,8 @@ class Spec:
     quantizations: tuple[str, ...]
     sources: tuple[Source, ...]
     activated_size: float | None = None  # MoE: parameters active per token, in billions
+    # Facts a source registry had for this spec that zoo does not interpret (lossless import).
+    extra: Mapping[str, Any] = field(default_factory=dict)
     location: Location | None = field(default=None, compare=False)
 
     @property
@@ -213,6 +220,8 @@ def source_from_data(hub: str, data: Mapping[str, Any], spec_quants: Sequence[st
             else None
         ),
         unverified=_strings(data.get("unverified")),
+        exclude=_strings(data.get("exclude")),
+        extra=dict(data.get("extra") or {}),
         location=location,
     )
 
@@ -235,6 +244,7 @@ def spec_from_data(data: Mapping[str, Any], location: Location | None = None,
         quantizations=quants,
         sources=sources,
         activated_size=float(activated) if activated is not None else None,
+        extra=dict(data.get("extra") or {}),
         location=location,
     )
 
