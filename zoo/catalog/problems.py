@@ -1,0 +1,81 @@
+"""Problems found in spec files: a code, a severity, a message and where it is.
+
+Every check in the catalog reports through ``Problem`` so ``zoo validate``, ``zoo list`` and
+the docs build all print the same ``path:line:col: error[code]: message`` line.
+
+Codes are stable (tests pin them, users grep for them):
+
+- E1xx reading and YAML: the bytes cannot become a document.
+- E2xx schema: the document does not have the shape of a spec file.
+- E3xx semantics: the shape is right but the facts cannot be true.
+- W3xx warnings: probably a mistake, but a catalog with them still loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# code -> one-line summary, shown by `zoo validate --codes` and the docs.
+CODES: dict[str, str] = {
+    "E100": "the file cannot be read as a spec (missing, empty, binary, not UTF-8, too large)",
+    "E101": "YAML syntax error",
+    "E102": "a key appears twice in the same mapping",
+    "E103": "the document is too deep, too large or expands too many aliases",
+    "E104": "a YAML feature spec files do not use (tags, merge keys, complex keys, documents)",
+    "E200": "a value has the wrong type or a required field is missing",
+    "E201": "an unknown key",
+    "E202": "a number that must be positive is zero or negative",
+    "E203": "a value that is not one of the allowed choices",
+    "E204": "a string that does not match the required pattern",
+    "E300": "a quantization name the spec's format does not have",
+    "E301": "one model id serves several quantizations without `{quantization}` to tell them apart",
+    "E302": "split parts listed for a quantization the source does not have",
+    "E303": "a GGUF file or split template on a format that is not ggufv2",
+    "E304": "a malformed hub id (repository or package name)",
+    "E305": "a file template that escapes the repository (.., absolute, backslash, NUL)",
+    "E306": "a family name defined in more than one file",
+    "E307": "a ggufv2 source without a file template for some quantization",
+    "E308": "a split template without `{part}`",
+    "E309": "a spec without any quantization",
+    "E311": "an unknown placeholder in a file template (only {quantization} and {part})",
+    "W300": "a spec quantization that no source provides",
+    "W301": "activated size not smaller than the total size",
+    "W302": "an `unverified` entry that names no field of the source",
+    "W303": "the file does not start with the yaml-language-server $schema comment",
+    "W304": "the fim ability without a fim template",
+    "W305": "a fim template without the fim ability",
+    "W306": "a source quantization that the spec's own list does not have",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One finding; ``line``/``column`` are 1-based, 0 when the position is unknown."""
+
+    path: str
+    line: int
+    column: int
+    code: str
+    message: str
+
+    @property
+    def severity(self) -> str:
+        return "error" if self.code.startswith("E") else "warning"
+
+    @property
+    def is_error(self) -> bool:
+        return self.code.startswith("E")
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}:{self.column}" if self.line else self.path
+        return f"{where}: {self.severity}[{self.code}]: {self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+        }

@@ -1,0 +1,162 @@
+"""The spec JSON Schema (shipped as ``spec.schema.json``) and its errors as positioned Problems.
+
+The schema is the single description of the file format: editors validate with it through the
+``yaml-language-server`` comment, the docs render the spec reference from it, and
+``zoo validate`` checks with it here. jsonschema is imported only when a file is validated, so
+``zoo list`` served from the compiled-catalog cache never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from zoo.catalog.problems import Problem
+from zoo.catalog.yamlpos import DataPath, Document
+
+SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
+# The comment every spec file starts with, relative to specs/ in the source tree.
+SCHEMA_COMMENT = "# yaml-language-server: $schema=../zoo/catalog/spec.schema.json"
+SCHEMA_COMMENT_PREFIX = "# yaml-language-server: $schema="
+
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "array": "a list",
+    "object": "a mapping",
+    "boolean": "true or false",
+    "null": "empty",
+}
+
+# Human wording for the schema's patterns (keyed by the pattern itself).
+_PATTERN_HELP = {
+    "^[a-z0-9][a-z0-9._-]*$": "lowercase letters, digits, '.', '_' and '-', starting with a "
+    "letter or digit",
+    "^[a-z]{2,3}(-[A-Za-z0-9]+)*$": "an ISO 639 language code such as 'en' or 'zh'",
+    "^https?://[^\\s]+$": "an http(s) URL",
+    "^[a-z][a-z0-9_]*$": "a hub name: lowercase letters, digits and '_'",
+    "^[A-Za-z0-9][A-Za-z0-9._+/-]*$": "a commit, tag, branch or version",
+    "^[A-Za-z0-9][A-Za-z0-9._+-]*$": "letters, digits, '.', '_', '+' and '-'",
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$": "letters, digits, '.', '_' and '-'",
+}
+
+
+def schema_text() -> str:
+    return SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+@cache
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_text())
+    return loaded
+
+
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
+def field_name(path: DataPath) -> str:
+    """``specs[0].sources.huggingface.model_id``: a path as a user reads it."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "the file"
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true/false"
+    return {int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def check(document: Document) -> list[Problem]:
+    """Every schema violation in ``document``, one Problem each, in file order."""
+    problems: list[Problem] = []
+    seen: set[tuple[DataPath, str]] = set()
+    for error in _validator().iter_errors(document.data):
+        path: DataPath = tuple(error.absolute_path)
+        for problem in _problems_for(document, error, path):
+            marker = (path, problem.message)
+            if marker not in seen:
+                seen.add(marker)
+                problems.append(problem)
+    return sorted(problems)
+
+
+def _problems_for(document: Document, error: Any, path: DataPath) -> list[Problem]:
+    keyword = error.validator
+    instance = error.instance
+    name = field_name(path)
+    if keyword == "additionalProperties" and isinstance(instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        return [
+            document.problem((*path, key), "E201", _unknown_key(key, allowed, path), key=True)
+            for key in instance
+            if key not in allowed
+        ]
+    if keyword == "required" and isinstance(instance, dict):
+        return [
+            document.problem(path, "E200", f"missing required field {field_name((*path, key))!r}")
+            for key in error.validator_value
+            if key not in instance
+        ]
+    if keyword == "propertyNames":
+        # The error's instance is the offending key; point at the key itself.
+        key = instance
+        return [document.problem((*path, key), "E204", f"{key!r} in {name} is not "
+                                 f"{_PATTERN_HELP.get(error.schema.get('pattern', ''), 'valid')}",
+                                 key=True)]
+    if keyword == "type":
+        expected = error.validator_value
+        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in (
+            expected if isinstance(expected, list) else [expected]))
+        return [document.problem(path, "E200", f"{name} must be {wanted}, not {type_name(instance)}")]
+    if keyword in ("exclusiveMinimum", "minimum"):
+        relation = "greater than" if keyword == "exclusiveMinimum" else "at least"
+        return [document.problem(path, "E202",
+                                 f"{name} must be {relation} {error.validator_value}, not {instance}")]
+    if keyword == "enum":
+        return [document.problem(path, "E203", _not_allowed(name, instance, error.validator_value))]
+    if keyword == "pattern":
+        help_text = _PATTERN_HELP.get(error.validator_value, f"matching {error.validator_value}")
+        return [document.problem(path, "E204", f"{name}: {instance!r} is not {help_text}")]
+    if keyword in ("minItems", "minProperties", "minLength"):
+        return [document.problem(path, "E200", f"{name} must not be empty")]
+    if keyword in ("maxItems", "maxLength", "maxProperties"):
+        return [document.problem(path, "E200", f"{name} is too long (at most "
+                                 f"{error.validator_value})")]
+    if keyword == "uniqueItems":
+        return [document.problem(path, "E200", f"{name} lists the same value twice")]
+    return [document.problem(path, "E200", f"{name}: {error.message}")]
+
+
+def _unknown_key(key: str, allowed: list[str], path: DataPath) -> str:
+    import difflib
+
+    where = f" in {field_name(path)}" if path else ""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
+    return f"unknown key {key!r}{where} ({hint})"
+
+
+def _not_allowed(name: str, value: Any, choices: list[Any]) -> str:
+    import difflib
+
+    text = ", ".join(str(c) for c in choices)
+    if isinstance(value, str):
+        close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
+        if close:
+            return f"{name}: {value!r} is not allowed (did you mean {close[0]!r}?)"
+    return f"{name}: {value!r} is not allowed (choose from {text})"
