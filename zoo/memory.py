@@ -1,0 +1,82 @@
+"""How much memory a (spec, quantization) needs to serve, before anything is downloaded.
+
+    total = weights + KV cache + engine overhead
+
+- weights: the known file size when the plan has it, else ``size × 10⁹ × bits / 8`` with the
+  bits per weight of the quantization (``zoo.quantization``). MoE models load every expert,
+  so ``size`` (not ``activated_size``) counts.
+- KV cache: ``context × bytes per token``. Without the architecture (layers, KV heads, head
+  size) we estimate bytes per token from the size: ``48 KiB × √(size in billions)`` at 16 bits.
+  Fitted to grouped-query models: Llama-3-8B 128 KiB/token (formula 136), Seed-OSS-36B
+  256 KiB (288), Llama-3-70B 320 KiB (402), SmolLM2-135M 22.5 KiB (17.6). Families can give the
+  exact figure as ``extra: {kv_bytes_per_token: N}``.
+- overhead: the engine's ``Capabilities.overhead_bytes`` (CUDA context, compute buffers).
+
+These are estimates for choosing, not guarantees; they err on the large side for big models.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from zoo.catalog.model import Family, Spec
+from zoo.quantization import bits_per_weight
+
+KIB = 1024
+GIB = 1024**3
+KV_BYTES_PER_TOKEN_PER_SQRT_B = 48 * KIB
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
+
+    def describe(self) -> str:
+        return (
+            f"{gib(self.total_bytes)} (weights {gib(self.weights_bytes)}, "
+            f"KV cache {gib(self.kv_cache_bytes)}, engine {gib(self.overhead_bytes)})"
+        )
+
+
+def gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def weights_bytes(spec: Spec, quantization: str, file_bytes: int | None = None) -> int:
+    if file_bytes:
+        return file_bytes
+    return int(spec.size * 1e9 * bits_per_weight(quantization) / 8)
+
+
+def kv_bytes_per_token(family: Family | None, spec: Spec) -> int:
+    if family is not None:
+        exact = family.extra.get("kv_bytes_per_token")
+        if isinstance(exact, int) and exact > 0:
+            return exact
+    return int(KV_BYTES_PER_TOKEN_PER_SQRT_B * math.sqrt(max(spec.size, 0.01)))
+
+
+def kv_cache_bytes(family: Family | None, spec: Spec, context_length: int) -> int:
+    return kv_bytes_per_token(family, spec) * max(context_length, 0)
+
+
+def estimate(
+    family: Family | None,
+    spec: Spec,
+    quantization: str,
+    context_length: int,
+    overhead_bytes: int,
+    file_bytes: int | None = None,
+) -> MemoryEstimate:
+    return MemoryEstimate(
+        weights_bytes=weights_bytes(spec, quantization, file_bytes),
+        kv_cache_bytes=kv_cache_bytes(family, spec, context_length),
+        overhead_bytes=overhead_bytes,
+    )
