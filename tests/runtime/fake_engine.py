@@ -25,8 +25,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", default="ok")
     parser.add_argument("--name", default="fake")
-    args = parser.parse_args()
-    print(f"fake engine starting in mode {args.mode}", flush=True)
+    args, passed_through = parser.parse_known_args()
+    print(f"fake engine starting in mode {args.mode}; extra args {passed_through}", flush=True)
     if args.mode == "exit":
         print("fatal: cannot load model weights", flush=True)
         sys.exit(3)

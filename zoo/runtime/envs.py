@@ -71,7 +71,7 @@ def envs_dir() -> Path:
 
 def requirements_hash(requirements: Sequence[str], uninstall: Sequence[str] = ()) -> str:
     """A stable key for a requirement list (order and spacing do not matter)."""
-    normal = sorted(" ".join(r.split()) for r in requirements)
+    normal = sorted("".join(r.split()) for r in requirements)
     removed = sorted(uninstall)
     payload = json.dumps({"v": LAYOUT_VERSION, "req": normal, "uninstall": removed})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

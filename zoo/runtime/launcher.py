@@ -180,7 +180,6 @@ def start_instance(
                 command.request_model,
                 api_key,
                 log_path,
-                server.pid,
                 detach,
             )
             _wait_proxy(public_host, public_port, api_key, proxy, log_path)
@@ -206,6 +205,8 @@ def start_instance(
         )
         state.add(instance)
     except BaseException:
+        if proxy is not None:
+            process.stop_group(proxy.pid, grace=5, reap=proxy)
         process.stop_group(server.pid, grace=5, reap=server)
         if follower:
             follower.stop()
@@ -257,7 +258,6 @@ def _start_proxy(
     request_model: str | None,
     api_key: str | None,
     log_path: Path,
-    group: int,
     detach: bool,
 ) -> subprocess.Popen[bytes]:
     argv = [
@@ -276,9 +276,8 @@ def _start_proxy(
     if request_model is not None:
         argv += ["--request-model", request_model]
     env = {"ZOO_PROXY_API_KEY": api_key or ""}
-    return process.start(
-        argv, log_path=log_path, env=env, foreground=not detach, process_group=group
-    )
+    # Its own session too (a process cannot join a group in another session); stop() ends both.
+    return process.start(argv, log_path=log_path, env=env, foreground=not detach)
 
 
 def _wait_proxy(
@@ -332,7 +331,9 @@ def _detect_host(host_cls: Any) -> Any:
 def stop(
     instance: state.Instance, *, grace: float = 10.0, reap: subprocess.Popen[bytes] | None = None
 ) -> None:
-    """Stop an instance's whole process group (engine, its children, the proxy) and forget it."""
+    """Stop an instance's process group (the engine and its children), its proxy, forget it."""
+    if instance.proxy_pid is not None and process.group_alive(instance.proxy_pid):
+        process.stop_group(instance.proxy_pid, grace=grace)
     if instance.status != "dead" or process.group_alive(instance.pgid):
         process.stop_group(instance.pgid, grace=grace, reap=reap)
     state.remove(instance.id)

@@ -7,8 +7,8 @@ engine wants, answers ``GET /v1/models`` with the served name, rewrites ``model`
 JSON answers back to the served name, and passes streams (SSE) through byte for byte.
 
 Stdlib only (asyncio) and a plain byte pipe for streams, so it adds next to nothing to tokens/s.
-It runs as its own process (``python -m zoo.runtime.proxy``) in the engine's process group,
-so stopping the instance stops both; the key comes in the environment, never in argv.
+It runs as its own process (``python -m zoo.runtime.proxy``) recorded with the instance, so
+stopping the instance stops both; the key comes in the environment, never in argv.
 """
 
 from __future__ import annotations

@@ -1,0 +1,83 @@
+"""Engine environments built for real with venv + pip (a tiny package from the pip index)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zoo.engine import Capabilities, Engine
+from zoo.host import Host
+from zoo.runtime import envs
+
+HOST = Host(os="linux", arch="x86_64", ram_bytes=8 << 30)
+
+
+class ReqEngine(Engine):
+    name = "reqs"
+
+    def __init__(self, *requirements: str, uninstall: tuple[str, ...] = ()) -> None:
+        self.capabilities = Capabilities(formats={}, requirements=tuple(requirements))
+        self.env_uninstall = uninstall
+
+
+def test_current_interpreter_is_used_when_it_has_everything() -> None:
+    status = envs.env_status(ReqEngine("pyyaml>=6", "httpx"), HOST)
+    assert (status.ready, status.kind, status.python) == (True, "current", sys.executable)
+
+
+def test_missing_when_nothing_is_built() -> None:
+    status = envs.env_status(ReqEngine("six==1.17.0", "no-such-dist-zoo"), HOST)
+    assert (status.ready, status.kind) == (False, "missing")
+    assert "zoo engines install reqs" in status.reason
+
+
+def test_requirements_hash_ignores_order_and_spacing() -> None:
+    assert envs.requirements_hash(["a>=1", "b"]) == envs.requirements_hash(["b", "a >=1"])
+    assert envs.requirements_hash(["a"]) != envs.requirements_hash(["a"], ["c"])
+
+
+def test_local_version_label_satisfies_a_pin() -> None:
+    from importlib.metadata import version
+
+    pinned = version("pyyaml")
+    assert envs.satisfied_here([f"pyyaml=={pinned}"])
+    assert not envs.satisfied_here(["pyyaml==0.0.1"])
+
+
+@pytest.mark.slow
+def test_built_reused_and_rebuilt_when_requirements_change(tmp_path: Path) -> None:
+    lines: list[str] = []
+    engine = ReqEngine("six")
+    built = envs.ensure_env(engine, HOST, lines.append)
+    assert (built.ready, built.kind) == (True, "venv")
+    assert built.python and Path(built.python).is_relative_to(envs.envs_dir())
+    assert any("Installing six" in line for line in lines)
+    check = subprocess.run([built.python, "-c", "import six, yaml"], capture_output=True)
+    assert b"No module named 'yaml'" in check.stderr  # isolated from zoo's own packages
+    assert subprocess.run([built.python, "-c", "import six"]).returncode == 0
+
+    marker = Path(built.python).parents[1] / envs.MARKER
+    stamp = marker.stat().st_mtime_ns
+    lines.clear()
+    again = envs.ensure_env(engine, HOST, lines.append)
+    assert again.python == built.python and lines == []
+    assert marker.stat().st_mtime_ns == stamp
+
+    changed = ReqEngine("six", "iniconfig", uninstall=("six",))
+    assert envs.env_status(changed, HOST).kind == "stale"
+    rebuilt = envs.ensure_env(changed, HOST, lines.append)
+    assert rebuilt.kind == "venv" and marker.stat().st_mtime_ns != stamp
+    assert rebuilt.python is not None
+    assert subprocess.run([rebuilt.python, "-c", "import iniconfig"]).returncode == 0
+    assert subprocess.run([rebuilt.python, "-c", "import six"], capture_output=True).returncode != 0
+
+
+@pytest.mark.slow
+def test_a_failed_install_says_why_and_leaves_no_ready_env() -> None:
+    engine = ReqEngine("zoo-no-such-package-anywhere==9.9")
+    with pytest.raises(envs.EnvError, match="could not install reqs's requirements"):
+        envs.ensure_env(engine, HOST)
+    assert not envs.env_status(engine, HOST).ready

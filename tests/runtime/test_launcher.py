@@ -1,0 +1,163 @@
+"""start_instance against a real server process: records, ports, proxy, faults, stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+
+import httpx
+import pytest
+from runtime_helpers import FakeEngine, Options, make_plan
+
+from zoo.errors import UsageError
+from zoo.hubs.base import FetchResult
+from zoo.runtime import launcher, process, state
+from zoo.runtime.process import ServerError
+
+
+def _start(engine: FakeEngine, fetched: FetchResult, **options: object) -> launcher.Running:
+    return launcher.start_instance(
+        make_plan(),
+        Options(**options),
+        fetched=fetched,  # type: ignore[arg-type]
+        engine=engine,
+        python=sys.executable,
+        say=lambda _: None,
+    )
+
+
+def _chat(
+    base: str, key: str | None = None, model: str = "tiny-model", stream: bool = False
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    return httpx.post(
+        f"{base}/chat/completions", json=body, headers=headers, timeout=10, trust_env=False
+    )
+
+
+def test_detached_instance_is_recorded_running_and_stops_clean(fetched: FetchResult) -> None:
+    engine = FakeEngine()
+    running = _start(engine, fetched)
+    inst = running.instance
+    assert [i.id for i in state.list_instances()] == [inst.id]
+    assert state.list_instances()[0].status == "running"
+    assert inst.served_name == "tiny-model" and inst.proxy_pid is None
+    # The engine got the family name and the folder of the fetched files.
+    assert engine.contexts[-1].served_name == "tiny-model"
+    assert engine.contexts[-1].model_path == str(fetched.root)
+    assert _chat(inst.endpoint).status_code == 200
+    launcher.stop(state.find(inst.id)[0], reap=running.server)
+    assert state.list_instances() == []
+    assert not process.pid_alive(inst.pid)
+
+
+def test_ps_shows_a_killed_server_as_dead(fetched: FetchResult) -> None:
+    running = _start(FakeEngine(), fetched)
+    os.kill(running.instance.pid, signal.SIGKILL)
+    assert running.server is not None
+    running.server.wait()
+    [inst] = state.list_instances()
+    assert inst.status == "dead"
+    launcher.stop(inst)
+    assert state.list_instances() == []
+
+
+def test_a_port_in_use_is_refused_before_starting(fetched: FetchResult) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(UsageError, match=f"port {port} on 127.0.0.1 is already in use"):
+            _start(FakeEngine(), fetched, port=port)
+
+
+def test_a_chosen_free_port_is_used(fetched: FetchResult) -> None:
+    port = process.free_port()
+    running = _start(FakeEngine(), fetched, port=port)
+    try:
+        assert running.instance.port == port
+        assert _chat(f"http://127.0.0.1:{port}/v1").status_code == 200
+    finally:
+        launcher.stop(running.instance, reap=running.server)
+
+
+def test_engine_that_exits_fails_launch_with_log_and_leaves_nothing(fetched: FetchResult) -> None:
+    with pytest.raises(ServerError, match="cannot load model weights") as caught:
+        _start(FakeEngine("exit"), fetched)
+    assert caught.value.exit_code != 0
+    assert state.list_instances() == []
+
+
+def test_never_ready_engine_is_stopped_after_the_timeout(fetched: FetchResult) -> None:
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="not ready after"):
+        _start(FakeEngine("unhealthy"), fetched, ready_timeout=1.0)
+    assert time.monotonic() - started < 15
+    assert state.list_instances() == []
+
+
+def test_proxy_gives_a_keyless_engine_a_key_and_the_served_name(fetched: FetchResult) -> None:
+    # Like transformers serve: no key check, and it wants the model folder in requests.
+    engine = FakeEngine(request_model=str(fetched.root), api_key_enforced=False)
+    running = _start(engine, fetched, api_key="sekret", served_name="my-model")
+    inst = running.instance
+    try:
+        assert inst.proxy_pid is not None and inst.engine_port != inst.port
+        # The engine itself got no key and listens on loopback only.
+        assert engine.contexts[-1].api_key is None and engine.contexts[-1].host == "127.0.0.1"
+        assert _chat(inst.endpoint, model="my-model").status_code == 401
+        assert _chat(inst.endpoint, key="wrong", model="my-model").status_code == 401
+        answer = _chat(inst.endpoint, key="sekret", model="my-model")
+        assert answer.status_code == 200
+        seen = answer.json()["choices"][0]["message"]["content"]
+        assert f'"model": "{fetched.root}"' in seen  # rewritten for the engine
+        assert answer.json()["model"] == "my-model"  # and back for the client
+        models = httpx.get(
+            f"{inst.endpoint}/models", trust_env=False, headers={"Authorization": "Bearer sekret"}
+        ).json()
+        assert [m["id"] for m in models["data"]] == ["my-model"]
+    finally:
+        launcher.stop(inst, reap=running.server)
+    assert not process.pid_alive(inst.proxy_pid)
+
+
+def test_engine_with_its_own_key_check_gets_no_proxy(fetched: FetchResult) -> None:
+    engine = FakeEngine()
+    running = _start(engine, fetched, api_key="k")
+    try:
+        assert running.instance.proxy_pid is None
+        assert engine.contexts[-1].api_key == "k"
+        assert running.instance.api_key is True
+    finally:
+        launcher.stop(running.instance, reap=running.server)
+
+
+def test_banner_has_endpoint_model_and_a_curl(fetched: FetchResult) -> None:
+    running = _start(FakeEngine(), fetched, api_key="k")
+    try:
+        text = launcher.banner(running)
+    finally:
+        launcher.stop(running.instance, reap=running.server)
+    assert f"endpoint: http://127.0.0.1:{running.instance.port}/v1" in text
+    assert "model:    tiny-model" in text
+    assert "curl http://127.0.0.1:" in text and "$ZOO_API_KEY" in text
+    assert "k'" not in text  # the key itself is never printed
+
+
+def test_extra_args_and_options_reach_the_engine(fetched: FetchResult) -> None:
+    engine = FakeEngine()
+    running = _start(
+        engine, fetched, context_length=512, dtype="float32", extra_args=("--n_gpu_layers", "20")
+    )
+    launcher.stop(running.instance, reap=running.server)
+    assert "extra args ['--n_gpu_layers', '20']" in open(running.instance.log_path).read()
+    ctx = engine.contexts[-1]
+    assert (ctx.context_length, ctx.dtype, ctx.extra_args) == (
+        512,
+        "float32",
+        ("--n_gpu_layers", "20"),
+    )

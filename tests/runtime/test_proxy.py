@@ -1,0 +1,149 @@
+"""The key/served-name proxy in front of a real server process, streaming included."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from runtime_helpers import FAKE_ENGINE
+
+from zoo.runtime import process
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[int]:
+    port = process.free_port()
+    proc = process.start(
+        [sys.executable, str(FAKE_ENGINE), "--port", str(port), "--name", "/models/dir"],
+        log_path=tmp_path / "up.log",
+        foreground=True,
+    )
+    process.wait_ready(
+        f"http://127.0.0.1:{port}",
+        health_path="/health",
+        model=None,
+        api_key=None,
+        alive=lambda: proc.poll() is None,
+        timeout=20,
+        log_path=tmp_path / "up.log",
+        what="upstream",
+    )
+    yield port
+    process.stop_group(proc.pid, reap=proc)
+
+
+def _proxy(tmp_path: Path, upstream: int, *extra: str, key: str = "") -> Iterator[str]:
+    port = process.free_port()
+    proc = process.start(
+        [
+            sys.executable,
+            "-m",
+            "zoo.runtime.proxy",
+            "--port",
+            str(port),
+            "--upstream-port",
+            str(upstream),
+            "--served-name",
+            "served",
+            *extra,
+        ],
+        log_path=tmp_path / "proxy.log",
+        env={"ZOO_PROXY_API_KEY": key},
+        foreground=True,
+    )
+    deadline = time.monotonic() + 10
+    while "listening" not in (tmp_path / "proxy.log").read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    process.stop_group(proc.pid, reap=proc)
+
+
+@pytest.fixture
+def proxied(tmp_path: Path, upstream: int) -> Iterator[str]:
+    yield from _proxy(tmp_path, upstream, "--request-model", "", key="k1")
+
+
+def test_health_is_open_but_everything_else_needs_the_key(proxied: str) -> None:
+    assert httpx.get(f"{proxied}/health", trust_env=False).status_code == 200
+    denied = httpx.post(f"{proxied}/v1/chat/completions", json={}, trust_env=False)
+    assert denied.status_code == 401
+    assert denied.json()["error"]["type"] == "authentication_error"
+
+
+def test_request_model_is_removed_and_answer_renamed(proxied: str) -> None:
+    answer = httpx.post(
+        f"{proxied}/v1/chat/completions",
+        trust_env=False,
+        headers={"Authorization": "Bearer k1"},
+        json={"model": "served", "messages": []},
+    ).json()
+    assert '"model": "<none>"' in answer["choices"][0]["message"]["content"]
+    assert answer["model"] == "served"
+
+
+def test_streams_pass_through_event_by_event(proxied: str) -> None:
+    body = {"model": "served", "messages": [], "stream": True}
+    with httpx.stream(
+        "POST",
+        f"{proxied}/v1/chat/completions",
+        json=body,
+        trust_env=False,
+        headers={"Authorization": "Bearer k1"},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert len(events) == 3 and events[-1] == "data: [DONE]"
+    # Streams are passed unchanged: the engine's own model field is still there.
+    assert '"model": "/models/dir"' in events[0]
+
+
+def test_openai_client_works_through_the_proxy(proxied: str) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{proxied}/v1", api_key="k1")
+    assert [m.id for m in client.models.list()] == ["served"]
+    reply = client.chat.completions.create(
+        model="served", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.model == "served"
+    chunks = list(
+        client.chat.completions.create(
+            model="served", stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert '"auth": "Bearer k1"' in text
+
+
+def test_without_a_key_and_rewrite_it_is_a_plain_pass_through(
+    tmp_path: Path, upstream: int
+) -> None:
+    for base in _proxy(tmp_path, upstream):
+        answer = httpx.post(
+            f"{base}/v1/chat/completions", trust_env=False, json={"model": "served", "messages": []}
+        ).json()
+        assert '"model": "served"' in answer["choices"][0]["message"]["content"]
+        assert answer["model"] == "/models/dir"
+
+
+def test_engine_down_is_a_502(tmp_path: Path) -> None:
+    dead = process.free_port()
+    for base in _proxy(tmp_path, dead):
+        answer = httpx.post(f"{base}/v1/chat/completions", json={}, trust_env=False)
+        assert answer.status_code == 502
+
+
+def test_garbage_request_gets_a_400_not_a_crash(proxied: str) -> None:
+    import socket
+
+    host, port = proxied.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"NONSENSE\r\nbroken header line\r\n\r\n")
+        assert sock.recv(1000).startswith(b"HTTP/1.1 400")
+    assert httpx.get(f"{proxied}/health", trust_env=False).status_code == 200
