@@ -1,0 +1,293 @@
+"""The ModelScope hub, on top of the modelscope client and its standard cache.
+
+Files land where the modelscope client puts them (``MODELSCOPE_CACHE``, else
+``~/.cache/modelscope``: ``models/<org>--<name>/snapshots/<revision>/<file>``), so models
+fetched by modelscope itself are reused. The client resumes across processes on its own (it
+continues ``<file>.incomplete`` with Range), and enforces sizes and sha256 from the listing;
+zoo lists the repository itself (the listing endpoint gives sizes and sha256, which the
+client's own listing call drops) to pick files and to re-check cached ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from zoo.hubs.base import (
+    CacheEntry,
+    FetchRequest,
+    FetchResult,
+    Hub,
+    HubError,
+    HubUnreachableError,
+    ProgressCallback,
+    RemoteFile,
+)
+from zoo.hubs.safety import check_relative_path, check_repo_id, safe_join
+from zoo.hubs.select import select_exact, select_patterns
+from zoo.hubs.verify import verify_file
+
+DEFAULT_ENDPOINT = "https://www.modelscope.cn"
+DEFAULT_REVISION = "master"
+
+
+def _literal(path: str) -> str:
+    """A glob that matches exactly ``path`` (the client only takes patterns)."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in path)
+
+
+class ModelScopeHub(Hub):
+    name = "modelscope"
+    display_name = "ModelScope"
+
+    def endpoint(self) -> str:
+        return (os.environ.get("MODELSCOPE_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+    def cache_root(self) -> Path:
+        return Path(os.environ.get("MODELSCOPE_CACHE") or "~/.cache/modelscope").expanduser()
+
+    def storage(self, repo: str) -> Path:
+        check_repo_id(repo, self.name)
+        return self.cache_root() / "models" / repo.replace("/", "--")
+
+    def web_url(self, repo: str) -> str | None:
+        return f"{DEFAULT_ENDPOINT}/models/{repo}"
+
+    def reachable(self, timeout: float = 2.0) -> bool:
+        import httpx
+
+        try:
+            httpx.head(self.endpoint(), timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    def list_files(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile]:
+        import httpx
+
+        check_repo_id(repo, self.name)
+        revision = revision or DEFAULT_REVISION
+        url = f"{self.endpoint()}/api/v1/models/{repo}/repo/files"
+        try:
+            response = httpx.get(
+                url,
+                params={"Revision": revision, "Recursive": "True"},
+                timeout=httpx.Timeout(30.0, connect=5.0),
+            )
+        except httpx.ConnectError as error:
+            raise HubUnreachableError(
+                f"{self.name}: cannot reach {self.endpoint()} ({error})"
+            ) from error
+        except httpx.HTTPError as error:
+            raise HubError(f"{self.name}: listing {repo}@{revision} failed: {error}") from error
+        if response.status_code == 404:
+            raise HubError(f"{self.name}: {repo}@{revision}: repository or revision not found")
+        if response.status_code >= 400:
+            raise HubError(f"{self.name}: listing {repo}@{revision}: HTTP {response.status_code}")
+        try:
+            entries = response.json()["Data"]["Files"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise HubError(f"{self.name}: {repo}: unexpected listing from the hub") from error
+        files = []
+        for entry in entries:
+            if entry.get("Type") not in (None, "blob", "file"):
+                continue
+            path = str(entry.get("Path", ""))
+            check_relative_path(path, f"{self.name}: file name from the server")
+            files.append(
+                RemoteFile(path=path, size=entry.get("Size"), sha256=entry.get("Sha256") or None)
+            )
+        return files
+
+    def fetch(self, request: FetchRequest, progress: ProgressCallback | None = None) -> FetchResult:
+        repo = check_repo_id(request.repo, self.name)
+        revision = request.revision or DEFAULT_REVISION
+        check_relative_path(revision.replace("/", "-"), "revision")
+        for path in request.files:
+            check_relative_path(path)
+        try:
+            listing = self.list_files(repo, revision)
+        except HubUnreachableError:
+            found = self.cached(request)
+            if found is not None:
+                return found
+            raise
+        wanted = list(
+            select_exact(listing, request.files, hub=self.name, repo=repo, revision=revision)
+        )
+        if request.patterns:
+            matched = select_patterns(listing, request.patterns)
+            if not matched:
+                raise HubError(
+                    f"{self.name}: {repo}: no file matches {', '.join(request.patterns)}"
+                )
+            wanted.extend(f for f in matched if f not in wanted)
+        from filelock import FileLock
+
+        root = self.storage(repo) / "snapshots" / revision
+        lock_path = self.cache_root() / ".locks" / self.storage(repo).name / "zoo.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_path)):
+            needed = []
+            for remote in wanted:
+                target = safe_join(root, remote.path)
+                if verify_file(target, remote.size, remote.sha256) is not None:
+                    target.unlink(missing_ok=True)  # corrupted or partial: fetch again
+                    needed.append(remote)
+                elif progress is not None:
+                    progress(remote.path, remote.size or 0, remote.size)
+            if needed:
+                self._download(repo, revision, needed, progress)
+            for remote in wanted:
+                problem = verify_file(safe_join(root, remote.path), remote.size, remote.sha256)
+                if problem is not None:
+                    raise HubError(f"{self.name}: {repo}/{remote.path} {problem} after download")
+        return FetchResult(
+            hub=self.name,
+            repo=repo,
+            revision=revision,
+            root=root,
+            files=tuple(safe_join(root, f.path) for f in wanted),
+            bytes_downloaded=sum(f.size or 0 for f in needed),
+        )
+
+    def _download(
+        self,
+        repo: str,
+        revision: str,
+        files: Sequence[RemoteFile],
+        progress: ProgressCallback | None,
+    ) -> None:
+        os.environ.setdefault("MODELSCOPE_DOWNLOAD_INTRA_CLOUD", "false")
+        from modelscope.hub.snapshot_download import snapshot_download
+
+        _quiet_client()
+
+        callbacks: list[type[Any]] = []
+        if progress is not None:
+            callbacks.append(_callback_class(progress))
+        try:
+            snapshot_download(
+                repo,
+                revision=revision,
+                cache_dir=str(self.cache_root()),
+                allow_file_pattern=[_literal(f.path) for f in files],
+                progress_callbacks=callbacks or None,
+                endpoint=self.endpoint(),
+            )
+        except Exception as error:
+            text = f"{type(error).__name__}: {error}".splitlines()[0]
+            if "connect" in text.lower():
+                raise HubUnreachableError(
+                    f"{self.name}: cannot reach {self.endpoint()} ({text})"
+                ) from error
+            raise HubError(f"{self.name}: downloading {repo}@{revision} failed: {text}") from error
+
+    def cached_listing(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile] | None:
+        root = self.storage(repo) / "snapshots" / (revision or DEFAULT_REVISION)
+        if not root.is_dir():
+            return None
+        return [
+            RemoteFile(path=p.relative_to(root).as_posix(), size=p.stat().st_size)
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.endswith(".incomplete")
+        ]
+
+    def cached(self, request: FetchRequest) -> FetchResult | None:
+        repo = check_repo_id(request.repo, self.name)
+        revision = request.revision or DEFAULT_REVISION
+        listing = self.cached_listing(repo, revision)
+        if listing is None:
+            return None
+        root = self.storage(repo) / "snapshots" / revision
+        wanted = [safe_join(root, f) for f in request.files]
+        if request.patterns:
+            matched = [
+                f for f in listing if any(fnmatch.fnmatchcase(f.path, p) for p in request.patterns)
+            ]
+            if not matched:
+                return None
+            wanted.extend(root / f.path for f in matched)
+        if not all(p.is_file() for p in wanted):
+            return None
+        return FetchResult(
+            hub=self.name,
+            repo=repo,
+            revision=revision,
+            root=root,
+            files=tuple(wanted),
+            reason="cached",
+        )
+
+    def cache_entries(self) -> Sequence[CacheEntry]:
+        models = self.cache_root() / "models"
+        if not models.is_dir():
+            return ()
+        entries = []
+        for storage in sorted(models.iterdir()):
+            if "--" not in storage.name or not (storage / "snapshots").is_dir():
+                continue
+            repo = storage.name.replace("--", "/", 1)
+            for snapshot in sorted((storage / "snapshots").iterdir()):
+                files = [p for p in sorted(snapshot.rglob("*")) if p.is_file()]
+                entries.append(
+                    CacheEntry(
+                        hub=self.name,
+                        repo=repo,
+                        revision=snapshot.name,
+                        root=snapshot,
+                        files=tuple(p.relative_to(snapshot).as_posix() for p in files),
+                        bytes=sum(p.stat().st_size for p in files),
+                    )
+                )
+        return entries
+
+    def remove(self, repo: str, revision: str | None = None) -> Sequence[CacheEntry]:
+        import shutil
+
+        storage = self.storage(repo)
+        doomed = [
+            e
+            for e in self.cache_entries()
+            if e.repo == repo and (revision is None or e.revision == revision)
+        ]
+        for entry in doomed:
+            shutil.rmtree(entry.root, ignore_errors=True)
+        if revision is None:
+            shutil.rmtree(storage, ignore_errors=True)
+        return doomed
+
+
+def _quiet_client() -> None:
+    """Silence the client's own tqdm bars and INFO lines: zoo reports progress itself."""
+    import functools
+    import logging
+
+    try:
+        from modelscope_hub import _download as client
+    except ImportError:  # another client version: its bars stay, nothing breaks
+        return
+    bars = getattr(client, "tqdm", None)
+    if bars is not None and not isinstance(bars, functools.partial):
+        client.tqdm = functools.partial(bars, disable=True)
+    for name in ("modelscope_hub", "modelscope_hub.download", "modelscope"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _callback_class(progress: ProgressCallback) -> type[Any]:
+    """A modelscope progress callback class that forwards to zoo's progress callback."""
+    from modelscope.hub.callback import ProgressCallback as Base
+
+    class Forward(Base):
+        def __init__(self, filename: str, file_size: int) -> None:
+            super().__init__(filename, file_size)
+            self.done = 0
+
+        def update(self, size: int) -> None:
+            self.done += size
+            progress(self.filename, self.done, self.file_size or None)
+
+    return Forward

@@ -1,0 +1,112 @@
+"""Which files of a repository a spec needs: nothing more, nothing missing.
+
+GGUF specs name their files exactly (the chosen quantization's file or split parts). Other
+formats take the configuration, the tokenizer and one copy of the weights from the repository
+listing: safetensors over PyTorch ``.bin`` over ``.pth``, and nothing that belongs to another
+format in a mixed repository (GGUF, ONNX, MLX/Core ML/TF/Flax exports, ``original/`` folders).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+
+from zoo.hubs.base import HubError, RemoteFile
+
+# Small top-level files an engine may read: configs, tokenizers, chat templates, custom code.
+_METADATA = (
+    "*.json",
+    "*.txt",
+    "*.model",
+    "*.tiktoken",
+    "*.py",
+    "*.jinja",
+    "tokenizer*",
+    "vocab*",
+    "merges*",
+)
+# Weight sets, best first. Each: (weights glob, index glob).
+_WEIGHTS = (
+    ("*.safetensors", "*.safetensors.index.json"),
+    ("*.bin", "*.bin.index.json"),
+    ("*.pth", None),
+    ("*.pt", None),
+)
+# Files from other formats (or other copies) that a mixed repository may also hold.
+_FOREIGN = (
+    "*.gguf",
+    "*.onnx",
+    "*.onnx_data",
+    "*.msgpack",
+    "*.h5",
+    "*.ot",
+    "*.tflite",
+    "*.mlmodel",
+    "*.npz",
+    "training_args.bin",
+    "optimizer.pt",
+    "scheduler.pt",
+    "rng_state*.pth",
+)
+
+
+def _top_level(path: str) -> bool:
+    return "/" not in path
+
+
+def _matches(path: str, patterns: Sequence[str]) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def select_weights(listing: Sequence[RemoteFile], *, hub: str, repo: str) -> tuple[RemoteFile, ...]:
+    """The config, tokenizer and one weight set of a non-GGUF repository."""
+    top = [f for f in listing if _top_level(f.path) and not _matches(f.path, _FOREIGN)]
+    if not any(f.path == "config.json" for f in top):
+        raise HubError(f"{hub}: {repo} has no config.json at its top level: not a model repository")
+    chosen: list[RemoteFile] = []
+    weights_glob = None
+    for glob, index in _WEIGHTS:
+        weights = [f for f in top if _matches(f.path, (glob,))]
+        # Mistral-style repos ship "consolidated" copies beside the sharded ones: take one copy.
+        sharded = [f for f in weights if not f.path.startswith("consolidated")]
+        weights = sharded or weights
+        if weights:
+            chosen.extend(weights)
+            weights_glob = (glob, index)
+            break
+    if weights_glob is None:
+        raise HubError(
+            f"{hub}: {repo} has no weights (.safetensors, .bin or .pth) at its top level"
+        )
+    weight_globs = [glob for glob, _ in _WEIGHTS]
+    for f in top:
+        if f in chosen:
+            continue
+        is_index = f.path.endswith(".index.json")
+        if is_index and weights_glob[1] and not _matches(f.path, (weights_glob[1],)):
+            continue  # the index of a weight set we do not take
+        if _matches(f.path, weight_globs) and not is_index:
+            continue
+        if _matches(f.path, _METADATA):
+            chosen.append(f)
+    return tuple(sorted(chosen, key=lambda f: f.path))
+
+
+def select_exact(
+    listing: Sequence[RemoteFile], wanted: Sequence[str], *, hub: str, repo: str, revision: str
+) -> tuple[RemoteFile, ...]:
+    """The listing entries for ``wanted`` paths; a missing one is an error naming it."""
+    by_path = {f.path: f for f in listing}
+    missing = [w for w in wanted if w not in by_path]
+    if missing:
+        near = [f.path for f in listing if f.path.endswith(".gguf")][:6]
+        hint = f"; it has: {', '.join(near)}" if near else ""
+        raise HubError(f"{hub}: {repo}@{revision} has no file {', '.join(missing)}{hint}")
+    return tuple(by_path[w] for w in wanted)
+
+
+def select_patterns(
+    listing: Sequence[RemoteFile], patterns: Sequence[str]
+) -> tuple[RemoteFile, ...]:
+    return tuple(f for f in listing if any(fnmatch.fnmatchcase(f.path, p) for p in patterns))
