@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The local hub server fixture (``hub_server``), shipped for plugin authors too.
+pytest_plugins = ["zoo.testing.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_zoo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
