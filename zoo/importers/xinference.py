@@ -14,7 +14,10 @@ The mapping, field by field (Xinference -> zoo spec YAML):
   ``quantizations`` (written only where it differs from the spec's list),
   ``model_file_name_template`` -> ``file``, ``model_file_name_split_template`` and
   ``quantization_parts`` -> ``split: {file, parts}``, ``multimodal_projectors``,
-  ``draft_model_id``/``draft_quantizations``/``draft_model_file_name_template`` -> ``draft``.
+  ``draft_model_id``/``draft_quantizations``/``draft_model_file_name_template`` -> ``draft``
+  (templates keep Xinference's ``{draft_quantization}``). Split parts of quantizations the
+  hub does not list, and an empty ``model_file_name_template``, are not downloadable facts
+  and stay in ``extra``.
 
 Everything else is kept, verbatim, under ``extra: {xinference: {...}}`` at the level it came
 from (family, spec or hub entry), so export is lossless. The import computes that ``extra`` as
@@ -134,18 +137,19 @@ def _source_document(
     quants = list(src.get("quantizations") or [])
     if quants != spec_quants:
         doc["quantizations"] = quants
-    if src.get("model_file_name_template") is not None:
+    if src.get("model_file_name_template"):  # "" (split-only sources) stays in extra
         doc["file"] = src["model_file_name_template"]
     if src.get("model_file_name_split_template") is not None:
         parts = src.get("quantization_parts") or {}
-        doc["split"] = {
-            "file": src["model_file_name_split_template"],
-            "parts": {str(q): list(p) for q, p in parts.items()},
-        }
+        # Parts of quantizations this hub does not offer cannot be downloaded through it;
+        # they stay in extra.xinference so split.parts lists only what zoo may fetch.
+        offered = {str(q): list(p) for q, p in parts.items() if q in quants}
+        if offered:
+            doc["split"] = {"file": src["model_file_name_split_template"], "parts": offered}
     if src.get("multimodal_projectors"):
         doc["multimodal_projectors"] = list(src["multimodal_projectors"])
     if src.get("draft_model_id") is not None:
-        draft: dict[str, Any] = {"model_id": src["draft_model_id"]}
+        draft: dict[str, Any] = {"model_id": (src["draft_model_id"])}
         if src.get("draft_quantizations"):
             draft["quantizations"] = list(src["draft_quantizations"])
         if src.get("draft_model_file_name_template") is not None:

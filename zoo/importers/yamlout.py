@@ -11,7 +11,7 @@ must be byte-identical on every machine.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -56,7 +56,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
-def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.SequenceNode:
+def _represent_list(dumper: yaml.SafeDumper, value: Sequence[Any]) -> yaml.SequenceNode:
     # Lists of short words ([en, zh], quantizations) read best inline; anything longer (package
     # requirements, sentences) one item per line, where a wrapped flow list would split items.
     flow = all(
