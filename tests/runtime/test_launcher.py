@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -154,7 +155,7 @@ def test_extra_args_and_options_reach_the_engine(fetched: FetchResult) -> None:
         engine, fetched, context_length=512, dtype="float32", extra_args=("--n_gpu_layers", "20")
     )
     launcher.stop(running.instance, reap=running.server)
-    assert "extra args ['--n_gpu_layers', '20']" in open(running.instance.log_path).read()
+    assert "extra args ['--n_gpu_layers', '20']" in Path(running.instance.log_path).read_text()
     ctx = engine.contexts[-1]
     assert (ctx.context_length, ctx.dtype, ctx.extra_args) == (
         512,

@@ -253,3 +253,28 @@ def _run(argv: list[str], say: Progress, what: str) -> None:
     if proc.wait() != 0:
         last = " | ".join(tail[-5:])
         raise EnvError(f"could not {what} (exit {proc.returncode}): {last}")
+
+
+def runner_path(engine: Engine) -> Path:
+    """A folder for the engine's PYTHONPATH that holds only the engine plugin's own package,
+    zoo's package and pluggy (links, not copies).
+
+    Engine plugins start small runner modules in their environment (``python -m
+    zoo_llamacpp.runner``); that environment has the engine's libraries, not the plugin, so
+    zoo makes exactly these packages importable there, and nothing else of its own.
+    """
+    import importlib
+
+    folder = envs_dir() / f"{engine.name}.pythonpath"
+    folder.mkdir(parents=True, exist_ok=True)
+    top = type(engine).__module__.split(".")[0]
+    for name in dict.fromkeys((top, "zoo", "pluggy")):
+        module = importlib.import_module(name)
+        source = Path(module.__file__ or "").parent
+        link = folder / name
+        if link.is_symlink() and link.resolve() == source.resolve():
+            continue
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(source, target_is_directory=True)
+    return folder

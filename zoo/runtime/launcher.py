@@ -151,6 +151,10 @@ def start_instance(
         command = engine.server_command(context)
 
     env = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", **command.env}
+    if python != sys.executable:
+        from zoo.runtime.envs import runner_path
+
+        env["PYTHONPATH"] = str(runner_path(engine))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_bytes(b"")
     follower = _LogEcho(log_path) if echo_log else None

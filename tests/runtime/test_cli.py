@@ -1,0 +1,101 @@
+"""zoo ps / stop / logs / engines install through the real command line (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+from runtime_helpers import FakeEngine, Options, make_plan
+from typer.testing import CliRunner
+
+from zoo.cli.app import build_app
+from zoo.hubs.base import FetchResult
+from zoo.runtime import launcher, process
+
+
+def _zoo(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(with_plugins=False), list(args))
+    return result.exit_code, result.output
+
+
+def _start(fetched: FetchResult, name: str = "tiny-model") -> launcher.Running:
+    return launcher.start_instance(
+        make_plan(name),
+        Options(),
+        fetched=fetched,  # type: ignore[arg-type]
+        engine=FakeEngine(),
+        python=sys.executable,
+        say=lambda _: None,
+    )
+
+
+def test_ps_lists_live_and_dead_instances_and_stop_all_cleans_up(fetched: FetchResult) -> None:
+    first = _start(fetched, "model-a")
+    second = _start(fetched, "model-b")
+    code, out = _zoo("ps")
+    assert code == 0
+    assert out.splitlines()[0].split() == [
+        "ID",
+        "MODEL",
+        "ENGINE",
+        "QUANT",
+        "ENDPOINT",
+        "PID",
+        "UPTIME",
+        "STATUS",
+    ]
+    assert f"{first.instance.id}  model-a" in out and out.count("running") == 2
+
+    os.kill(second.instance.pid, signal.SIGKILL)
+    assert second.server is not None
+    second.server.wait()
+    code, out = _zoo("ps", "--json")
+    data = json.loads(out)
+    assert data["version"] == 1
+    status = {i["model"]: i["status"] for i in data["instances"]}
+    assert status == {"model-a": "running", "model-b": "dead"}
+    first_json = next(i for i in data["instances"] if i["model"] == "model-a")
+    assert first_json["endpoint"] == first.instance.endpoint
+    assert {"engine", "quantization", "pid", "uptime_s"} <= set(first_json)
+
+    code, out = _zoo("stop", "--all")
+    assert code == 0 and "Stopped" in out and "already exited" in out
+    assert not process.pid_alive(first.instance.pid)
+    assert json.loads(_zoo("ps", "--json")[1])["instances"] == []
+
+
+def test_stop_by_model_name_and_logs(fetched: FetchResult) -> None:
+    running = _start(fetched, "named-model")
+    code, out = _zoo("logs", running.instance.id[:4])
+    assert code == 0 and "fake engine starting" in out
+    code, out = _zoo("stop", "named-model")
+    assert code == 0 and f"Stopped {running.instance.id}" in out
+    assert not process.pid_alive(running.instance.pid)
+
+
+def test_unknown_instance_is_one_line_error() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "zoo", "stop", "nope"], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr == "zoo: error: no instance 'nope'; instances: none are recorded\n"
+
+
+def test_logs_follow_ends_when_the_instance_stops(fetched: FetchResult) -> None:
+    import subprocess
+    import threading
+
+    running = _start(fetched)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "logs", running.instance.id, "-f"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    threading.Timer(1.0, lambda: launcher.stop(running.instance)).start()
+    out, _ = proc.communicate(timeout=30)
+    assert "listening on" in out
+    assert proc.returncode == 0
