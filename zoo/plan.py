@@ -115,7 +115,8 @@ class LaunchOptions:
     ``host``/``port`` are where the server listens (port None: pick a free one); ``detach``
     returns once the server is ready instead of staying in the foreground; ``api_key`` is
     required from clients; ``served_name`` is the model name clients ask for (default: the
-    family name); ``engine_args`` are passed to the engine's server as they are (after ``--``).
+    family name); ``extra_args`` are passed to the engine's server as they are (after ``--``).
+    ``dtype``, ``tensor_parallel_size`` and ``gpu_memory_fraction`` go to engines that take them.
     """
 
     host: str = "127.0.0.1"
@@ -123,4 +124,15 @@ class LaunchOptions:
     detach: bool = False
     api_key: str | None = None
     served_name: str | None = None
-    engine_args: tuple[str, ...] = ()
+    extra_args: tuple[str, ...] = ()
+    dtype: str | None = None
+    tensor_parallel_size: int | None = None
+    gpu_memory_fraction: float | None = None
+    # Context length to serve (None: the plan's); seconds to wait for readiness; engine log level.
+    context_length: int | None = None
+    ready_timeout: float | None = None
+    log_level: str | None = None
+
+    @property
+    def engine_args(self) -> tuple[str, ...]:
+        return self.extra_args

