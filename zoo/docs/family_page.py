@@ -1,0 +1,342 @@
+"""One family's page: its facts, then one section per spec a user can copy from.
+
+Everything Xinference's page shows is here, and what it gets wrong is fixed: model ids and
+links have the quantization filled in (one row per quantization where they differ), GGUF file
+names and split parts are listed, pinned revisions shown, memory estimated per quantization,
+and each spec ends with ``zoo launch`` commands naming a real engine and quantization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zoo.catalog.model import Family, Source, Spec, format_size
+from zoo.docs import rst
+from zoo.docs.context import DocsContext, EngineInfo
+from zoo.memory import estimate, gib
+from zoo.quantization import info
+
+# Memory on the pages is for this much context (or the family's maximum, if smaller): enough
+# for a chat, and a figure a user can compare with their GPU or RAM.
+DOCS_CONTEXT_TOKENS = 8192
+# Engine overhead assumed on the pages: the default of zoo.engine.Capabilities.
+DOCS_OVERHEAD_BYTES = 512 * 1024**2
+# Launch lines use this quantization when a spec has it: the common size/quality balance.
+PREFERRED_QUANTIZATION = "Q4_K_M"
+
+
+def family_label(name: str) -> str:
+    return f"model-{name}"
+
+
+def ability_label(ability: str) -> str:
+    return f"ability-{ability}"
+
+
+def render_family(family: Family, ctx: DocsContext) -> str:
+    """The RST page of ``family``; the same input always gives the same text."""
+    parts = [
+        rst.label_line(family_label(family.name)),
+        rst.heading(family.name, "=", overline=True),
+    ]
+    if family.description:
+        parts.append(rst.text(family.description) + "\n")
+    parts.append(_family_fields(family))
+    if family.fim is not None:
+        parts.append(_fim_section(family))
+    parts.append(rst.heading("Specifications", "-"))
+    parts.append(_spec_summary(family, ctx))
+    parts.append(_memory_note(family))
+    for index, spec in enumerate(family.specs, start=1):
+        parts.append(_spec_section(family, spec, index, ctx))
+    return "\n".join(parts)
+
+
+def _family_fields(family: Family) -> str:
+    reasoning = ""
+    if family.reasoning_start_tag or family.reasoning_end_tag:
+        reasoning = " … ".join(
+            rst.literal(tag)
+            for tag in (family.reasoning_start_tag, family.reasoning_end_tag)
+            if tag
+        )
+    homepage = rst.link(family.homepage, family.homepage) if family.homepage else ""
+    return rst.field_list(
+        [
+            ("Model name", rst.literal(family.name)),
+            ("Context length", f"{family.context_length:,} tokens"),
+            ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
+            (
+                "Abilities",
+                ", ".join(rst.ref(a, ability_label(a)) for a in family.abilities),
+            ),
+            ("Formats", ", ".join(rst.literal(f) for f in family.formats)),
+            ("Architectures", ", ".join(rst.literal(a) for a in family.architectures)),
+            ("License", rst.text(family.license or "")),
+            ("Homepage", homepage),
+            ("Tool-call parser", rst.literal(family.tool_parser) if family.tool_parser else ""),
+            ("Reasoning tags", reasoning),
+            ("Stop strings", ", ".join(rst.literal(s) for s in family.stop)),
+            ("Stop token ids", ", ".join(str(t) for t in family.stop_token_ids)),
+            ("Chat template", "built in" if family.chat_template else ""),
+        ]
+    )
+
+
+def _fim_section(family: Family) -> str:
+    fim = family.fim
+    assert fim is not None
+    order = ", ".join(fim.order)
+    example = fim.render("def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n")
+    return "\n".join(
+        [
+            rst.heading("Fill-in-the-middle", "-"),
+            "This family completes code between a prefix and a suffix (``/v1/completions``).\n",
+            rst.field_list(
+                [
+                    ("Prefix token", rst.literal(fim.prefix)),
+                    ("Suffix token", rst.literal(fim.suffix)),
+                    ("Middle token", rst.literal(fim.middle)),
+                    ("Prompt order", rst.text(order)),
+                ]
+            ),
+            "A prompt asking for the code between ``return`` and the ``print`` line:\n",
+            rst.code_block(example, "text"),
+        ]
+    )
+
+
+def _spec_summary(family: Family, ctx: DocsContext) -> str:
+    rows = []
+    for index, spec in enumerate(family.specs, start=1):
+        engines = _spec_engines(spec, ctx)
+        rows.append(
+            [
+                rst.ref(_spec_title(spec, index), _spec_label(family, index)),
+                rst.literal(spec.format),
+                _size_words(spec),
+                str(len(spec.quantizations)),
+                ", ".join(e.display_name for e in engines) or "—",
+            ]
+        )
+    return rst.list_table(["Spec", "Format", "Size", "Quantizations", "Engines"], rows)
+
+
+def _spec_title(spec: Spec, index: int) -> str:
+    return f"Spec {index}: {spec.format}, {spec.size_label}B"
+
+
+def _spec_label(family: Family, index: int) -> str:
+    return f"model-{family.name}-spec-{index}"
+
+
+def _size_words(spec: Spec) -> str:
+    words = f"{spec.size_label} billion"
+    if spec.activated_size is not None:
+        words += f" ({format_size(spec.activated_size)} billion active)"
+    return words
+
+
+def _spec_engines(spec: Spec, ctx: DocsContext) -> tuple[EngineInfo, ...]:
+    """Engines that run at least one of the spec's quantizations."""
+    return tuple(e for e in ctx.engines if any(e.runs(spec.format, q) for q in spec.quantizations))
+
+
+@dataclass(frozen=True)
+class _HubView:
+    """How one source is shown: one repository for all rows, or one per quantization."""
+
+    source: Source
+    name: str
+    repos: dict[str, str]  # quantization -> repository id
+
+    @property
+    def single_repo(self) -> str | None:
+        distinct = set(self.repos.values())
+        return next(iter(distinct)) if len(distinct) == 1 else None
+
+
+def _spec_section(family: Family, spec: Spec, index: int, ctx: DocsContext) -> str:
+    views = [
+        _HubView(
+            source=s,
+            name=ctx.hub_name(s.hub),
+            repos={q: s.repo_for(q) for q in spec.quantizations if q in s.quantizations},
+        )
+        for s in spec.sources
+    ]
+    engines = _spec_engines(spec, ctx)
+    parts = [
+        rst.label_line(_spec_label(family, index)),
+        rst.heading(_spec_title(spec, index), "~"),
+        rst.field_list(
+            [
+                ("Format", rst.literal(spec.format)),
+                ("Size", _size_words(spec) + " parameters"),
+                ("Quantizations", ", ".join(rst.literal(q) for q in spec.quantizations)),
+                ("Engines", _engines_field(spec, engines, ctx)),
+                *[(view.name, _hub_field(view, ctx)) for view in views],
+                *_extra_source_fields(views, ctx),
+            ]
+        ),
+        _quantization_table(family, spec, views, engines, ctx),
+        _launch_section(family, spec, engines),
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def _engines_field(spec: Spec, engines: tuple[EngineInfo, ...], ctx: DocsContext) -> str:
+    if engines:
+        return ", ".join(f"{e.display_name} ({rst.literal(e.name)})" for e in engines)
+    if not ctx.engines:
+        return "no engine plugins are installed where this page was built"
+    return f"none of the installed engines declares {rst.literal(spec.format)}"
+
+
+def _hub_field(view: _HubView, ctx: DocsContext) -> str:
+    source = view.source
+    repo = view.single_repo
+    if repo is not None:
+        url = ctx.repo_url(source.hub, repo, source.revision)
+        words = rst.link(repo, url) if url else rst.literal(repo)
+    else:
+        words = "one repository per quantization (see the table)"
+    if source.revision:
+        words += f", revision {rst.literal(source.revision)}"
+    return words
+
+
+def _extra_source_fields(views: list[_HubView], ctx: DocsContext) -> list[tuple[str, str]]:
+    fields: list[tuple[str, str]] = []
+    for view in views:
+        source = view.source
+        if source.multimodal_projectors:
+            fields.append(
+                (
+                    f"Projector files ({view.name})",
+                    ", ".join(rst.literal(p) for p in source.multimodal_projectors),
+                )
+            )
+        if source.draft is not None:
+            draft = source.draft
+            url = ctx.repo_url(source.hub, draft.model_id)
+            words = rst.link(draft.model_id, url) if url else rst.literal(draft.model_id)
+            if draft.quantizations:
+                words += " (" + ", ".join(rst.literal(q) for q in draft.quantizations) + ")"
+            if draft.file:
+                words += ", file " + rst.literal(draft.file)
+            fields.append((f"Draft model ({view.name})", words))
+        if source.unverified:
+            fields.append(
+                (
+                    f"Unverified ({view.name})",
+                    ", ".join(rst.literal(f) for f in source.unverified)
+                    + ": written from best knowledge, not yet checked against the hub",
+                )
+            )
+    return fields
+
+
+def _quantization_table(
+    family: Family,
+    spec: Spec,
+    views: list[_HubView],
+    engines: tuple[EngineInfo, ...],
+    ctx: DocsContext,
+) -> str:
+    """One row per quantization: memory, and per hub whatever differs between rows."""
+    context = min(family.context_length, DOCS_CONTEXT_TOKENS)
+    header = ["Quantization", "Weights", "Est. memory"]
+    per_engine = len({tuple(e.runs(spec.format, q) for e in engines) for q in spec.quantizations})
+    show_engines = per_engine > 1
+    if show_engines:
+        header.append("Engines")
+    # Hubs whose repository changes with the quantization get a column of links; file names
+    # get one column when every hub has the same files, else one column per hub.
+    repo_columns = [v for v in views if v.single_repo is None]
+    file_sets = {
+        v.source.hub: {q: v.source.files_for(q) for q in v.repos}
+        for v in views
+        if any(v.source.files_for(q) for q in v.repos)
+    }
+    shared_files = len({tuple(sorted(f.items())) for f in file_sets.values()}) == 1
+    file_columns: list[_HubView] = [v for v in views if v.source.hub in file_sets]
+    for view in repo_columns:
+        header.append(f"{view.name} repository")
+    if shared_files:
+        header.append("Files")
+        file_columns = file_columns[:1]
+    else:
+        header.extend(f"{v.name} files" for v in file_columns)
+
+    rows = []
+    for quant in spec.quantizations:
+        memory = estimate(family, spec, quant, context, DOCS_OVERHEAD_BYTES)
+        row = [rst.literal(quant), gib(memory.weights_bytes), gib(memory.total_bytes)]
+        if show_engines:
+            row.append(
+                ", ".join(e.display_name for e in engines if e.runs(spec.format, quant)) or "—"
+            )
+        for view in repo_columns:
+            repo = view.repos.get(quant)
+            if repo is None:
+                row.append("—")
+                continue
+            url = ctx.repo_url(view.source.hub, repo, view.source.revision)
+            row.append(rst.link(repo, url) if url else rst.literal(repo))
+        for view in file_columns:
+            files = view.source.files_for(quant) if quant in view.repos else ()
+            row.append(rst.line_block([rst.literal(f) for f in files]) if files else "—")
+        rows.append(row)
+    return rst.list_table(header, rows)
+
+
+def _memory_note(family: Family) -> str:
+    context = min(family.context_length, DOCS_CONTEXT_TOKENS)
+    return (
+        "In the tables below, *Weights* is the estimated download size and *Est. memory* "
+        f"adds the KV cache for {context:,} tokens of context and {gib(DOCS_OVERHEAD_BYTES)} "
+        "of engine overhead; ``zoo launch --dry-run`` shows the estimate for your machine "
+        "and context.\n"
+    )
+
+
+def launch_quantization(spec: Spec, quantizations: tuple[str, ...]) -> str:
+    """The quantization a launch line suggests: Q4_K_M when there, else the smallest one of
+    4 bits or more (good quality that fits most machines), else the most precise."""
+    if PREFERRED_QUANTIZATION in quantizations:
+        return PREFERRED_QUANTIZATION
+    good = [q for q in quantizations if info(q).nominal >= 4]
+    if good:
+        return min(good, key=lambda q: (info(q).bits, quantizations.index(q)))
+    return max(quantizations, key=lambda q: (info(q).bits, -quantizations.index(q)))
+
+
+def launch_command(family: Family, spec: Spec, quantization: str, engine: str | None) -> str:
+    words = [
+        "zoo launch",
+        family.name,
+        f"--format {spec.format}",
+        f"--size {spec.size_label}",
+        f"--quantization {quantization}",
+    ]
+    if engine:
+        words.append(f"--engine {engine}")
+    return " ".join(words)
+
+
+def _launch_section(family: Family, spec: Spec, engines: tuple[EngineInfo, ...]) -> str:
+    lines = []
+    for engine in engines:
+        runnable = tuple(q for q in spec.quantizations if engine.runs(spec.format, q))
+        lines.append(launch_command(family, spec, launch_quantization(spec, runnable), engine.name))
+    if not lines:
+        lines.append(
+            launch_command(family, spec, launch_quantization(spec, spec.quantizations), None)
+        )
+    intro = (
+        "Launch it with one of the engines (pick another quantization from the table):\n"
+        if engines
+        else "Launch it (zoo picks an engine once one that runs this format is installed):\n"
+    )
+    return intro + "\n" + rst.code_block("\n".join(lines), "shell")
