@@ -1,31 +1,47 @@
 """The Catalog: every family from every catalog folder, indexed by name.
 
-FIRST CUT (to be replaced by the catalog work, keeping this API): loads YAML with
-``yaml.safe_load`` and builds families without validation.
-
 Public API used across zoo:
 - ``load_catalog(paths=None) -> Catalog``: built-in specs, the user folder,
   ``ZOO_CATALOG_PATH`` folders and plugin folders (or exactly ``paths`` when given).
 - ``Catalog.families`` (name -> Family, sorted by name), ``Catalog.get(name)`` (raises
-  NotFoundError with a did-you-mean), ``Catalog.problems`` (validation problems found).
+  NotFoundError with a did-you-mean), ``Catalog.problems`` (every Problem found, warnings too),
+  ``Catalog.search(text)``.
 - ``builtin_catalog_dir() -> Path``.
+
+Folders are read in that order and the first definition of a family wins; a second one is
+reported (E306) with both locations and skipped. A file with errors is reported and skipped:
+one broken file never breaks ``zoo list``. Validated files come from the compiled-catalog
+cache (``zoo.catalog.cache``), so listing ~165 families parses no YAML on a warm run.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from zoo.catalog.model import Family, Location, family_from_data
+from zoo.catalog.model import Family
+from zoo.catalog.problems import Problem
 from zoo.errors import NotFoundError
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from zoo.catalog.cache import CompiledCatalog
+    from zoo.catalog.validate import FileResult
+
+SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass
 class Catalog:
     families: dict[str, Family] = field(default_factory=dict)
-    problems: list[object] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # The folders and files the catalog was read from, in order.
+    sources: list[Path] = field(default_factory=list)
 
     def get(self, name: str) -> Family:
         family = self.families.get(name) or self.families.get(name.lower())
@@ -37,52 +53,193 @@ class Catalog:
             raise NotFoundError(f"unknown model {name!r}", hint=hint)
         return family
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def search(self, text: str) -> list[Family]:
+        """Families matching every word of ``text``, best first.
+
+        A word matches the name, description, abilities, formats, languages, architectures
+        or a model id; name matches rank first.
+        """
+        words = text.lower().split()
+        if not words:
+            return list(self.families.values())
+        scored: list[tuple[int, str, Family]] = []
+        for family in self.families.values():
+            name = family.name.lower()
+            haystack = _search_text(family)
+            if all(word in haystack for word in words):
+                score = sum(3 if word in name else 1 for word in words)
+                if " ".join(words) == name:
+                    score += 10
+                scored.append((-score, family.name, family))
+        return [family for _, _, family in sorted(scored, key=lambda item: item[:2])]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    def __iter__(self) -> Iterator[Family]:
         return iter(self.families.values())
 
     def __len__(self) -> int:
         return len(self.families)
 
 
+def _search_text(family: Family) -> str:
+    parts = [
+        family.name,
+        family.description,
+        *family.abilities,
+        *family.formats,
+        *family.languages,
+        *family.architectures,
+    ]
+    parts.extend(source.model_id for spec in family.specs for source in spec.sources)
+    return " ".join(parts).lower()
+
+
 def builtin_catalog_dir() -> Path:
     """The catalog shipped with zoo: ``zoo/_builtin_specs`` when installed, else ``specs/``."""
-    import zoo
-
-    package_dir = Path(zoo.__file__).parent
+    package_dir = Path(__file__).resolve().parent.parent
     installed = package_dir / "_builtin_specs"
     if installed.is_dir():
         return installed
     return package_dir.parent / "specs"
 
 
-def default_catalog_dirs() -> list[Path]:
-    from zoo.paths import user_catalog_dir
-    from zoo.plugins import get_catalog_paths
-
-    dirs = [builtin_catalog_dir(), user_catalog_dir()]
+def env_catalog_dirs() -> list[Path]:
     extra = os.environ.get("ZOO_CATALOG_PATH", "")
-    dirs.extend(Path(p) for p in extra.split(os.pathsep) if p)
-    dirs.extend(get_catalog_paths())
+    return [Path(p).expanduser() for p in extra.split(os.pathsep) if p]
+
+
+def default_catalog_dirs(
+    pm: pluggy.PluginManager | None = None, cache: CompiledCatalog | None = None
+) -> list[Path]:
+    from zoo.paths import user_catalog_dir
+
+    dirs = [builtin_catalog_dir(), user_catalog_dir(), *env_catalog_dirs()]
+    dirs.extend(plugin_catalog_dirs(pm, cache))
     return dirs
 
 
+def plugin_catalog_dirs(
+    pm: pluggy.PluginManager | None = None, cache: CompiledCatalog | None = None
+) -> list[Path]:
+    """Folders that plugins contribute through ``zoo_catalog_paths``.
+
+    Asking the plugins means importing pluggy and every plugin module, which alone costs more
+    than the whole of ``zoo list`` may take. The answer only changes when distributions are
+    installed or removed, or ZOO_DISABLE_PLUGINS changes, so it is cached under a key made of
+    the modification times of the sys.path folders (installing or removing a distribution
+    adds or removes a ``*.dist-info`` entry there, which changes its folder's mtime) and that
+    variable. An explicit ``pm`` (tests, the docs build) is always asked directly.
+    """
+    key = _installation_key()
+    stored = cache.extra.get("plugin_catalog_paths") if cache is not None else None
+    if pm is None and isinstance(stored, dict) and stored.get("key") == key:
+        return [Path(p) for p in stored.get("paths", [])]
+    from zoo.plugins import get_catalog_paths
+
+    if pm is not None or cache is None:
+        return get_catalog_paths(pm)
+    paths = get_catalog_paths()
+    cache.set_extra("plugin_catalog_paths", {"key": key, "paths": [str(p) for p in paths]})
+    return paths
+
+
+def _installation_key() -> list[Any]:
+    stamps: list[Any] = [os.environ.get("ZOO_DISABLE_PLUGINS", "")]
+    for entry in sys.path:
+        # Distributions are installed into site-packages folders (editable ones too: their
+        # dist-info lives there); other sys.path entries, like the working folder, change
+        # for unrelated reasons.
+        if not entry.endswith(("site-packages", "dist-packages")):
+            continue
+        try:
+            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            continue
+    return stamps
+
+
 def spec_files(paths: Iterable[Path]) -> list[Path]:
+    """The spec files in ``paths`` (folders are read flat, sorted; files are taken as given)."""
     files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
-        elif path.is_file():
-            files.append(path)
+        try:
+            if path.is_dir():
+                files.extend(
+                    sorted(
+                        p
+                        for p in path.iterdir()
+                        if p.suffix in SPEC_SUFFIXES and not p.name.startswith(".")
+                    )
+                )
+            elif path.is_file():
+                files.append(path)
+        except OSError:
+            continue  # an unreadable folder in ZOO_CATALOG_PATH is not worth a crash
     return files
 
 
-def load_catalog(paths: Sequence[Path] | None = None) -> Catalog:
-    import yaml
+def check_files(
+    files: Sequence[Path],
+    cache: CompiledCatalog | None = None,
+    display: dict[Path, str] | None = None,
+) -> list[FileResult]:
+    """Validate ``files``, through ``cache`` when given (results for unchanged files reused)."""
+    from zoo.catalog.validate import FileResult, check_file
 
-    catalog = Catalog()
-    for file in spec_files(default_catalog_dirs() if paths is None else paths):
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        family = family_from_data(data, Location(str(file)))
-        catalog.families.setdefault(family.name, family)
+    results: list[FileResult] = []
+    for file in files:
+        name = (display or {}).get(file, str(file))
+        try:
+            stat = file.stat()
+        except OSError as error:
+            results.append(
+                FileResult(
+                    name,
+                    None,
+                    [
+                        Problem(
+                            name, 0, 0, "E100", f"cannot read the file: {error.strerror or error}"
+                        )
+                    ],
+                )
+            )
+            continue
+        cached = cache.lookup(name, stat) if cache is not None else None
+        if cached is None:
+            cached = check_file(file, name)
+            if cache is not None:
+                cache.store(name, stat, cached)
+        results.append(cached)
+    return results
+
+
+def load_catalog(
+    paths: Sequence[Path] | None = None,
+    *,
+    pm: pluggy.PluginManager | None = None,
+    use_cache: bool = True,
+) -> Catalog:
+    """Every valid family in the catalog folders (or exactly ``paths``), with every problem."""
+    from zoo.catalog.cache import CompiledCatalog
+    from zoo.catalog.validate import duplicate_problems
+
+    cache = CompiledCatalog.open() if use_cache else None
+    sources = default_catalog_dirs(pm, cache) if paths is None else [Path(p) for p in paths]
+    files = spec_files(sources)
+    results = check_files(files, cache)
+    if cache is not None:
+        if paths is None:
+            cache.keep_only({str(f) for f in files})
+        cache.save()
+
+    catalog = Catalog(sources=sources)
+    for result in results:
+        catalog.problems.extend(result.problems)
+        if result.data is not None and result.name not in catalog.families:
+            catalog.families[result.data["name"]] = result.family()
+    catalog.problems.extend(duplicate_problems(results))
     catalog.families = dict(sorted(catalog.families.items()))
     return catalog

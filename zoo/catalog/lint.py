@@ -24,8 +24,18 @@ _REPO_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
 _PYPI_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
-SOURCE_FIELDS = ("model_id", "revision", "quantizations", "file", "split",
-                 "multimodal_projectors", "draft")
+# Xinference fills draft model templates with the draft's own quantization.
+_DRAFT_PLACEHOLDER = "{draft_quantization}"
+SOURCE_FIELDS = (
+    "model_id",
+    "revision",
+    "quantizations",
+    "file",
+    "split",
+    "exclude",
+    "multimodal_projectors",
+    "draft",
+)
 # pytorch weights load as-is ("none") or are quantized on load by bitsandbytes (4-bit/8-bit),
 # so one repository legitimately serves all three.
 _ON_LOAD = {"none", "4-bit", "8-bit"}
@@ -42,9 +52,15 @@ def lint(document: Document) -> list[Problem]:
     problems: list[Problem] = []
     add = problems.append
     if not document.first_line.startswith(SCHEMA_COMMENT_PREFIX):
-        add(Problem(document.path, 1, 1, "W303",
-                    "start the file with '# yaml-language-server: $schema=...' so editors "
-                    "validate it"))
+        add(
+            Problem(
+                document.path,
+                1,
+                1,
+                "W303",
+                "start the file with '# yaml-language-server: $schema=...' so editors validate it",
+            )
+        )
     _lint_family(document, data, add)
     specs = data.get("specs")
     if isinstance(specs, list):
@@ -58,16 +74,29 @@ def _lint_family(document: Document, data: dict[str, Any], add: Any) -> None:
     abilities = _strs(data.get("abilities"))
     fim = data.get("fim")
     if "fim" in abilities and not isinstance(fim, dict):
-        add(document.problem(("abilities",), "W304",
-                             "the 'fim' ability needs a fim template (prefix, suffix, middle)"))
+        add(
+            document.problem(
+                ("abilities",),
+                "W304",
+                "the 'fim' ability needs a fim template (prefix, suffix, middle)",
+            )
+        )
     if isinstance(fim, dict):
         if "fim" not in abilities:
-            add(document.problem(("fim",), "W305",
-                                 "a fim template without the 'fim' ability", key=True))
+            add(
+                document.problem(
+                    ("fim",), "W305", "a fim template without the 'fim' ability", key=True
+                )
+            )
         order = _strs(fim.get("order"))
         if len(order) == 3 and order[-1] != "middle":
-            add(document.problem(("fim", "order"), "E203",
-                                 "fim.order must end with 'middle' (the model writes after it)"))
+            add(
+                document.problem(
+                    ("fim", "order"),
+                    "E203",
+                    "fim.order must end with 'middle' (the model writes after it)",
+                )
+            )
 
 
 def _lint_spec(document: Document, path: DataPath, spec: dict[str, Any], add: Any) -> None:
@@ -79,9 +108,21 @@ def _lint_spec(document: Document, path: DataPath, spec: dict[str, Any], add: An
         if isinstance(value, float) and math.isinf(value):
             add(document.problem((*path, key), "E202", f"{field_name((*path, key))} is infinite"))
     activated = spec.get("activated_size")
-    if (_is_number(size) and _is_number(activated) and size > 0 and activated >= size):
-        add(document.problem((*path, "activated_size"), "W301",
-                             f"activated size {activated} is not smaller than the size {size}"))
+    if (
+        isinstance(size, int | float)
+        and isinstance(activated, int | float)
+        and _is_number(size)
+        and _is_number(activated)
+        and size > 0
+        and activated >= size
+    ):
+        add(
+            document.problem(
+                (*path, "activated_size"),
+                "W301",
+                f"activated size {activated} is not smaller than the size {size}",
+            )
+        )
 
     spec_quants = _strs(spec.get("quantizations"))
     _check_names(document, (*path, "quantizations"), spec.get("quantizations"), fmt, add)
@@ -97,21 +138,37 @@ def _lint_spec(document: Document, path: DataPath, spec: dict[str, Any], add: An
         if own and spec_quants:
             for index, name in enumerate(own):
                 if name not in spec_quants:
-                    add(document.problem((*src_path, "quantizations", index), "W306",
-                                         f"{hub} lists {name!r}, which the spec's "
-                                         "quantizations do not"))
+                    add(
+                        document.problem(
+                            (*src_path, "quantizations", index),
+                            "W306",
+                            f"{hub} lists {name!r}, which the spec's quantizations do not",
+                        )
+                    )
         effective = own or spec_quants
         provided.update(effective)
         _lint_source(document, src_path, hub, source, fmt, effective, add)
     if not spec_quants and not provided and sources:
-        add(document.problem(path, "E309", "no quantizations: list them on the spec or its "
-                             "sources ('none' for unquantized pytorch weights)"))
-    if spec_quants and any(isinstance(s, dict) and s.get("quantizations")
-                           for s in sources.values()):
+        add(
+            document.problem(
+                path,
+                "E309",
+                "no quantizations: list them on the spec or its "
+                "sources ('none' for unquantized pytorch weights)",
+            )
+        )
+    if spec_quants and any(
+        isinstance(s, dict) and s.get("quantizations") for s in sources.values()
+    ):
         for index, name in enumerate(spec_quants):
             if name not in provided:
-                add(document.problem((*path, "quantizations", index), "W300",
-                                     f"no source provides quantization {name!r}"))
+                add(
+                    document.problem(
+                        (*path, "quantizations", index),
+                        "W300",
+                        f"no source provides quantization {name!r}",
+                    )
+                )
 
 
 def _is_number(value: Any) -> bool:
@@ -123,13 +180,24 @@ def _check_names(document: Document, path: DataPath, names: Any, fmt: str, add: 
         return
     for index, name in enumerate(names):
         if isinstance(name, str) and not quants.is_known(fmt, name):
-            add(document.problem((*path, index), "E300",
-                                 f"{name!r} is not a {fmt} quantization "
-                                 f"({quants.suggestion(fmt, name)})"))
+            add(
+                document.problem(
+                    (*path, index),
+                    "E300",
+                    f"{name!r} is not a {fmt} quantization ({quants.suggestion(fmt, name)})",
+                )
+            )
 
 
-def _lint_source(document: Document, path: DataPath, hub: str, source: dict[str, Any],
-                 fmt: str, effective: list[str], add: Any) -> None:
+def _lint_source(
+    document: Document,
+    path: DataPath,
+    hub: str,
+    source: dict[str, Any],
+    fmt: str,
+    effective: list[str],
+    add: Any,
+) -> None:
     model_id = source.get("model_id")
     file = source.get("file")
     split = source.get("split")
@@ -142,89 +210,181 @@ def _lint_source(document: Document, path: DataPath, hub: str, source: dict[str,
     if not gguf and fmt:
         for key in ("file", "split", "multimodal_projectors"):
             if key in source and not (key == "file" and hub == "pypi"):
-                add(document.problem((*path, key), "E303",
-                                     f"{key!r} is for GGUF files, but this spec's format is "
-                                     f"{fmt}: the repository's weights are used as a whole",
-                                     key=True))
+                add(
+                    document.problem(
+                        (*path, key),
+                        "E303",
+                        f"{key!r} is for GGUF files, but this spec's format is "
+                        f"{fmt}: the repository's weights are used as a whole",
+                        key=True,
+                    )
+                )
 
     for key, template in (("file", file), ("split.file", split and split.get("file"))):
         if isinstance(template, str):
             where = (*path, *key.split("."))
             _check_template(document, where, template, add, allow_part=key == "split.file")
     for index, projector in enumerate(_strs(source.get("multimodal_projectors"))):
-        _check_template(document, (*path, "multimodal_projectors", index), projector, add,
-                        allow_part=False)
+        _check_template(
+            document, (*path, "multimodal_projectors", index), projector, add, allow_part=False
+        )
 
     split_parts: dict[str, Any] = {}
     if split is not None:
         split_file = split.get("file")
         if isinstance(split_file, str) and PART_PLACEHOLDER not in split_file:
-            add(document.problem((*path, "split", "file"), "E308",
-                                 "the split template has no {part}: every part would be the "
-                                 "same file"))
+            add(
+                document.problem(
+                    (*path, "split", "file"),
+                    "E308",
+                    "the split template has no {part}: every part would be the same file",
+                )
+            )
         parts = split.get("parts")
         split_parts = parts if isinstance(parts, dict) else {}
         for name in split_parts:
-            if effective and name not in effective:
-                add(document.problem((*path, "split", "parts", name), "E302",
-                                     f"split parts for {name!r}, which this source does not "
-                                     f"have (it has: {', '.join(effective)})", key=True))
+            if fmt in quants.GRAMMARS and not quants.is_known(fmt, name):
+                add(
+                    document.problem(
+                        (*path, "split", "parts", name),
+                        "E302",
+                        f"split parts for {name!r}, which is not a {fmt} "
+                        f"quantization ({quants.suggestion(fmt, name)})",
+                        key=True,
+                    )
+                )
+            elif effective and name not in effective:
+                # Registries share one parts table across a family's specs, so parts for a
+                # quantization another size has are common and harmless: they are unused.
+                add(
+                    document.problem(
+                        (*path, "split", "parts", name),
+                        "W307",
+                        f"split parts for {name!r}, which this source does not "
+                        "list: they are never used",
+                        key=True,
+                    )
+                )
 
     id_varies = isinstance(model_id, str) and QUANTIZATION_PLACEHOLDER in model_id
     if gguf and isinstance(model_id, str) and hub != "pypi":
         unsplit = [q for q in effective if q not in split_parts]
         if unsplit and not isinstance(file, str):
-            add(document.problem(path, "E307",
-                                 f"no 'file' template for {', '.join(unsplit)}: a GGUF source "
-                                 "names its file (or lists the quantization under split)"))
-        elif (len(unsplit) > 1 and isinstance(file, str) and not id_varies
-              and QUANTIZATION_PLACEHOLDER not in file):
-            add(document.problem((*path, "file"), "E301",
-                                 f"the file template has no {{quantization}}, so "
-                                 f"{', '.join(unsplit)} would all be the same file"))
-    elif (not gguf and fmt and len(effective) > 1 and not id_varies
-          and not (fmt == "pytorch" and set(effective) <= _ON_LOAD)):
-        add(document.problem((*path, "model_id"), "E301",
-                             f"one repository for {len(effective)} quantizations "
-                             f"({', '.join(effective)}): put {{quantization}} in model_id or "
-                             "give each quantization its own spec"))
+            add(
+                document.problem(
+                    path,
+                    "E307",
+                    f"no 'file' template for {', '.join(unsplit)}: a GGUF source "
+                    "names its file (or lists the quantization under split)",
+                )
+            )
+        elif (
+            len(unsplit) > 1
+            and isinstance(file, str)
+            and not id_varies
+            and QUANTIZATION_PLACEHOLDER not in file
+        ):
+            add(
+                document.problem(
+                    (*path, "file"),
+                    "E301",
+                    f"the file template has no {{quantization}}, so "
+                    f"{', '.join(unsplit)} would all be the same file",
+                )
+            )
+    elif (
+        not gguf
+        and fmt
+        and len(effective) > 1
+        and not id_varies
+        and not (fmt == "pytorch" and set(effective) <= _ON_LOAD)
+    ):
+        add(
+            document.problem(
+                (*path, "model_id"),
+                "E301",
+                f"one repository for {len(effective)} quantizations "
+                f"({', '.join(effective)}): put {{quantization}} in model_id or "
+                "give each quantization its own spec",
+            )
+        )
 
     draft = source.get("draft")
     if isinstance(draft, dict):
         draft_id = draft.get("model_id")
         if isinstance(draft_id, str):
-            _check_hub_id(document, (*path, "draft", "model_id"), hub, draft_id,
-                          _strs(draft.get("quantizations")), add)
+            _check_hub_id(
+                document,
+                (*path, "draft", "model_id"),
+                hub,
+                draft_id,
+                _strs(draft.get("quantizations")),
+                add,
+                placeholder=_DRAFT_PLACEHOLDER,
+            )
         if isinstance(draft.get("file"), str):
-            _check_template(document, (*path, "draft", "file"), draft["file"], add,
-                            allow_part=False)
+            _check_template(
+                document,
+                (*path, "draft", "file"),
+                draft["file"],
+                add,
+                allow_part=False,
+                placeholder=_DRAFT_PLACEHOLDER,
+            )
 
     for index, name in enumerate(_strs(source.get("unverified"))):
         if name in SOURCE_FIELDS and name not in source:
-            add(document.problem((*path, "unverified", index), "W302",
-                                 f"'unverified' names {name!r}, which this source does not set"))
+            add(
+                document.problem(
+                    (*path, "unverified", index),
+                    "W302",
+                    f"'unverified' names {name!r}, which this source does not set",
+                )
+            )
 
 
-def _check_hub_id(document: Document, path: DataPath, hub: str, model_id: str,
-                  effective: list[str], add: Any) -> None:
-    for placeholder in _PLACEHOLDER.findall(model_id):
-        if placeholder != QUANTIZATION_PLACEHOLDER:
-            add(document.problem(path, "E304", f"unknown placeholder {placeholder} in "
-                                 f"{model_id!r} (only {{quantization}} is filled in)"))
+def _check_hub_id(
+    document: Document,
+    path: DataPath,
+    hub: str,
+    model_id: str,
+    effective: list[str],
+    add: Any,
+    placeholder: str = QUANTIZATION_PLACEHOLDER,
+) -> None:
+    for found in _PLACEHOLDER.findall(model_id):
+        if found != placeholder:
+            add(
+                document.problem(
+                    path,
+                    "E304",
+                    f"unknown placeholder {found} in "
+                    f"{model_id!r} (only {placeholder} is filled in)",
+                )
+            )
             return
     if hub == "pypi":
-        if QUANTIZATION_PLACEHOLDER in model_id or not _PYPI_NAME.match(model_id):
-            add(document.problem(path, "E304", f"{model_id!r} is not a PyPI package name "
-                                 "(letters, digits, '.', '_', '-'; no placeholders)"))
+        if placeholder in model_id or not _PYPI_NAME.match(model_id):
+            add(
+                document.problem(
+                    path,
+                    "E304",
+                    f"{model_id!r} is not a PyPI package name "
+                    "(letters, digits, '.', '_', '-'; no placeholders)",
+                )
+            )
         return
     if hub not in REPO_HUBS:
         return
-    candidates = [model_id.replace(QUANTIZATION_PLACEHOLDER, q) for q in effective[:50]]
-    for candidate in candidates or [model_id.replace(QUANTIZATION_PLACEHOLDER, "Q4_0")]:
+    candidates = [model_id.replace(placeholder, q) for q in effective[:50]]
+    for candidate in candidates or [model_id.replace(placeholder, "Q4_0")]:
         reason = _repo_id_problem(candidate)
         if reason:
-            add(document.problem(path, "E304", f"{candidate!r} is not a valid {hub} repository "
-                                 f"id: {reason}"))
+            add(
+                document.problem(
+                    path, "E304", f"{candidate!r} is not a valid {hub} repository id: {reason}"
+                )
+            )
             return
 
 
@@ -234,15 +394,24 @@ def _repo_id_problem(repo_id: str) -> str | None:
         return "expected 'org/name'"
     for part in parts:
         if not _REPO_PART.match(part):
-            return (f"{part!r} must be 1-96 letters, digits, '.', '_' or '-', starting with a "
-                    "letter or digit and not ending with '.' or '-'")
+            return (
+                f"{part!r} must be 1-96 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit and not ending with '.' or '-'"
+            )
         if "--" in part or ".." in part:
             return f"{part!r} contains '--' or '..'"
     return None
 
 
-def _check_template(document: Document, path: DataPath, template: str, add: Any, *,
-                    allow_part: bool) -> None:
+def _check_template(
+    document: Document,
+    path: DataPath,
+    template: str,
+    add: Any,
+    *,
+    allow_part: bool,
+    placeholder: str = QUANTIZATION_PLACEHOLDER,
+) -> None:
     reason = None
     if "\x00" in template:
         reason = "contains a NUL character"
@@ -253,13 +422,23 @@ def _check_template(document: Document, path: DataPath, template: str, add: Any,
     elif any(part in ("..", ".") for part in template.split("/")) or "//" in template:
         reason = "has '..', '.' or empty path segments"
     if reason:
-        add(document.problem(path, "E305", f"{field_name(path)} {reason}: file templates must "
-                             "stay inside the repository"))
+        add(
+            document.problem(
+                path,
+                "E305",
+                f"{field_name(path)} {reason}: file templates must stay inside the repository",
+            )
+        )
         return
-    allowed = {QUANTIZATION_PLACEHOLDER, PART_PLACEHOLDER} if allow_part else {
-        QUANTIZATION_PLACEHOLDER}
+    allowed = {placeholder, PART_PLACEHOLDER} if allow_part else {placeholder}
     for placeholder in _PLACEHOLDER.findall(template):
         if placeholder not in allowed:
-            add(document.problem(path, "E311", f"unknown placeholder {placeholder} in "
-                                 f"{field_name(path)} (allowed: {', '.join(sorted(allowed))})"))
+            add(
+                document.problem(
+                    path,
+                    "E311",
+                    f"unknown placeholder {placeholder} in "
+                    f"{field_name(path)} (allowed: {', '.join(sorted(allowed))})",
+                )
+            )
             return

@@ -250,19 +250,27 @@ def spec_from_data(data: Mapping[str, Any], location: Location | None = None,
 
 
 def family_from_data(data: Mapping[str, Any], location: Location | None = None,
-                     spec_locations: Sequence[Location | None] = ()) -> Family:
-    """Build a Family from YAML data that already passed schema validation."""
+                     spec_locations: Sequence[Location | None] = (),
+                     source_locations: Sequence[Mapping[str, Location]] = ()) -> Family:
+    """Build a Family from YAML data that already passed schema validation.
+
+    ``source_locations`` gives, per spec, each hub's Location (optional, like the others).
+    """
     fim = data.get("fim")
     reasoning = data.get("reasoning") or {}
     specs_data = data.get("specs") or []
     locs = list(spec_locations) + [None] * (len(specs_data) - len(spec_locations))
+    hub_locs = list(source_locations) + [{}] * (len(specs_data) - len(source_locations))
     return Family(
         name=str(data["name"]),
         description=str(data.get("description") or "").strip(),
         context_length=int(data["context_length"]),
         languages=_strings(data.get("languages")),
         abilities=_strings(data.get("abilities")),
-        specs=tuple(spec_from_data(s, loc) for s, loc in zip(specs_data, locs, strict=True)),
+        specs=tuple(
+            spec_from_data(s, loc, hubs)
+            for s, loc, hubs in zip(specs_data, locs, hub_locs, strict=True)
+        ),
         architectures=_strings(data.get("architectures")),
         license=data.get("license"),
         homepage=data.get("homepage"),

@@ -29,7 +29,7 @@ CODES: dict[str, str] = {
     "E204": "a string that does not match the required pattern",
     "E300": "a quantization name the spec's format does not have",
     "E301": "one model id serves several quantizations without `{quantization}` to tell them apart",
-    "E302": "split parts listed for a quantization the source does not have",
+    "E302": "split parts listed under a name that is not a quantization of the format",
     "E303": "a GGUF file or split template on a format that is not ggufv2",
     "E304": "a malformed hub id (repository or package name)",
     "E305": "a file template that escapes the repository (.., absolute, backslash, NUL)",
@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "W304": "the fim ability without a fim template",
     "W305": "a fim template without the fim ability",
     "W306": "a source quantization that the spec's own list does not have",
+    "W307": "split parts for a quantization the source does not list (never used)",
 }
 
 

@@ -77,8 +77,13 @@ def type_name(value: Any) -> str:
         return "empty"
     if isinstance(value, bool):
         return "true/false"
-    return {int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping"}.get(type(value), type(value).__name__)
+    return {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
 
 
 def check(document: Document) -> list[Problem]:
@@ -115,18 +120,31 @@ def _problems_for(document: Document, error: Any, path: DataPath) -> list[Proble
     if keyword == "propertyNames":
         # The error's instance is the offending key; point at the key itself.
         key = instance
-        return [document.problem((*path, key), "E204", f"{key!r} in {name} is not "
-                                 f"{_PATTERN_HELP.get(error.schema.get('pattern', ''), 'valid')}",
-                                 key=True)]
+        return [
+            document.problem(
+                (*path, key),
+                "E204",
+                f"{key!r} in {name} is not "
+                f"{_PATTERN_HELP.get(error.schema.get('pattern', ''), 'valid')}",
+                key=True,
+            )
+        ]
     if keyword == "type":
         expected = error.validator_value
-        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in (
-            expected if isinstance(expected, list) else [expected]))
-        return [document.problem(path, "E200", f"{name} must be {wanted}, not {type_name(instance)}")]
+        wanted = " or ".join(
+            _TYPE_NAMES.get(str(t), str(t))
+            for t in (expected if isinstance(expected, list) else [expected])
+        )
+        return [
+            document.problem(path, "E200", f"{name} must be {wanted}, not {type_name(instance)}")
+        ]
     if keyword in ("exclusiveMinimum", "minimum"):
         relation = "greater than" if keyword == "exclusiveMinimum" else "at least"
-        return [document.problem(path, "E202",
-                                 f"{name} must be {relation} {error.validator_value}, not {instance}")]
+        return [
+            document.problem(
+                path, "E202", f"{name} must be {relation} {error.validator_value}, not {instance}"
+            )
+        ]
     if keyword == "enum":
         return [document.problem(path, "E203", _not_allowed(name, instance, error.validator_value))]
     if keyword == "pattern":
@@ -135,8 +153,9 @@ def _problems_for(document: Document, error: Any, path: DataPath) -> list[Proble
     if keyword in ("minItems", "minProperties", "minLength"):
         return [document.problem(path, "E200", f"{name} must not be empty")]
     if keyword in ("maxItems", "maxLength", "maxProperties"):
-        return [document.problem(path, "E200", f"{name} is too long (at most "
-                                 f"{error.validator_value})")]
+        return [
+            document.problem(path, "E200", f"{name} is too long (at most {error.validator_value})")
+        ]
     if keyword == "uniqueItems":
         return [document.problem(path, "E200", f"{name} lists the same value twice")]
     return [document.problem(path, "E200", f"{name}: {error.message}")]

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.catalog.model import Family, Location, family_from_data
 from zoo.catalog.problems import Problem
-from zoo.catalog.yamlpos import Document
+
+if TYPE_CHECKING:
+    from zoo.catalog.yamlpos import Document
 
 
 @dataclass
@@ -44,19 +46,12 @@ def build_family(data: dict[str, Any], path: str, positions: dict[str, Any]) -> 
     def loc(pair: Any) -> Location:
         return Location(path, int(pair[0]), int(pair[1])) if pair else Location(path)
 
-    spec_locations = [loc(p) for p in positions.get("specs", [])]
-    family = family_from_data(data, loc(positions.get("family")), spec_locations)
-    # family_from_data has no source positions parameter; attach them here.
-    from dataclasses import replace
-
-    source_positions = positions.get("sources", [])
-    specs = []
-    for index, spec in enumerate(family.specs):
-        by_hub = source_positions[index] if index < len(source_positions) else {}
-        specs.append(replace(spec, sources=tuple(
-            replace(source, location=loc(by_hub.get(source.hub))) for source in spec.sources
-        )))
-    return replace(family, specs=tuple(specs))
+    return family_from_data(
+        data,
+        loc(positions.get("family")),
+        [loc(p) for p in positions.get("specs", [])],
+        [{hub: loc(p) for hub, p in by_hub.items()} for by_hub in positions.get("sources", [])],
+    )
 
 
 def check_document(document: Document) -> FileResult:
@@ -126,11 +121,24 @@ def duplicate_problems(results: Iterable[FileResult]) -> list[Problem]:
         original = first[name]
         here = _name_location(result)
         there = _name_location(original)
-        problems.append(Problem(result.path, here.line, here.column, "E306",
-                                f"family {name!r} is already defined at {there} "
-                                "(the first definition wins)"))
-        problems.append(Problem(original.path, there.line, there.column, "E306",
-                                f"family {name!r} is defined again at {here}"))
+        problems.append(
+            Problem(
+                result.path,
+                here.line,
+                here.column,
+                "E306",
+                f"family {name!r} is already defined at {there} (the first definition wins)",
+            )
+        )
+        problems.append(
+            Problem(
+                original.path,
+                there.line,
+                there.column,
+                "E306",
+                f"family {name!r} is defined again at {here}",
+            )
+        )
     return problems
 
 

@@ -171,7 +171,7 @@ def load(path: Path, display: str | None = None) -> tuple[Document | None, list[
 
 def _events(text: str) -> Iterator[Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.parse(text, Loader=loader)  # type: ignore[no-any-return]
+    return yaml.parse(text, Loader=loader)
 
 
 class _Frame:
@@ -213,8 +213,10 @@ class _Composer:
         self.nodes += amount
         if self.nodes > MAX_NODES:
             raise self.fail(
-                mark, "E103", f"the document has more than {MAX_NODES} values "
-                "(counting alias expansions): refusing to expand it"
+                mark,
+                "E103",
+                f"the document has more than {MAX_NODES} values "
+                "(counting alias expansions): refusing to expand it",
             )
 
     def run(self, events: Iterator[Any]) -> None:
@@ -232,7 +234,8 @@ class _Composer:
                 self.documents += 1
                 if self.documents > 1:
                     raise self.fail(
-                        event.start_mark, "E104",
+                        event.start_mark,
+                        "E104",
                         "a second YAML document (---): a spec file holds exactly one family",
                     )
 
@@ -240,8 +243,15 @@ class _Composer:
         tag = event.tag
         if tag is None or tag == "!":
             return
-        if tag in (_TAG + "map", _TAG + "seq", _TAG + "str", _TAG + "int", _TAG + "float",
-                   _TAG + "bool", _TAG + "null"):
+        if tag in (
+            _TAG + "map",
+            _TAG + "seq",
+            _TAG + "str",
+            _TAG + "int",
+            _TAG + "float",
+            _TAG + "bool",
+            _TAG + "null",
+        ):
             return
         raise self.fail(event.start_mark, "E104", f"YAML tag {tag!r} is not allowed in spec files")
 
@@ -251,9 +261,7 @@ class _Composer:
             return
         self._check_tag(event)
         if len(self.stack) >= MAX_DEPTH:
-            raise self.fail(
-                event.start_mark, "E103", f"nested more than {MAX_DEPTH} levels deep"
-            )
+            raise self.fail(event.start_mark, "E103", f"nested more than {MAX_DEPTH} levels deep")
         top = self.stack[-1] if self.stack else None
         if top is not None and isinstance(top.container, dict) and top.pending_key is None:
             raise self.fail(event.start_mark, "E104", "a mapping or list used as a key")
@@ -345,12 +353,18 @@ class _Composer:
             return value  # quoted or block scalar: always a string
         if tag is None:
             return self.resolve_plain(value, event.start_mark)
-        short = tag[len(_TAG):]
+        short = tag[len(_TAG) :]
         if short == "str" or tag == "!":
             return value
-        resolved = self.resolve_plain(value, event.start_mark)
-        expected = {"int": int, "float": (int, float), "bool": bool, "null": type(None)}[short]
-        if isinstance(resolved, bool) and short != "bool" or not isinstance(resolved, expected):
+        resolved: Any = self.resolve_plain(value, event.start_mark)
+        expected: dict[str, type | tuple[type, ...]] = {
+            "int": int,
+            "float": (int, float),
+            "bool": bool,
+            "null": type(None),
+        }
+        wanted = expected[short]
+        if (isinstance(resolved, bool) and short != "bool") or not isinstance(resolved, wanted):
             raise self.fail(event.start_mark, "E101", f"{value!r} is not a valid !!{short}")
         return float(resolved) if short == "float" else resolved
 

@@ -35,6 +35,9 @@ def _version_callback(value: bool) -> None:
 
 
 def build_app(*, with_plugins: bool = True) -> typer.Typer:
+    from zoo.cli.fastparams import install
+
+    install()  # plain-string options without importing pydantic: keeps `zoo list` fast
     app = typer.Typer(
         name="zoo",
         help="Find, download and run open models behind an OpenAI-compatible endpoint.",

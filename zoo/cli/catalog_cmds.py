@@ -1,12 +1,304 @@
-"""Placeholder: filled in by the work that owns this command group."""
+"""Browsing and checking the catalog: ``zoo list``, ``show``, ``search``, ``validate``, ``schema``.
+
+Everything heavy (the catalog, rich, jsonschema) is imported inside the commands: ``zoo list``
+must start in well under 0.2 s, so this module costs nothing at start-up.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+if TYPE_CHECKING:
+    from zoo.catalog.catalog import Catalog
+    from zoo.catalog.model import Family
+    from zoo.catalog.problems import Problem
+
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("list", "show", "search", "validate", "schema")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable, versioned).")]
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def _load() -> Catalog:
+    from zoo.catalog.catalog import load_catalog
+
+    catalog = load_catalog()
+    broken = sorted({p.path for p in catalog.errors})
+    if broken:
+        typer.echo(
+            f"zoo: {len(broken)} spec file(s) have errors and were skipped "
+            f"(first: {broken[0]}); run `zoo validate` for details",
+            err=True,
+        )
+    return catalog
+
+
+def _check_choice(kind: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is None or value in choices:
+        return
+    import difflib
+
+    from zoo.errors import UsageError
+
+    close = difflib.get_close_matches(value, choices, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "choose from " + ", ".join(choices)
+    raise UsageError(f"unknown {kind} {value!r}", hint=hint)
+
+
+def _table(families: list[Family]) -> None:
+    from zoo.catalog.views import sizes
+    from zoo.cli.texttable import Column, render
+
+    columns = [
+        Column("NAME", wrap=False),
+        Column("ABILITIES"),
+        Column("FORMATS"),
+        Column("SIZES (B)"),
+        Column("CONTEXT", wrap=False, right=True),
+    ]
+    rows = [
+        [
+            family.name,
+            ", ".join(family.abilities),
+            ", ".join(family.formats),
+            ", ".join(sizes(family)),
+            _tokens(family.context_length),
+        ]
+        for family in families
+    ]
+    typer.echo(render(columns, rows))
+
+
+def _tokens(count: int) -> str:
+    if count >= 1024 and count % 1024 == 0:
+        return f"{count // 1024}K"
+    return str(count)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("list")
+    def list_families(
+        ability: Annotated[
+            str | None, typer.Option("--ability", help="Only families with this ability.")
+        ] = None,
+        fmt: Annotated[
+            str | None, typer.Option("--format", help="Only families with a spec in this format.")
+        ] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """List the model families in the catalog."""
+        from zoo.catalog.model import FORMATS
+        from zoo.catalog.views import JSON_VERSION, family_summary
+
+        _check_choice("format", fmt, FORMATS)
+        _check_choice("ability", ability, ABILITIES)
+        catalog = _load()
+        families = [
+            f
+            for f in catalog
+            if (ability is None or ability in f.abilities) and (fmt is None or fmt in f.formats)
+        ]
+        if as_json:
+            _print_json(
+                {
+                    "version": JSON_VERSION,
+                    "families": [family_summary(f) for f in families],
+                    "problems": [p.to_json() for p in catalog.errors],
+                }
+            )
+            return
+        if not families:
+            typer.echo("no model families match", err=True)
+            return
+        _table(families)
+
+    @app.command("show")
+    def show(
+        name: Annotated[str, typer.Argument(help="The family's name (see `zoo list`).")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Show everything the catalog knows about one model family."""
+        from zoo.catalog.views import JSON_VERSION, family_detail
+
+        family = _load().get(name)
+        if as_json:
+            _print_json({"version": JSON_VERSION, "family": family_detail(family)})
+            return
+        _show(family)
+
+    @app.command("search")
+    def search(
+        words: Annotated[list[str], typer.Argument(help="Words to look for (all must match).")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Find families by name, description, ability, format, language or model id."""
+        from zoo.catalog.views import JSON_VERSION, family_summary
+
+        text = " ".join(words)
+        found = _load().search(text)
+        if as_json:
+            _print_json(
+                {
+                    "version": JSON_VERSION,
+                    "query": text,
+                    "families": [family_summary(f) for f in found],
+                }
+            )
+            return
+        if not found:
+            typer.echo(f"no model family matches {text!r}", err=True)
+            raise typer.Exit(1)
+        _table(found)
+
+    @app.command("validate")
+    def validate(
+        paths: Annotated[
+            list[Path] | None,
+            typer.Argument(help="Spec files or folders (default: the whole catalog)."),
+        ] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Check spec files: schema, semantics and duplicate names. Exit 1 on any error."""
+        problems, checked = _validate(paths or None)
+        errors = sum(1 for p in problems if p.is_error)
+        warnings = len(problems) - errors
+        if as_json:
+            from zoo.catalog.views import JSON_VERSION
+
+            _print_json(
+                {
+                    "version": JSON_VERSION,
+                    "files": checked,
+                    "errors": errors,
+                    "warnings": warnings,
+                    "problems": [p.to_json() for p in problems],
+                }
+            )
+        else:
+            for problem in problems:
+                typer.echo(str(problem))
+            verdict = "ok" if not errors else "FAILED"
+            typer.echo(
+                f"{verdict}: {checked} file(s) checked, {errors} error(s), {warnings} warning(s)"
+            )
+        if errors:
+            raise typer.Exit(1)
+
+    @app.command("schema")
+    def schema() -> None:
+        """Print the JSON Schema of spec files (draft 2020-12)."""
+        from zoo.catalog.schema import schema_text
+
+        sys.stdout.write(schema_text())
+
+
+ABILITIES = (
+    "generate",
+    "chat",
+    "reasoning",
+    "tools",
+    "vision",
+    "fim",
+    "embed",
+    "audio",
+    "omni",
+    "hybrid",
+    "rerank",
+)
+
+
+def _validate(paths: list[Path] | None) -> tuple[list[Problem], int]:
+    from zoo.catalog.catalog import check_files, default_catalog_dirs, spec_files
+    from zoo.catalog.problems import Problem
+    from zoo.catalog.validate import duplicate_problems
+
+    problems: list[Problem] = []
+    if paths is None:
+        roots = default_catalog_dirs()
+    else:
+        roots = []
+        for path in paths:
+            if path.exists():
+                roots.append(path)
+            else:
+                problems.append(Problem(str(path), 0, 0, "E100", "no such file or folder"))
+    files = spec_files(roots)
+    display = {f: _display(f) for f in files}
+    results = check_files(files, None, display)
+    for result in results:
+        problems.extend(result.problems)
+    problems.extend(duplicate_problems(results))
+    return sorted(set(problems), key=_file_order(files, display)), len(files)
+
+
+def _file_order(files: list[Path], display: dict[Path, str]) -> Any:
+    rank = {display[f]: i for i, f in enumerate(files)}
+    return lambda p: (rank.get(p.path, -1), p.line, p.column, p.code)
+
+
+def _display(path: Path) -> str:
+    """Paths under the working folder as relative paths (clickable, short), others absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _show(family: Family) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False, highlight=False, markup=False)
+    facts = [
+        ("description", family.description),
+        ("abilities", ", ".join(family.abilities)),
+        ("context", f"{family.context_length} tokens"),
+        ("languages", ", ".join(family.languages)),
+        ("architectures", ", ".join(family.architectures)),
+        ("license", family.license or ""),
+        ("homepage", family.homepage or ""),
+        ("stop", ", ".join(family.stop)),
+        (
+            "reasoning",
+            " … ".join(t for t in (family.reasoning_start_tag, family.reasoning_end_tag) if t),
+        ),
+        ("tool parser", family.tool_parser or ""),
+    ]
+    if family.fim:
+        order = {
+            "prefix": family.fim.prefix,
+            "suffix": family.fim.suffix,
+            "middle": family.fim.middle,
+        }
+        facts.append(
+            ("fim", " ".join(f"{order[k]}{k if k != 'middle' else ''}" for k in family.fim.order))
+        )
+    facts.append(("defined in", str(family.location or "")))
+    console.print(family.name, style="bold", markup=False)
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="dim")
+    info.add_column(overflow="fold")
+    for label, value in facts:
+        if value:
+            info.add_row(label, value)
+    console.print(info)
+    console.print()
+    specs = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("FORMAT", "SIZE (B)", "QUANTIZATIONS", "HUBS"):
+        specs.add_column(column, overflow="fold")
+    for spec in family.specs:
+        size = spec.size_label + (
+            f" ({spec.activated_size:g} active)" if spec.activated_size else ""
+        )
+        hubs = ", ".join(f"{s.hub}: {s.model_id}" for s in spec.sources)
+        specs.add_row(spec.format, size, ", ".join(spec.quantizations), hubs)
+    console.print(specs)

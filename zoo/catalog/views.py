@@ -1,0 +1,109 @@
+"""The catalog as plain JSON-ready data: the stable shapes ``--json`` prints.
+
+``JSON_VERSION`` goes into every document; bump it only when a key changes meaning or goes
+away (adding keys is compatible). Tests pin these shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.catalog.model import Family, Location, Source, Spec, format_size
+
+JSON_VERSION = 1
+
+
+def _location(location: Location | None) -> str | None:
+    return str(location) if location is not None else None
+
+
+def family_summary(family: Family) -> dict[str, Any]:
+    """One row of ``zoo list``/``zoo search``."""
+    return {
+        "name": family.name,
+        "description": family.description,
+        "abilities": list(family.abilities),
+        "formats": list(family.formats),
+        "sizes": sizes(family),
+        "context_length": family.context_length,
+        "languages": list(family.languages),
+        "location": _location(family.location),
+    }
+
+
+def sizes(family: Family) -> list[str]:
+    ordered = sorted({spec.size for spec in family.specs})
+    return [format_size(size) for size in ordered]
+
+
+def source_detail(source: Source) -> dict[str, Any]:
+    return {
+        "hub": source.hub,
+        "model_id": source.model_id,
+        "revision": source.revision,
+        "quantizations": list(source.quantizations),
+        "file": source.file,
+        "split": (
+            {
+                "file": source.split.template,
+                "parts": {q: list(p) for q, p in source.split.parts.items()},
+            }
+            if source.split
+            else None
+        ),
+        "multimodal_projectors": list(source.multimodal_projectors),
+        "draft": (
+            {
+                "model_id": source.draft.model_id,
+                "quantizations": list(source.draft.quantizations),
+                "file": source.draft.file,
+            }
+            if source.draft
+            else None
+        ),
+        "exclude": list(getattr(source, "exclude", ())),
+        "unverified": list(source.unverified),
+        "location": _location(source.location),
+    }
+
+
+def spec_detail(spec: Spec) -> dict[str, Any]:
+    return {
+        "format": spec.format,
+        "size": spec.size,
+        "size_label": spec.size_label,
+        "activated_size": spec.activated_size,
+        "quantizations": list(spec.quantizations),
+        "sources": [source_detail(source) for source in spec.sources],
+        "location": _location(spec.location),
+    }
+
+
+def family_detail(family: Family) -> dict[str, Any]:
+    """Everything ``zoo show`` knows about a family."""
+    reasoning = None
+    if family.reasoning_start_tag or family.reasoning_end_tag:
+        reasoning = {"start_tag": family.reasoning_start_tag, "end_tag": family.reasoning_end_tag}
+    return {
+        **family_summary(family),
+        "architectures": list(family.architectures),
+        "license": family.license,
+        "homepage": family.homepage,
+        "chat_template": family.chat_template,
+        "stop": list(family.stop),
+        "stop_token_ids": list(family.stop_token_ids),
+        "reasoning": reasoning,
+        "tool_parser": family.tool_parser,
+        "fim": (
+            {
+                "prefix": family.fim.prefix,
+                "suffix": family.fim.suffix,
+                "middle": family.fim.middle,
+                "order": list(family.fim.order),
+            }
+            if family.fim
+            else None
+        ),
+        "extra": dict(family.extra),
+        "specs": [spec_detail(spec) for spec in family.specs],
+    }
