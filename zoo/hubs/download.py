@@ -193,6 +193,10 @@ def _pick(
     skipped: list[str] = []
     for position, name in enumerate(names):
         hub = hubs[name]
+        if order:
+            # One reachable hub is enough to start: the rest are fallbacks, probed only if used.
+            order.append((name, f"{name}: next hub in the spec"))
+            continue
         if hub.offline():
             skipped.append(f"{name}: offline mode is on")
             continue

@@ -28,7 +28,7 @@ from zoo.hubs.base import (
 )
 from zoo.hubs.safety import check_relative_path, check_repo_id, safe_join
 from zoo.hubs.select import select_exact, select_patterns
-from zoo.hubs.verify import verify_file
+from zoo.hubs.verify import changed_since_verified, verify_file
 
 DEFAULT_ENDPOINT = "https://www.modelscope.cn"
 DEFAULT_REVISION = "master"
@@ -180,6 +180,13 @@ class ModelScopeHub(Hub):
             )
         except Exception as error:
             text = f"{type(error).__name__}: {error}".splitlines()[0]
+            # The client wraps each file's real cause in ``failed_files``: name it.
+            failed = getattr(error, "failed_files", None)
+            if isinstance(failed, dict) and failed:
+                text = "; ".join(
+                    f"{path}: {str(cause).splitlines()[0]}"
+                    for path, cause in list(failed.items())[:3]
+                )
             if "connect" in text.lower():
                 raise HubUnreachableError(
                     f"{self.name}: cannot reach {self.endpoint()} ({text})"
@@ -211,7 +218,7 @@ class ModelScopeHub(Hub):
             if not matched:
                 return None
             wanted.extend(root / f.path for f in matched)
-        if not all(p.is_file() for p in wanted):
+        if not all(p.is_file() and not changed_since_verified(p) for p in wanted):
             return None
         return FetchResult(
             hub=self.name,

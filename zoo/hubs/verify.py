@@ -97,6 +97,21 @@ def verify_file(
     return None
 
 
+def changed_since_verified(path: Path) -> bool:
+    """True when ``path`` was verified once and has changed since (size, mtime or inode).
+
+    Lets a cache check without hub metadata (offline) still notice a damaged file.
+    """
+    try:
+        saved = json.loads(_stamp_path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        return bool(saved != _fingerprint(path, str(saved.get("expected"))))
+    except OSError:
+        return True
+
+
 def mark_verified(path: Path, sha256: str) -> None:
     """Record that ``path`` was hashed while downloading (no second pass needed)."""
     _stamp(path, f"sha256:{sha256}")

@@ -347,7 +347,12 @@ class _Handler(BaseHTTPRequestHandler):
                 folders.add("/".join(parts[:depth]))
             item = repo.files.get(path)
             size = item.size if item is not None else 0
-            entry: dict[str, object] = {"type": "file", "path": path, "size": size}
+            entry: dict[str, object] = {
+                "type": "file",
+                "path": path,
+                "size": size,
+                "oid": hashlib.sha1(path.encode()).hexdigest(),
+            }
             if item is not None and repo.is_lfs(path):
                 entry["oid"] = hashlib.sha1(path.encode()).hexdigest()
                 entry["lfs"] = {
