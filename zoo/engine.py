@@ -178,9 +178,7 @@ class Engine:
         """The capabilities that apply on ``host``: the main set, or an opted-in variant that
         runs there when the main set cannot run anything on this host."""
         main = self.capabilities
-        if main.runs_on_platform(host) and any(
-            main.device_for(host, fmt) for fmt in main.formats
-        ):
+        if main.runs_on_platform(host) and any(main.device_for(host, fmt) for fmt in main.formats):
             return main
         for variant in self.variants:
             if variant.opt_in in host.opt_in and variant.runs_on_platform(host):

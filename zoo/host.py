@@ -152,24 +152,46 @@ BUILTIN_PROFILES: dict[str, Host] = {
         "linux", "x86_64", 64 * GIB, cpu_count=32, cpu_bf16=True, name="cpu-64g-bf16"
     ),
     "rtx4090-24g": Host(
-        "linux", "x86_64", 64 * GIB, cpu_count=16,
-        gpus=(_nvidia("NVIDIA GeForce RTX 4090", 24, (8, 9)),), name="rtx4090-24g",
+        "linux",
+        "x86_64",
+        64 * GIB,
+        cpu_count=16,
+        gpus=(_nvidia("NVIDIA GeForce RTX 4090", 24, (8, 9)),),
+        name="rtx4090-24g",
     ),
     "t4-16g": Host(
-        "linux", "x86_64", 32 * GIB, cpu_count=8,
-        gpus=(_nvidia("Tesla T4", 16, (7, 5)),), name="t4-16g",
+        "linux",
+        "x86_64",
+        32 * GIB,
+        cpu_count=8,
+        gpus=(_nvidia("Tesla T4", 16, (7, 5)),),
+        name="t4-16g",
     ),
     "a100-80g": Host(
-        "linux", "x86_64", 256 * GIB, cpu_count=32,
-        gpus=(_nvidia("NVIDIA A100-SXM4-80GB", 80, (8, 0)),), name="a100-80g",
+        "linux",
+        "x86_64",
+        256 * GIB,
+        cpu_count=32,
+        gpus=(_nvidia("NVIDIA A100-SXM4-80GB", 80, (8, 0)),),
+        name="a100-80g",
     ),
     "h100-80g": Host(
-        "linux", "x86_64", 256 * GIB, cpu_count=32,
-        gpus=(_nvidia("NVIDIA H100 80GB HBM3", 80, (9, 0)),), name="h100-80g",
+        "linux",
+        "x86_64",
+        256 * GIB,
+        cpu_count=32,
+        gpus=(_nvidia("NVIDIA H100 80GB HBM3", 80, (9, 0)),),
+        name="h100-80g",
     ),
     "m2-32g": Host(
-        "darwin", "arm64", 32 * GIB, cpu_count=8, apple_silicon=True, cpu_bf16=True,
-        gpus=(Gpu("Apple M2 GPU", 32 * GIB, vendor="apple"),), name="m2-32g",
+        "darwin",
+        "arm64",
+        32 * GIB,
+        cpu_count=8,
+        apple_silicon=True,
+        cpu_bf16=True,
+        gpus=(Gpu("Apple M2 GPU", 32 * GIB, vendor="apple"),),
+        name="m2-32g",
     ),
 }
 
@@ -200,8 +222,14 @@ def detect_host() -> Host:
     gpus = _nvidia_gpus()
     if apple:
         # Apple silicon's GPU shares the machine's memory.
-        gpus = (*gpus, Gpu(name=_sysctl("machdep.cpu.brand_string") or "Apple GPU",
-                           memory_bytes=ram, vendor="apple"))
+        gpus = (
+            *gpus,
+            Gpu(
+                name=_sysctl("machdep.cpu.brand_string") or "Apple GPU",
+                memory_bytes=ram,
+                vendor="apple",
+            ),
+        )
     return Host(
         os=system,
         arch=arch,
@@ -273,7 +301,9 @@ def _nvidia_gpus() -> tuple[Gpu, ...]:
     try:
         out = subprocess.run(
             [exe, f"--query-gpu={NVIDIA_QUERY}", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return ()

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pluggy
 
@@ -118,15 +118,17 @@ def plugin_report(pm: pluggy.PluginManager | None = None) -> list[dict[str, obje
             if plugin is not None
             else []
         )
-        report.append({
-            "name": record.name,
-            "module": record.module,
-            "distribution": record.distribution,
-            "version": record.version,
-            "hooks": hooks,
-            "error": record.error,
-            "disabled": record.disabled,
-        })
+        report.append(
+            {
+                "name": record.name,
+                "module": record.module,
+                "distribution": record.distribution,
+                "version": record.version,
+                "hooks": hooks,
+                "error": record.error,
+                "disabled": record.disabled,
+            }
+        )
     return report
 
 
@@ -138,7 +140,7 @@ def get_engines(pm: pluggy.PluginManager | None = None) -> dict[str, Engine]:
     for impl in pm.hook.zoo_register_engines.get_hookimpls():
         plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
-            engines = impl.function() or []
+            engines = cast("list[Engine]", impl.function() or [])
         except Exception as error:
             if strict_mode():
                 raise
@@ -163,7 +165,7 @@ def get_hubs(pm: pluggy.PluginManager | None = None) -> dict[str, Hub]:
     for impl in pm.hook.zoo_register_hubs.get_hookimpls():
         plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
-            hubs = impl.function() or []
+            hubs = cast("list[Hub]", impl.function() or [])
         except Exception as error:
             if strict_mode():
                 raise

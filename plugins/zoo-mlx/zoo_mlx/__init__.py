@@ -47,11 +47,19 @@ class MlxEngine(Engine):
     )
 
     def server_command(self, ctx: LaunchContext) -> ServerCommand:
-        script = str(Path(ctx.python).parent / "mlx_lm.server") if "/" in ctx.python else (
-            "mlx_lm.server"
+        script = (
+            str(Path(ctx.python).parent / "mlx_lm.server")
+            if "/" in ctx.python
+            else ("mlx_lm.server")
         )
         argv = [
-            script, "--model", ctx.model_path, "--host", ctx.host, "--port", str(ctx.port),
+            script,
+            "--model",
+            ctx.model_path,
+            "--host",
+            ctx.host,
+            "--port",
+            str(ctx.port),
             *ctx.extra_args,
         ]
         # mlx_lm.server answers /v1/models with an empty body when the hub cache folder does

@@ -34,13 +34,20 @@ class TransformersEngine(Engine):
 
     def server_command(self, ctx: LaunchContext) -> ServerCommand:
         # The console script sits beside the environment's interpreter.
-        script = str(Path(ctx.python).parent / "transformers") if "/" in ctx.python else (
-            "transformers"
+        script = (
+            str(Path(ctx.python).parent / "transformers") if "/" in ctx.python else ("transformers")
         )
         device = {"cuda": "cuda", "metal": "mps"}.get(ctx.device, "cpu")
         argv = [
-            script, "serve", ctx.model_path,
-            "--host", ctx.host, "--port", str(ctx.port), "--device", device,
+            script,
+            "serve",
+            ctx.model_path,
+            "--host",
+            ctx.host,
+            "--port",
+            str(ctx.port),
+            "--device",
+            device,
             *ctx.extra_args,
         ]
         return ServerCommand(

@@ -36,7 +36,11 @@ class VllmEngine(Engine):
     priority = 30
     capabilities = Capabilities(
         formats={
-            "pytorch": ("*",), "gptq": ("*",), "awq": ("*",), "fp8": ("*",), "ggufv2": ("*",),
+            "pytorch": ("*",),
+            "gptq": ("*",),
+            "awq": ("*",),
+            "fp8": ("*",),
+            "ggufv2": ("*",),
         },
         platforms=(("linux", "x86_64"), ("linux", "arm64")),
         accelerators=("cuda",),
@@ -89,10 +93,14 @@ class VllmEngine(Engine):
             script = str(Path(ctx.python).parent / "vllm") if "/" in ctx.python else "vllm"
             head = [script, "serve"]
         argv = [
-            *head, ctx.model_path,
-            "--host", ctx.host,  # vLLM listens on every interface unless told
-            "--port", str(ctx.port),
-            "--served-model-name", ctx.served_name,
+            *head,
+            ctx.model_path,
+            "--host",
+            ctx.host,  # vLLM listens on every interface unless told
+            "--port",
+            str(ctx.port),
+            "--served-model-name",
+            ctx.served_name,
         ]
         if ctx.context_length:
             argv += ["--max-model-len", str(ctx.context_length)]

