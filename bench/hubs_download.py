@@ -19,6 +19,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoo.testing.hubserver import HubServer
 
 MB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,16 +38,16 @@ else:
 """
 
 
-def _env(server: object, home: Path) -> None:
-    os.environ.update(server.hf_env())  # type: ignore[attr-defined]
-    os.environ.update(server.ms_env())  # type: ignore[attr-defined]
+def _env(server: HubServer, home: Path) -> None:
+    os.environ.update(server.hf_env())
+    os.environ.update(server.ms_env())
     os.environ["HF_HOME"] = str(home / "hf")
     os.environ["MODELSCOPE_CACHE"] = str(home / "ms")
     os.environ["ZOO_HOME"] = str(home / "zoo")
     os.environ["HOME"] = str(home)
 
 
-def bytes_ratio(server: object) -> list[str]:
+def bytes_ratio(server: HubServer) -> list[str]:
     sys.path.insert(0, str(ROOT / "tests"))
     from hubs.helpers import make_plan
 
@@ -53,46 +57,77 @@ def bytes_ratio(server: object) -> list[str]:
     from zoo.testing.hubserver import GeneratedFile
 
     hubs = {"huggingface": HuggingFaceHub(), "modelscope": ModelScopeHub()}
-    server.add_repo("org/gguf", {f"m-{q}.gguf": GeneratedFile(s * MB, i) for i, (q, s) in  # type: ignore[attr-defined]
-                                 enumerate([("Q4_K_M", 20), ("Q8_0", 30), ("F16", 60)])})
-    server.add_repo("org/mixed", {  # type: ignore[attr-defined]
-        "config.json": "{}", "tokenizer.json": "{}" * 1000,
-        "model-00001-of-00002.safetensors": GeneratedFile(20 * MB, 5),
-        "model-00002-of-00002.safetensors": GeneratedFile(10 * MB, 6),
-        "model.safetensors.index.json": "{}", "pytorch_model.bin": GeneratedFile(30 * MB, 7),
-        "consolidated.safetensors": GeneratedFile(30 * MB, 8), "m-Q4_0.gguf": GeneratedFile(MB, 9),
-        "onnx/model.onnx": GeneratedFile(MB, 10),
-    })
+    server.add_repo(
+        "org/gguf",
+        {
+            f"m-{q}.gguf": GeneratedFile(s * MB, i)
+            for i, (q, s) in enumerate([("Q4_K_M", 20), ("Q8_0", 30), ("F16", 60)])
+        },
+    )
+    server.add_repo(
+        "org/mixed",
+        {
+            "config.json": "{}",
+            "tokenizer.json": "{}" * 1000,
+            "model-00001-of-00002.safetensors": GeneratedFile(20 * MB, 5),
+            "model-00002-of-00002.safetensors": GeneratedFile(10 * MB, 6),
+            "model.safetensors.index.json": "{}",
+            "pytorch_model.bin": GeneratedFile(30 * MB, 7),
+            "consolidated.safetensors": GeneratedFile(30 * MB, 8),
+            "m-Q4_0.gguf": GeneratedFile(MB, 9),
+            "onnx/model.onnx": GeneratedFile(MB, 10),
+        },
+    )
     rows = []
     cases = [
-        ("GGUF Q8_0 of 3 quantizations", "huggingface",
-         make_plan({"huggingface": {"model_id": "org/gguf", "file": "m-{quantization}.gguf"}},
-                   quantization="Q8_0")),
-        ("GGUF Q8_0 of 3 quantizations", "modelscope",
-         make_plan({"modelscope": {"model_id": "org/gguf", "file": "m-{quantization}.gguf"}},
-                   quantization="Q8_0")),
-        ("mixed safetensors/bin/gguf/onnx repo", "huggingface",
-         make_plan({"huggingface": {"model_id": "org/mixed"}}, fmt="pytorch", quantization="none")),
-        ("mixed safetensors/bin/gguf/onnx repo", "modelscope",
-         make_plan({"modelscope": {"model_id": "org/mixed"}}, fmt="pytorch", quantization="none")),
+        (
+            "GGUF Q8_0 of 3 quantizations",
+            "huggingface",
+            make_plan(
+                {"huggingface": {"model_id": "org/gguf", "file": "m-{quantization}.gguf"}},
+                quantization="Q8_0",
+            ),
+        ),
+        (
+            "GGUF Q8_0 of 3 quantizations",
+            "modelscope",
+            make_plan(
+                {"modelscope": {"model_id": "org/gguf", "file": "m-{quantization}.gguf"}},
+                quantization="Q8_0",
+            ),
+        ),
+        (
+            "mixed safetensors/bin/gguf/onnx repo",
+            "huggingface",
+            make_plan(
+                {"huggingface": {"model_id": "org/mixed"}}, fmt="pytorch", quantization="none"
+            ),
+        ),
+        (
+            "mixed safetensors/bin/gguf/onnx repo",
+            "modelscope",
+            make_plan(
+                {"modelscope": {"model_id": "org/mixed"}}, fmt="pytorch", quantization="none"
+            ),
+        ),
     ]
     for label, hub, plan in cases:
-        server.reset_counters()  # type: ignore[attr-defined]
+        server.reset_counters()
         needed = describe_plan(plan, hubs=hubs).bytes or 0
         fetch_plan(plan, progress=False, hubs=hubs)
-        sent = server.total_bytes_sent  # type: ignore[attr-defined]
+        sent = server.total_bytes_sent
         rows.append(f"| {label} | {hub} | {needed} | {sent} | {sent / needed:.2f} |")
     return rows
 
 
-def throughput(server: object, home: Path) -> str:
+def throughput(server: HubServer, home: Path) -> str:
     from zoo.hubs.base import FetchRequest
     from zoo.hubs.huggingface import HuggingFaceHub
     from zoo.testing.hubserver import GeneratedFile
 
     size = 512 * MB
-    repo = server.add_repo("org/fast", {"fast.gguf": GeneratedFile(size, 11)})  # type: ignore[attr-defined]
-    url = f"{server.url}/org/fast/resolve/{repo.commit}/fast.gguf"  # type: ignore[attr-defined]
+    repo = server.add_repo("org/fast", {"fast.gguf": GeneratedFile(size, 11)})
+    url = f"{server.url}/org/fast/resolve/{repo.commit}/fast.gguf"
     target = home / "curl.bin"
     start = time.perf_counter()
     subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True)
@@ -101,21 +136,23 @@ def throughput(server: object, home: Path) -> str:
     start = time.perf_counter()
     HuggingFaceHub().fetch(FetchRequest("org/fast", files=("fast.gguf",)))
     zoo_s = time.perf_counter() - start
-    return (f"512 MiB: curl {size / MB / curl_s:.0f} MiB/s, zoo {size / MB / zoo_s:.0f} MiB/s "
-            f"(download + sha256 + link), ratio {curl_s / zoo_s:.2f}")
+    return (
+        f"512 MiB: curl {size / MB / curl_s:.0f} MiB/s, zoo {size / MB / zoo_s:.0f} MiB/s "
+        f"(download + sha256 + link), ratio {curl_s / zoo_s:.2f}"
+    )
 
 
-def kill_at_70(server: object, home: Path, client: str) -> str:
+def kill_at_70(server: HubServer, home: Path, client: str) -> str:
     import shutil
 
     from zoo.testing.hubserver import GeneratedFile
 
     size = 1024 * MB
-    if "org/big" not in server.repos:  # type: ignore[attr-defined]
-        server.add_repo("org/big", {"big.gguf": GeneratedFile(size, 12)})  # type: ignore[attr-defined]
+    if "org/big" not in server.repos:
+        server.add_repo("org/big", {"big.gguf": GeneratedFile(size, 12)})
     shutil.rmtree(home / "hf", ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    slow = server.fault("slow", "big.gguf", delay=0.0005)  # type: ignore[attr-defined]
+    slow = server.fault("slow", "big.gguf", delay=0.0005)
     child = subprocess.Popen([sys.executable, "-c", CHILD, client], env=env)
     blobs = home / "hf" / "hub" / "models--org--big" / "blobs"
     while child.poll() is None:
@@ -126,12 +163,14 @@ def kill_at_70(server: object, home: Path, client: str) -> str:
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     kept = max((p.stat().st_size for p in blobs.glob("*")), default=0)
-    server.faults.remove(slow)  # type: ignore[attr-defined]
-    server.reset_counters()  # type: ignore[attr-defined]
+    server.faults.remove(slow)
+    server.reset_counters()
     subprocess.run([sys.executable, "-c", CHILD, client], env=env, check=True)
-    again = server.bytes_sent["org/big/big.gguf"]  # type: ignore[attr-defined]
-    return (f"| {client} | {kept / MB:.0f} MiB ({kept / size:.0%}) | {again / MB:.0f} MiB "
-            f"| {again / size:.2f} |")
+    again = server.bytes_sent["org/big/big.gguf"]
+    return (
+        f"| {client} | {kept / MB:.0f} MiB ({kept / size:.0%}) | {again / MB:.0f} MiB "
+        f"| {again / size:.2f} |"
+    )
 
 
 def main() -> None:

@@ -31,8 +31,10 @@ specs:
 
 @pytest.fixture
 def toy(hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    hub_server.add_repo("org/toy-GGUF", {"toy-Q4_0.gguf": GeneratedFile(MB, 1),
-                                         "toy-Q8_0.gguf": GeneratedFile(2 * MB, 2)})
+    hub_server.add_repo(
+        "org/toy-GGUF",
+        {"toy-Q4_0.gguf": GeneratedFile(MB, 1), "toy-Q8_0.gguf": GeneratedFile(2 * MB, 2)},
+    )
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "toy-gguf.yaml").write_text(SPEC)
     monkeypatch.setenv("ZOO_CATALOG_PATH", str(tmp_path / "specs"))
@@ -49,7 +51,11 @@ def test_dry_run_lists_hub_repo_files_and_bytes_without_fetching(toy: HubServer)
     data = json.loads(_run("download", "toy-gguf", "-q", "Q8_0", "--dry-run", "--json"))
     assert data["version"] == 1
     assert (data["hub"], data["repo"], data["bytes"], data["cached"]) == (
-        "huggingface", "org/toy-GGUF", 2 * MB, False)
+        "huggingface",
+        "org/toy-GGUF",
+        2 * MB,
+        False,
+    )
     assert [f["path"] for f in data["files"]] == ["toy-Q8_0.gguf"]
     assert toy.total_bytes_sent == 0
 
@@ -61,13 +67,18 @@ def test_download_then_cache_list_and_remove(toy: HubServer) -> None:
     listed = json.loads(_run("cache", "list", "--json"))
     [entry] = listed["entries"]
     assert (entry["hub"], entry["repo"], entry["files"], entry["bytes"]) == (
-        "huggingface", "org/toy-GGUF", ["toy-Q4_0.gguf"], MB)
+        "huggingface",
+        "org/toy-GGUF",
+        ["toy-Q4_0.gguf"],
+        MB,
+    )
     assert "removed org/toy-GGUF from huggingface" in _run("cache", "remove", "org/toy-GGUF")
     assert _run("cache", "list").strip() == "no cached models"
 
 
-def test_failures_are_one_line_naming_the_hub(toy: HubServer,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_failures_are_one_line_naming_the_hub(
+    toy: HubServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     from zoo.cli.app import main
 
     toy.fault("missing", "toy-Q4_0.gguf")

