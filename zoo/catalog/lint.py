@@ -276,6 +276,7 @@ def _lint_source(
                     "E307",
                     f"no 'file' template for {', '.join(unsplit)}: a GGUF source "
                     "names its file (or lists the quantization under split)",
+                    key=True,
                 )
             )
         elif (

@@ -191,8 +191,9 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def source_from_data(hub: str, data: Mapping[str, Any], spec_quants: Sequence[str],
-                     location: Location | None = None) -> Source:
+def source_from_data(
+    hub: str, data: Mapping[str, Any], spec_quants: Sequence[str], location: Location | None = None
+) -> Source:
     split = data.get("split")
     draft = data.get("draft")
     return Source(
@@ -226,8 +227,11 @@ def source_from_data(hub: str, data: Mapping[str, Any], spec_quants: Sequence[st
     )
 
 
-def spec_from_data(data: Mapping[str, Any], location: Location | None = None,
-                   source_locations: Mapping[str, Location] | None = None) -> Spec:
+def spec_from_data(
+    data: Mapping[str, Any],
+    location: Location | None = None,
+    source_locations: Mapping[str, Location] | None = None,
+) -> Spec:
     sources_data: Mapping[str, Any] = data.get("sources") or {}
     quants = _strings(data.get("quantizations"))
     sources = tuple(
@@ -249,9 +253,12 @@ def spec_from_data(data: Mapping[str, Any], location: Location | None = None,
     )
 
 
-def family_from_data(data: Mapping[str, Any], location: Location | None = None,
-                     spec_locations: Sequence[Location | None] = (),
-                     source_locations: Sequence[Mapping[str, Location]] = ()) -> Family:
+def family_from_data(
+    data: Mapping[str, Any],
+    location: Location | None = None,
+    spec_locations: Sequence[Location | None] = (),
+    source_locations: Sequence[Mapping[str, Location]] = (),
+) -> Family:
     """Build a Family from YAML data that already passed schema validation.
 
     ``source_locations`` gives, per spec, each hub's Location (optional, like the others).

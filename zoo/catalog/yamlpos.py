@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -122,6 +122,11 @@ def decode(raw: bytes, name: str) -> tuple[str | None, list[Problem]]:
     return text, []
 
 
+def _char_position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
 def _char_at(text: str, line: int, column: int) -> str:
     lines = text.split("\n", line)
     if len(lines) < line:
@@ -154,8 +159,18 @@ def parse(text: str, name: str) -> tuple[Document | None, list[Problem]]:
         if _char_at(text, line, column) == "\t":
             message += "; a tab: indent with spaces, YAML does not allow tabs there"
         return None, [*composer.problems, Problem(name, line, column, "E101", message)]
+    except UnicodeEncodeError as error:  # lone surrogates: only from text not read from a file
+        line, column = _char_position(text, error.start)
+        return None, [Problem(name, line, column, "E100", "not valid Unicode text")]
+    except yaml.reader.ReaderError as error:
+        line, column = _char_position(text, error.position)
+        message = f"character #x{error.character:04x} is not allowed in YAML"
+        if isinstance(error.character, bytes):  # pragma: no cover - text input gives str
+            message = "bytes that are not text"
+        return None, [*composer.problems, Problem(name, line, column, "E101", message)]
     except yaml.YAMLError as error:
-        return None, [*composer.problems, Problem(name, 1, 1, "E101", str(error))]
+        first_line = str(error).splitlines()[0] if str(error) else "invalid YAML"
+        return None, [*composer.problems, Problem(name, 1, 1, "E101", first_line)]
     if not composer.has_root:
         return None, [Problem(name, 1, 1, "E100", "the file is empty (no YAML document)")]
     document.data = composer.root
@@ -366,7 +381,9 @@ class _Composer:
         wanted = expected[short]
         if (isinstance(resolved, bool) and short != "bool") or not isinstance(resolved, wanted):
             raise self.fail(event.start_mark, "E101", f"{value!r} is not a valid !!{short}")
-        return float(resolved) if short == "float" else resolved
+        if short == "float":
+            return float(cast("int | float", resolved))  # "1" tagged !!float is 1.0
+        return resolved
 
     def resolve_plain(self, value: str, mark: Any) -> Any:
         if _NULL.match(value):

@@ -1,0 +1,142 @@
+"""Property tests: whatever the input, validation returns positioned problems and never raises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from catalog_helpers import VALID, check
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from zoo.catalog import yamlpos
+from zoo.catalog.problems import CODES
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+BASE: dict[str, Any] = yaml.safe_load(VALID)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "{quantization}",
+            "../x",
+            "/abs",
+            "a\\b",
+            "Q4_K_M",
+            "Int4",
+            "org/name",
+            "",
+            "none",
+            "ggufv2",
+            "-1",
+            "1_5",
+        ]
+    ),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def paths_in(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found.extend(paths_in(value, (*prefix, key)))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found.extend(paths_in(value, (*prefix, index)))
+    return found
+
+
+@st.composite
+def broken_specs(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    """The valid spec with one to three random edits: replace, delete or add a value."""
+    import copy
+
+    data = copy.deepcopy(BASE)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(paths_in(data)[1:]))
+        parent = data
+        for part in path[:-1]:
+            parent = parent[part]
+        action = draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "replace":
+            parent[path[-1]] = draw(values)
+        elif action == "delete":
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[draw(st.text(min_size=1, max_size=12))] = draw(values)
+        else:
+            parent.append(draw(values))
+        if not paths_in(data)[1:]:
+            break
+    return data, action
+
+
+def assert_well_formed(result: Any, text: str) -> None:
+    lines = text.count("\n") + 1
+    for problem in result.problems:
+        assert problem.code in CODES
+        assert 1 <= problem.line <= lines + 1, (problem, text)
+        assert problem.column >= 1
+        assert "\n" not in problem.message
+        assert str(problem).startswith("spec.yaml:")
+    if result.ok:
+        result.family()  # a file without errors always builds
+
+
+@SETTINGS
+@given(broken_specs())
+def test_edited_specs_give_positioned_problems(case: tuple[dict[str, Any], str]) -> None:
+    data, _ = case
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    result = check(text)
+    assert_well_formed(result, text)
+
+
+@SETTINGS
+@given(broken_specs())
+def test_a_changed_spec_is_either_valid_or_explains_why(case: tuple[dict[str, Any], str]) -> None:
+    data, _ = case
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    result = check(text)
+    if result.ok:
+        family = result.family()
+        assert family.name == data["name"]
+    else:
+        assert any(p.is_error for p in result.problems)
+
+
+@SETTINGS
+@given(st.text(max_size=400))
+def test_arbitrary_text_never_raises(text: str) -> None:
+    result = check(text)
+    assert_well_formed(result, text)
+
+
+@SETTINGS
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    text, problems = yamlpos.decode(raw, "spec.yaml")
+    if text is not None:
+        result = check(text)
+        problems = result.problems
+    for problem in problems:
+        assert problem.line >= 1 and problem.code in CODES
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(VALID.splitlines()), min_size=1, max_size=40))
+def test_shuffled_lines_of_a_valid_spec(lines: list[str]) -> None:
+    text = "\n".join(lines) + "\n"
+    assert_well_formed(check(text), text)
