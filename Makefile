@@ -35,7 +35,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+# The whole site with the real catalog, warnings as errors (model pages generated on the way).
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -q -j auto docs docs/_build/html
+
+test: lint typecheck docs pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -45,7 +45,6 @@ def render_family(family: Family, ctx: DocsContext) -> str:
     if family.fim is not None:
         parts.append(_fim_section(family))
     parts.append(rst.heading("Specifications", "-"))
-    parts.append(_spec_summary(family, ctx))
     parts.append(_memory_note(family))
     for index, spec in enumerate(family.specs, start=1):
         parts.append(_spec_section(family, spec, index, ctx))
@@ -104,22 +103,6 @@ def _fim_section(family: Family) -> str:
             rst.code_block(example, "text"),
         ]
     )
-
-
-def _spec_summary(family: Family, ctx: DocsContext) -> str:
-    rows = []
-    for index, spec in enumerate(family.specs, start=1):
-        engines = _spec_engines(spec, ctx)
-        rows.append(
-            [
-                rst.ref(_spec_title(spec, index), _spec_label(family, index)),
-                rst.literal(spec.format),
-                _size_words(spec),
-                str(len(spec.quantizations)),
-                ", ".join(e.display_name for e in engines) or "—",
-            ]
-        )
-    return rst.list_table(["Spec", "Format", "Size", "Quantizations", "Engines"], rows)
 
 
 def _spec_title(spec: Spec, index: int) -> str:
