@@ -140,3 +140,16 @@ def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
 def test_shuffled_lines_of_a_valid_spec(lines: list[str]) -> None:
     text = "\n".join(lines) + "\n"
     assert_well_formed(check(text), text)
+
+
+@SETTINGS
+@given(broken_specs())
+def test_the_fast_validator_agrees_with_jsonschema(case: tuple[dict[str, Any], str]) -> None:
+    """Valid files skip jsonschema, so the compiled check must never call an invalid file valid."""
+    from jsonschema import Draft202012Validator
+
+    from zoo.catalog.schema import is_valid, schema
+
+    data, _ = case
+    reference = not any(Draft202012Validator(schema()).iter_errors(data))
+    assert is_valid(data) is reference

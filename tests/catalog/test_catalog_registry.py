@@ -175,3 +175,27 @@ def test_the_cache_never_slows_a_read_only_cache_folder(
     folder = tmp_path / "specs"
     write(folder, "one.yaml", family_text("one"))
     assert list(load_catalog([folder]).families) == ["one"]
+
+
+def test_cheap_summaries_agree_with_the_built_families() -> None:
+    from zoo.catalog.views import family_summary
+
+    catalog = load_catalog()
+    assert len(catalog) > 0
+    cheap = catalog.summaries()
+    built = [family_summary(family) for family in catalog.families.values()]
+    assert cheap == built
+
+
+def test_families_are_built_only_when_asked_for(tmp_path: Path) -> None:
+    folder = tmp_path / "specs"
+    write(folder, "one.yaml", family_text("one"))
+    write(folder, "two.yaml", family_text("two"))
+    catalog = load_catalog([folder])
+    assert [s["name"] for s in catalog.summaries()] == ["one", "two"]
+    index = catalog.families
+    assert isinstance(index, catalog_module.FamilyIndex)
+    assert index._built == {}
+    assert "one" in index and "three" not in index
+    assert catalog.get("two") is catalog.get("two")
+    assert list(index._built) == ["two"]

@@ -18,27 +18,65 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.catalog.model import Family
 from zoo.catalog.problems import Problem
+from zoo.catalog.validate import FileResult
 from zoo.errors import NotFoundError
 
 if TYPE_CHECKING:
     import pluggy
 
     from zoo.catalog.cache import CompiledCatalog
-    from zoo.catalog.validate import FileResult
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
+class FamilyIndex(Mapping[str, Family]):
+    """name -> Family, building each Family from its validated data on first access.
+
+    Listing ~165 families needs only a few facts of each; building every Family (thousands of
+    Spec and Source objects) would cost more than the rest of ``zoo list``. ``summary`` gives
+    those facts straight from the data.
+    """
+
+    def __init__(self, results: Mapping[str, FileResult]) -> None:
+        self._results = dict(sorted(results.items()))
+        self._built: dict[str, Family] = {}
+
+    def __getitem__(self, name: str) -> Family:
+        family = self._built.get(name)
+        if family is None:
+            family = self._built[name] = self._results[name].family()
+        return family
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._results
+
+    def summary(self, name: str) -> dict[str, Any]:
+        from zoo.catalog.views import summary_from_data
+
+        result = self._results[name]
+        assert result.data is not None
+        line, column = result.positions.get("family") or (0, 0)
+        location = f"{result.path}:{line}:{column}" if line else result.path
+        return summary_from_data(result.data, location)
+
+
 @dataclass
 class Catalog:
-    families: dict[str, Family] = field(default_factory=dict)
+    # A FamilyIndex when loaded by load_catalog; any mapping works (tests build plain dicts).
+    families: Mapping[str, Family] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     # The folders and files the catalog was read from, in order.
     sources: list[Path] = field(default_factory=list)
@@ -72,6 +110,14 @@ class Catalog:
                     score += 10
                 scored.append((-score, family.name, family))
         return [family for _, _, family in sorted(scored, key=lambda item: item[:2])]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """``views.family_summary`` of every family, in name order, built cheaply."""
+        from zoo.catalog.views import family_summary
+
+        if isinstance(self.families, FamilyIndex):
+            return [self.families.summary(name) for name in self.families]
+        return [family_summary(family) for family in self.families.values()]
 
     @property
     def errors(self) -> list[Problem]:
@@ -236,10 +282,11 @@ def load_catalog(
         cache.save()
 
     catalog = Catalog(sources=sources)
+    usable: dict[str, FileResult] = {}
     for result in results:
         catalog.problems.extend(result.problems)
-        if result.data is not None and result.name not in catalog.families:
-            catalog.families[result.data["name"]] = result.family()
+        if result.data is not None and result.data["name"] not in usable:
+            usable[result.data["name"]] = result
     catalog.problems.extend(duplicate_problems(results))
-    catalog.families = dict(sorted(catalog.families.items()))
+    catalog.families = FamilyIndex(usable)
     return catalog

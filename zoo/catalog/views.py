@@ -6,6 +6,7 @@ away (adding keys is compatible). Tests pin these shapes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from zoo.catalog.model import Family, Location, Source, Spec, format_size
@@ -28,6 +29,25 @@ def family_summary(family: Family) -> dict[str, Any]:
         "context_length": family.context_length,
         "languages": list(family.languages),
         "location": _location(family.location),
+    }
+
+
+def summary_from_data(data: Mapping[str, Any], location: str | None) -> dict[str, Any]:
+    """``family_summary`` computed from validated spec data, without building the Family.
+
+    ``zoo list`` shows every family; building them all costs more than the rest of the
+    command, so listings use this (a test keeps both functions in agreement).
+    """
+    specs = data["specs"]
+    return {
+        "name": data["name"],
+        "description": str(data.get("description") or "").strip(),
+        "abilities": list(data["abilities"]),
+        "formats": list(dict.fromkeys(spec["format"] for spec in specs)),
+        "sizes": [format_size(size) for size in sorted({float(spec["size"]) for spec in specs})],
+        "context_length": int(data["context_length"]),
+        "languages": list(data["languages"]),
+        "location": location,
     }
 
 

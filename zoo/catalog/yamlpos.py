@@ -14,7 +14,6 @@ Mapping keys are always strings (the text as written).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -42,6 +41,10 @@ _INF = re.compile(r"^([-+]?)\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
 
 _TAG = "tag:yaml.org,2002:"
+# A plain scalar starting with anything else is a string under the core schema (no regexes).
+_MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF")
+# The pending key of a duplicate: its value is parsed and dropped.
+_DUPLICATE = "\x00duplicate"
 
 
 @dataclass
@@ -147,7 +150,7 @@ def parse(text: str, name: str) -> tuple[Document | None, list[Problem]]:
     document = Document(name, None, composer.values, composer.keys)
     document.first_line = text.split("\n", 1)[0]
     try:
-        composer.run(_events(text))
+        composer.run(_parser(text))
     except _Stop:
         return None, composer.problems
     except yaml.MarkedYAMLError as error:
@@ -184,16 +187,16 @@ def load(path: Path, display: str | None = None) -> tuple[Document | None, list[
     return parse(text, display or str(path))
 
 
-def _events(text: str) -> Iterator[Any]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.parse(text, Loader=loader)
+def _parser(text: str) -> Any:
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
 
 
 class _Frame:
-    __slots__ = ("anchor", "container", "path", "pending_key", "start_nodes")
+    __slots__ = ("anchor", "container", "is_map", "path", "pending_key", "start_nodes")
 
     def __init__(self, container: Any, path: DataPath, anchor: str | None, start: int) -> None:
         self.container = container
+        self.is_map = isinstance(container, dict)
         self.path = path
         self.anchor = anchor
         self.start_nodes = start
@@ -234,10 +237,70 @@ class _Composer:
                 "(counting alias expansions): refusing to expand it",
             )
 
-    def run(self, events: Iterator[Any]) -> None:
-        for event in events:
+    def run(self, parser: Any) -> None:
+        """Consume the parser's events (pulled one C call each: yaml.parse adds a generator
+        and a second call per event, a third of the cost of reading a catalog)."""
+        try:
+            self._run(parser.get_event)
+        finally:
+            parser.dispose()
+
+    def _run(self, get_event: Any) -> None:
+        scalar_event = yaml.ScalarEvent
+        stream_end = yaml.StreamEndEvent
+        stack = self.stack
+        values = self.values
+        keys = self.keys
+        while True:
+            event = get_event()
             kind = type(event)
-            if kind is yaml.ScalarEvent:
+            if kind is stream_end or event is None:
+                return
+            # Fast path for the common case (an untagged, unanchored scalar inside a mapping
+            # or list): the same steps as scalar()/key()/attach(), without the calls, which
+            # is most of the cost of reading a large catalog. Anything unusual (tags,
+            # anchors, duplicate or merge keys) takes the general path below.
+            if (
+                kind is scalar_event
+                and stack
+                and not self.skipping
+                and event.tag is None
+                and event.anchor is None
+            ):
+                frame = stack[-1]
+                container = frame.container
+                mark = event.start_mark
+                if frame.is_map:
+                    key = frame.pending_key
+                    if key is None:
+                        text = event.value
+                        if text in container or text == "<<":
+                            self.key(frame, text, mark, plain=event.implicit[0])
+                        else:
+                            keys[(*frame.path, text)] = (mark.line + 1, mark.column + 1)
+                            frame.pending_key = text
+                        continue
+                    self.nodes += 1
+                    if self.nodes > MAX_NODES:
+                        self.count(mark, 0)
+                    value = event.value
+                    if event.implicit[0] and (not value or value[0] in _MAYBE_NOT_TEXT):
+                        value = self.resolve_plain(value, mark)
+                    frame.pending_key = None
+                    if key != _DUPLICATE:
+                        container[key] = value
+                        values[(*frame.path, key)] = (mark.line + 1, mark.column + 1)
+                    continue
+                self.nodes += 1
+                if self.nodes > MAX_NODES:
+                    self.count(mark, 0)
+                value = event.value
+                if event.implicit[0] and (not value or value[0] in _MAYBE_NOT_TEXT):
+                    value = self.resolve_plain(value, mark)
+                values[(*frame.path, len(container))] = (mark.line + 1, mark.column + 1)
+                container.append(value)
+                continue
+            if kind is scalar_event:
                 self.scalar(event)
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 self.start(event, {} if kind is yaml.MappingStartEvent else [])
@@ -334,7 +397,7 @@ class _Composer:
         if key in frame.container:
             first = self.keys.get(path, (0, 0))[0]
             self.warn(mark, "E102", f"duplicate key {key!r} (first defined on line {first})")
-            frame.pending_key = "\x00duplicate"
+            frame.pending_key = _DUPLICATE
             return
         self.keys[path] = (mark.line + 1, mark.column + 1)
         frame.pending_key = key
@@ -351,7 +414,7 @@ class _Composer:
         if isinstance(frame.container, dict):
             key = frame.pending_key
             frame.pending_key = None
-            if key is None or key == "\x00duplicate":
+            if key is None or key == _DUPLICATE:
                 return None
             frame.container[key] = value
             path: DataPath = (*frame.path, key)

@@ -54,8 +54,8 @@ def _check_choice(kind: str, value: str | None, choices: tuple[str, ...]) -> Non
     raise UsageError(f"unknown {kind} {value!r}", hint=hint)
 
 
-def _table(families: list[Family]) -> None:
-    from zoo.catalog.views import sizes
+def _table(summaries: list[dict[str, Any]]) -> None:
+    """Families as a table, from their ``views.family_summary`` facts."""
     from zoo.cli.texttable import Column, render
 
     columns = [
@@ -67,13 +67,13 @@ def _table(families: list[Family]) -> None:
     ]
     rows = [
         [
-            family.name,
-            ", ".join(family.abilities),
-            ", ".join(family.formats),
-            ", ".join(sizes(family)),
-            _tokens(family.context_length),
+            summary["name"],
+            ", ".join(summary["abilities"]),
+            ", ".join(summary["formats"]),
+            ", ".join(summary["sizes"]),
+            _tokens(summary["context_length"]),
         ]
-        for family in families
+        for summary in summaries
     ]
     typer.echo(render(columns, rows))
 
@@ -97,29 +97,30 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the model families in the catalog."""
         from zoo.catalog.model import FORMATS
-        from zoo.catalog.views import JSON_VERSION, family_summary
+        from zoo.catalog.views import JSON_VERSION
 
         _check_choice("format", fmt, FORMATS)
         _check_choice("ability", ability, ABILITIES)
         catalog = _load()
-        families = [
-            f
-            for f in catalog
-            if (ability is None or ability in f.abilities) and (fmt is None or fmt in f.formats)
+        summaries = [
+            summary
+            for summary in catalog.summaries()
+            if (ability is None or ability in summary["abilities"])
+            and (fmt is None or fmt in summary["formats"])
         ]
         if as_json:
             _print_json(
                 {
                     "version": JSON_VERSION,
-                    "families": [family_summary(f) for f in families],
+                    "families": summaries,
                     "problems": [p.to_json() for p in catalog.errors],
                 }
             )
             return
-        if not families:
+        if not summaries:
             typer.echo("no model families match", err=True)
             return
-        _table(families)
+        _table(summaries)
 
     @app.command("show")
     def show(
@@ -157,7 +158,7 @@ def register(app: typer.Typer) -> None:
         if not found:
             typer.echo(f"no model family matches {text!r}", err=True)
             raise typer.Exit(1)
-        _table(found)
+        _table([family_summary(f) for f in found])
 
     @app.command("validate")
     def validate(
