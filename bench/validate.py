@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from startup import ROOT, _record  # noqa: E402
+from startup import ROOT, _record
 
 BIN = Path(sys.executable).parent
 TARGET_S = 2.0

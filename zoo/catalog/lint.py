@@ -377,8 +377,14 @@ def _check_hub_id(
         return
     if hub not in REPO_HUBS:
         return
-    candidates = [model_id.replace(placeholder, q) for q in effective[:50]]
-    for candidate in candidates or [model_id.replace(placeholder, "Q4_0")]:
+    if placeholder in model_id:
+        filled = [model_id.replace(placeholder, q) for q in effective] or [
+            model_id.replace(placeholder, "Q4_0")
+        ]
+        candidates = list(dict.fromkeys(filled))
+    else:
+        candidates = [model_id]
+    for candidate in candidates:
         reason = _repo_id_problem(candidate)
         if reason:
             add(
