@@ -111,6 +111,8 @@ def _matrix_cell(engine: EngineInfo, fmt: str) -> str:
     # A format only an opt-in build runs (e.g. vLLM's CPU build) says which opt-in it needs.
     optional = fmt not in engine.capabilities.formats
     words = "any" if quantizations == ("*",) else ", ".join(rst.literal(q) for q in quantizations)
+    if engine.experimental(fmt):
+        words += " (experimental)"
     if optional:
         variant = next(v for v in engine.variants if fmt in v.formats)
         words += f" (opt-in {rst.literal(variant.opt_in or variant.variant or 'variant')})"
@@ -130,7 +132,8 @@ def render_matrix(families: Sequence[Family], ctx: DocsContext) -> str:
         rst.heading("Formats and engines", "=", overline=True),
         "Which engine runs which spec format, and with which quantizations, as the installed "
         'engine plugins declare it (``zoo.engine.Capabilities``). "any" means every '
-        "quantization of that format.\n",
+        'quantization of that format; "experimental" means zoo uses the engine for that '
+        "format only when it is named with ``--engine``.\n",
     ]
     if not ctx.engines:
         parts.append("No engine plugins were installed where this page was built.\n")

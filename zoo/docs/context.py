@@ -64,6 +64,12 @@ class EngineInfo:
         """Whether some capability set of this engine declares (format, quantization)."""
         return any(_allows(caps, fmt, quantization) for caps in self.all_capabilities)
 
+    def experimental(self, fmt: str) -> bool:
+        """Whether ``fmt`` is only used when the user names this engine (``--engine``)."""
+        return any(
+            fmt in getattr(caps, "experimental_formats", ()) for caps in self.all_capabilities
+        )
+
     def formats(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for caps in self.all_capabilities:

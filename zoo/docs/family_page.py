@@ -170,7 +170,11 @@ def _spec_section(family: Family, spec: Spec, index: int, ctx: DocsContext) -> s
 
 def _engines_field(spec: Spec, engines: tuple[EngineInfo, ...], ctx: DocsContext) -> str:
     if engines:
-        return ", ".join(f"{e.display_name} ({rst.literal(e.name)})" for e in engines)
+        return ", ".join(
+            f"{e.display_name} ({rst.literal(e.name)}"
+            + (", experimental: only with ``--engine``)" if e.experimental(spec.format) else ")")
+            for e in engines
+        )
     if not ctx.engines:
         return "no engine plugins are installed where this page was built"
     return f"none of the installed engines declares {rst.literal(spec.format)}"
