@@ -248,6 +248,8 @@ class _Composer:
     def _run(self, get_event: Any) -> None:
         scalar_event = yaml.ScalarEvent
         stream_end = yaml.StreamEndEvent
+        start_mapping, end_mapping = yaml.MappingStartEvent, yaml.MappingEndEvent
+        start_sequence, end_sequence = yaml.SequenceStartEvent, yaml.SequenceEndEvent
         stack = self.stack
         values = self.values
         keys = self.keys
@@ -300,6 +302,39 @@ class _Composer:
                 values[(*frame.path, len(container))] = (mark.line + 1, mark.column + 1)
                 container.append(value)
                 continue
+            if (kind is end_mapping or kind is end_sequence) and not self.skipping:
+                frame = stack.pop()
+                if frame.anchor is not None:
+                    self.anchors[frame.anchor] = (
+                        frame.container,
+                        self.nodes - frame.start_nodes + 1,
+                    )
+                continue
+            if (
+                (kind is start_mapping or kind is start_sequence)
+                and stack
+                and not self.skipping
+                and event.tag is None
+                and len(stack) < MAX_DEPTH
+            ):
+                frame = stack[-1]
+                key = frame.pending_key
+                if not frame.is_map or (key is not None and key != _DUPLICATE):
+                    self.nodes += 1
+                    if self.nodes > MAX_NODES:
+                        self.count(event.start_mark, 0)
+                    container: Any = {} if kind is start_mapping else []
+                    mark = event.start_mark
+                    if frame.is_map:
+                        frame.container[key] = container
+                        frame.pending_key = None
+                        path: DataPath = (*frame.path, key)
+                    else:
+                        path = (*frame.path, len(frame.container))
+                        frame.container.append(container)
+                    values[path] = (mark.line + 1, mark.column + 1)
+                    stack.append(_Frame(container, path, event.anchor, self.nodes))
+                    continue
             if kind is scalar_event:
                 self.scalar(event)
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
