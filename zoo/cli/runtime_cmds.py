@@ -120,15 +120,15 @@ def engines_install(
 ) -> None:
     """Build an engine's environment now (with pip), so a later launch starts at once."""
     from zoo.errors import NotFoundError
-    from zoo.host import detect_host
     from zoo.plugins import get_engines
     from zoo.runtime.envs import ensure_env, env_status
+    from zoo.runtime.launcher import this_host
 
     engines = get_engines()
     if name not in engines:
         raise NotFoundError(f"no engine {name!r}; engines: {', '.join(sorted(engines))}")
     engine = engines[name]
-    host = detect_host()
+    host = this_host()
     before = env_status(engine, host)
     if before.ready and not force:
         typer.echo(f"{name}: ready ({before.reason}).")

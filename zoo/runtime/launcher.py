@@ -25,6 +25,7 @@ from zoo.runtime.process import ServerError
 
 if TYPE_CHECKING:
     from zoo.engine import Engine, ServerCommand
+    from zoo.host import Host
     from zoo.hubs.base import FetchResult
     from zoo.plan import LaunchOptions, Plan
 
@@ -311,25 +312,19 @@ def _wait_proxy(
 
 def prepare_environment(engine: Engine, say: Say = _stderr) -> str:
     """The interpreter of ``engine``'s environment, building the environment first if needed."""
-    from zoo.host import Host
     from zoo.runtime.envs import ensure_env
 
-    host = _detect_host(Host)
-    status = ensure_env(engine, host, say)
+    status = ensure_env(engine, this_host(), say)
     if not status.ready or status.python is None:
         raise ServerError(f"the {engine.name} environment is not ready: {status.reason}")
     return status.python
 
 
-def _detect_host(host_cls: Any) -> Any:
-    import zoo.host as host_module
+def this_host() -> Host:
+    """This machine, with the engine variants the user opted into (ZOO_ENGINE_OPT_IN)."""
+    from zoo.host import detect_host, opt_in_from_env
 
-    detect = getattr(host_module, "detect_host", None)
-    if detect is not None:
-        return detect()
-    import platform
-
-    return host_cls(os=sys.platform, arch=platform.machine(), ram_bytes=0)
+    return detect_host().with_opt_in(opt_in_from_env())
 
 
 def stop(
