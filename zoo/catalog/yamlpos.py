@@ -323,17 +323,17 @@ class _Composer:
                     self.nodes += 1
                     if self.nodes > MAX_NODES:
                         self.count(event.start_mark, 0)
-                    container: Any = {} if kind is start_mapping else []
+                    opened: Any = {} if kind is start_mapping else []
                     mark = event.start_mark
-                    if frame.is_map:
-                        frame.container[key] = container
+                    if key is not None:  # inside a mapping, as the value of ``key``
+                        frame.container[key] = opened
                         frame.pending_key = None
                         path: DataPath = (*frame.path, key)
                     else:
                         path = (*frame.path, len(frame.container))
-                        frame.container.append(container)
+                        frame.container.append(opened)
                     values[path] = (mark.line + 1, mark.column + 1)
-                    stack.append(_Frame(container, path, event.anchor, self.nodes))
+                    stack.append(_Frame(opened, path, event.anchor, self.nodes))
                     continue
             if kind is scalar_event:
                 self.scalar(event)
