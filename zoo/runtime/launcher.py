@@ -71,6 +71,15 @@ def model_path(plan: Plan, fetched: FetchResult) -> Path:
     return fetched.root
 
 
+def check_port(host: str, port: int | None) -> None:
+    """Refuse a port that is taken, before anything is downloaded or started."""
+    if port and process.port_in_use(host, port):
+        raise UsageError(
+            f"port {port} on {host} is already in use",
+            hint="choose another with --port, or leave --port out for a free one",
+        )
+
+
 def needs_proxy(command: ServerCommand, api_key: str | None) -> bool:
     """A proxy is needed to rename the model in requests, or to check a key for the engine."""
     return command.request_model is not None or (bool(api_key) and not command.api_key_enforced)
@@ -110,11 +119,7 @@ def start_instance(
     public_port = _option(options, "port", 0)
     api_key = _option(options, "api_key") or None
     served_name = _option(options, "served_name") or plan.family.name
-    if public_port and process.port_in_use(public_host, public_port):
-        raise UsageError(
-            f"port {public_port} on {public_host} is already in use",
-            hint="choose another with --port, or leave --port out for a free one",
-        )
+    check_port(public_host, public_port)
     if not public_port:
         public_port = process.free_port(public_host)
 
@@ -394,6 +399,7 @@ def launch(
     plan: Plan, options: LaunchOptions, *, say: Say = _stderr, out: Callable[[str], None] = print
 ) -> state.Instance:
     """Fetch, start, wait for readiness; then return (detach) or serve until stopped."""
+    check_port(_option(options, "host", "127.0.0.1"), _option(options, "port"))
     fetched = fetch_files(plan, say)
     detach = bool(_option(options, "detach", False))
     running = start_instance(plan, options, fetched=fetched, say=say, echo_log=not detach)
