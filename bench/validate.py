@@ -14,6 +14,7 @@ import argparse
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,13 +55,16 @@ def main() -> None:
         folder.mkdir()
         size = generate(folder, options.families)
         env = dict(os.environ, ZOO_HOME=str(Path(work) / "home"))
-        times = []
+        times, cpus = [], []
         for _ in range(options.repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(
                 [str(BIN / "zoo"), "validate", str(folder)], env=env, capture_output=True, text=True
             )
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         summary = done.stdout.strip().splitlines()[-1]
         if f"{options.families} file(s) checked" not in summary:
             raise SystemExit(f"unexpected output: {summary}\n{done.stderr[-1500:]}")
@@ -82,7 +86,8 @@ def main() -> None:
             "(copies of the real specs/)",
             f"- `zoo validate DIR`, fresh process, nothing cached: median {median:.2f} s, best "
             f"{best:.2f} s ({options.families / median:.0f} families/s, "
-            f"{size / 1e6 / median:.1f} MB/s)",
+            f"{size / 1e6 / median:.1f} MB/s); CPU (user + system) median "
+            f"{statistics.median(cpus):.2f} s, best {min(cpus):.2f} s",
             f"- result line: `{summary}`",
             f"- the median {verdict} the {TARGET_S:.0f} s target",
             "",

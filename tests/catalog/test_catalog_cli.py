@@ -260,3 +260,13 @@ def test_schema_prints_the_json_schema() -> None:
     schema = json.loads(out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert "specs" in schema["properties"]
+
+
+def test_validate_lists_the_codes() -> None:
+    from zoo.catalog.problems import CODES
+
+    code, out, _ = run("validate", "--codes")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == len(CODES)
+    assert lines[0].startswith("E100  ")

@@ -167,8 +167,17 @@ def register(app: typer.Typer) -> None:
             typer.Argument(help="Spec files or folders (default: the whole catalog)."),
         ] = None,
         as_json: JsonOption = False,
+        codes: Annotated[
+            bool, typer.Option("--codes", help="List the problem codes and what each means.")
+        ] = False,
     ) -> None:
         """Check spec files: schema, semantics and duplicate names. Exit 1 on any error."""
+        if codes:
+            from zoo.catalog.problems import CODES
+
+            for code, meaning in CODES.items():
+                typer.echo(f"{code}  {meaning}")
+            return
         problems, checked = _validate(paths or None)
         errors = sum(1 for p in problems if p.is_error)
         warnings = len(problems) - errors
