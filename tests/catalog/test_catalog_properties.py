@@ -153,3 +153,94 @@ def test_the_fast_validator_agrees_with_jsonschema(case: tuple[dict[str, Any], s
     data, _ = case
     reference = not any(Draft202012Validator(schema()).iter_errors(data))
     assert is_valid(data) is reference
+
+
+REQUIRED = {
+    (): ["name", "description", "context_length", "languages", "abilities", "specs"],
+    ("specs", 0): ["format", "size", "sources"],
+    ("specs", 0, "sources", "huggingface"): ["model_id"],
+}
+GARBAGE = st.text(alphabet="abcxyz_!@# ", min_size=1, max_size=8)
+
+
+@st.composite
+def surely_broken(draw: st.DrawFn) -> tuple[str, tuple[Any, ...]]:
+    """The valid spec with one edit that must be an error, and the path the error is about."""
+    import copy
+
+    data = copy.deepcopy(BASE)
+    kind = draw(
+        st.sampled_from(["drop", "unknown", "number", "quantization", "model_id", "escape"])
+    )
+    if kind == "drop":
+        where = draw(st.sampled_from(sorted(REQUIRED)))
+        key = draw(st.sampled_from(REQUIRED[where]))
+        parent = data
+        for part in where:
+            parent = parent[part]
+        del parent[key]
+        return yaml.safe_dump(data, sort_keys=False), where
+    if kind == "unknown":
+        where = draw(st.sampled_from(sorted(REQUIRED)))
+        parent = data
+        for part in where:
+            parent = parent[part]
+        key = draw(st.text(alphabet="qwvjkz", min_size=3, max_size=10))
+        parent[key] = draw(scalars)
+        return yaml.safe_dump(data, sort_keys=False), (*where, key)
+    if kind == "number":
+        target = draw(
+            st.sampled_from([("context_length",), ("specs", 0, "size"), ("specs", 1, "size")])
+        )
+        value = draw(
+            st.one_of(st.integers(max_value=0), st.floats(max_value=0), st.text(max_size=5))
+        )
+        parent = data
+        for part in target[:-1]:
+            parent = parent[part]
+        parent[target[-1]] = value
+        return yaml.safe_dump(data, sort_keys=False), target
+    if kind == "quantization":
+        index = draw(st.integers(0, 2))
+        data["specs"][0]["quantizations"][index] = draw(GARBAGE)
+        return yaml.safe_dump(data, sort_keys=False), ("specs", 0, "quantizations", index)
+    if kind == "model_id":
+        source = data["specs"][0]["sources"]["huggingface"]
+        source["model_id"] = draw(
+            st.sampled_from(["a b/c", "org//x", "-x/y", "x/y/z", "x", "org/na..me", "{part}/x"])
+        )
+        return yaml.safe_dump(data, sort_keys=False), (
+            "specs",
+            0,
+            "sources",
+            "huggingface",
+            "model_id",
+        )
+    source = data["specs"][0]["sources"]["huggingface"]
+    source["file"] = draw(
+        st.sampled_from(
+            [
+                "../{quantization}.gguf",
+                "/{quantization}.gguf",
+                "a\\{quantization}.gguf",
+                "a/../../{quantization}",
+            ]
+        )
+    )
+    return yaml.safe_dump(data, sort_keys=False), ("specs", 0, "sources", "huggingface", "file")
+
+
+@SETTINGS
+@given(surely_broken())
+def test_every_broken_spec_gets_an_error_where_it_is_broken(
+    case: tuple[str, tuple[Any, ...]],
+) -> None:
+    text, path = case
+    result = check(text)
+    assert not result.ok
+    errors = [p for p in result.problems if p.is_error]
+    assert errors
+    document, _ = yamlpos.parse(text, "spec.yaml")
+    assert document is not None
+    expected = {document.where(path)[0], document.where(path, key=True)[0]}
+    assert any(p.line in expected for p in errors), (expected, errors, text)

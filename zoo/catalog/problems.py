@@ -49,6 +49,13 @@ CODES: dict[str, str] = {
 }
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped, so it prints as one harmless line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One finding; ``line``/``column`` are 1-based, 0 when the position is unknown."""
@@ -59,6 +66,11 @@ class Problem:
     code: str
     message: str
 
+    def __post_init__(self) -> None:
+        # One problem is one line, whatever keys or values the file had (a key may hold a
+        # newline or a terminal escape sequence).
+        object.__setattr__(self, "message", one_line(self.message))
+
     @property
     def severity(self) -> str:
         return "error" if self.code.startswith("E") else "warning"
@@ -68,7 +80,8 @@ class Problem:
         return self.code.startswith("E")
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}:{self.column}" if self.line else self.path
+        path = one_line(self.path)
+        where = f"{path}:{self.line}:{self.column}" if self.line else path
         return f"{where}: {self.severity}[{self.code}]: {self.message}"
 
     def to_json(self) -> dict[str, object]:
