@@ -270,3 +270,12 @@ def test_validate_lists_the_codes() -> None:
     lines = out.splitlines()
     assert len(lines) == len(CODES)
     assert lines[0].startswith("E100  ")
+
+
+def test_show_does_not_pass_terminal_escapes_through() -> None:
+    text = family_text("esc").replace("Family esc.", '"Bad \\e[2J description"')
+    write(user_catalog_dir(), "esc.yaml", text)
+    code, out, _ = run("show", "esc")
+    assert code == 0
+    assert "\x1b" not in out
+    assert "Bad \\x1b[2J description" in out

@@ -263,6 +263,17 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _safe(text: str) -> str:
+    """Catalog text for a terminal: control characters (escape sequences) shown, not obeyed.
+
+    Spec files can come from any folder in ZOO_CATALOG_PATH; their text must not be able to
+    drive the user's terminal.
+    """
+    from zoo.catalog.problems import one_line
+
+    return "\n".join(one_line(line) for line in text.split("\n"))
+
+
 def _show(family: Family) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -299,7 +310,7 @@ def _show(family: Family) -> None:
     info.add_column(overflow="fold")
     for label, value in facts:
         if value:
-            info.add_row(label, value)
+            info.add_row(label, _safe(value))
     console.print(info)
     console.print()
     specs = Table(box=None, header_style="bold", pad_edge=False)
@@ -310,5 +321,5 @@ def _show(family: Family) -> None:
             f" ({spec.activated_size:g} active)" if spec.activated_size else ""
         )
         hubs = ", ".join(f"{s.hub}: {s.model_id}" for s in spec.sources)
-        specs.add_row(spec.format, size, ", ".join(spec.quantizations), hubs)
+        specs.add_row(spec.format, size, _safe(", ".join(spec.quantizations)), _safe(hubs))
     console.print(specs)
