@@ -1,0 +1,156 @@
+"""Launch overhead: `zoo launch --detach` until ready vs starting the engine's server directly.
+
+Both sides end at the same point: the server answered /health and then one real one-token
+completion. The model is cached and the engine environment built before timing (a first,
+untimed launch does both). "Direct" runs exactly the argv zoo ran (read from the instance's
+log), in the same environment, on the same files. Runs alternate zoo/direct so load from other
+jobs hits both alike; medians are reported. Target: ratio <= 1.10.
+
+    .venv/bin/python bench/launch_overhead.py [--repeat 5] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+HEADING = "## Launch and run"
+MODEL = "smollm2-135m-instruct"
+
+
+def zoo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args], env=env, capture_output=True, text=True, check=True
+    )
+
+
+def engine_argv(env: dict[str, str], port: int) -> tuple[list[str], dict[str, str]]:
+    """The exact server argv and environment zoo uses for this model (same plugin code)."""
+    code = f"""
+import json, sys
+from zoo.catalog.catalog import load_catalog
+from zoo.engine import LaunchContext
+from zoo.plugins import get_engines
+from zoo.resolve import Request, resolve
+from zoo.runtime import launcher
+from zoo.runtime.envs import ensure_env, runner_path
+from zoo.plan import LaunchOptions
+plan = resolve(load_catalog(), Request(model={MODEL!r}, hub="pypi", engine="llamacpp"),
+               get_engines(), launcher.this_host())
+fetched = launcher.fetch_files(plan)
+engine = get_engines()["llamacpp"]
+status = ensure_env(engine, launcher.this_host())
+ctx = LaunchContext(family=plan.family, spec=plan.spec, quantization=plan.quantization,
+                    model_path=str(launcher.model_path(plan, fetched)),
+                    served_name=plan.family.name,
+                    port={port}, context_length=plan.context_length, python=status.python,
+                    device=plan.device)
+cmd = engine.server_command(ctx)
+env = dict(cmd.env)
+if status.python != sys.executable:
+    env["PYTHONPATH"] = str(runner_path(engine))
+print(json.dumps({{"argv": list(cmd.argv), "env": env}}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    data = json.loads(out.strip().splitlines()[-1])
+    return data["argv"], data["env"]
+
+
+def time_direct(env: dict[str, str], log: Path) -> float:
+    from zoo.runtime import process
+
+    port = process.free_port()
+    argv, extra = engine_argv(env, port)
+    started = time.monotonic()
+    server = process.start(
+        argv, log_path=log, env={**env, **extra, "HF_HUB_OFFLINE": "1"}, foreground=True
+    )
+    try:
+        process.wait_ready(
+            f"http://127.0.0.1:{port}",
+            health_path="/health",
+            model=MODEL,
+            api_key=None,
+            alive=lambda: server.poll() is None,
+            timeout=300,
+            log_path=log,
+            what="llamacpp",
+        )
+        return time.monotonic() - started
+    finally:
+        process.stop_group(server.pid, reap=server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    home = Path(tempfile.mkdtemp(prefix="zoo-bench-launch-"))
+    env = dict(os.environ, ZOO_HOME=str(home))
+    env.setdefault("ZOO_ENVS_DIR", str(ROOT / ".venv" / "zoo-test-envs"))
+    os.environ.update(env)
+    # Untimed: build the environment and download the model.
+    zoo("launch", MODEL, "--hub", "pypi", "--engine", "llamacpp", "--detach", env=env)
+    zoo("stop", "--all", env=env)
+    zoo_times, direct_times = [], []
+    for i in range(args.repeat):
+        started = time.monotonic()
+        zoo("launch", MODEL, "--hub", "pypi", "--engine", "llamacpp", "--detach", env=env)
+        zoo_times.append(time.monotonic() - started)
+        zoo("stop", "--all", env=env)
+        direct_times.append(time_direct(env, home / f"direct-{i}.log"))
+        print(
+            f"run {i + 1}: zoo {zoo_times[-1]:.2f} s, direct {direct_times[-1]:.2f} s", flush=True
+        )
+    z, d = statistics.median(zoo_times), statistics.median(direct_times)
+    load = os.getloadavg()[0]
+    report = (
+        f"### Launch overhead, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
+        f"`.venv/bin/python bench/launch_overhead.py --repeat {args.repeat}` on "
+        f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}), load average {load:.1f}; SmolLM2-135M-Instruct Q4_1 "
+        f"on llama.cpp (xllamacpp), model cached, environment built; medians of "
+        f"{args.repeat} alternating runs, each until one real completion succeeded.\n\n"
+        f"| path | to ready (s) |\n|---|---:|\n"
+        f"| `zoo launch {MODEL} --hub pypi --detach` (CLI start, catalog, resolve, cache check, "
+        f"start, readiness, record) | {z:.2f} |\n"
+        f"| the same server argv started directly | {d:.2f} |\n"
+        f"| **ratio** (target <= 1.10) | **{z / d:.2f}** |\n\n"
+        f"All runs (zoo / direct): "
+        + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(zoo_times, direct_times, strict=True))
+        + "\n"
+    )
+    print(report)
+    if not args.no_record:
+        record(report)
+
+
+def record(text: str) -> None:
+    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n"
+    if HEADING not in current:
+        current = current.rstrip("\n") + f"\n\n{HEADING}\n"
+    start = current.index(HEADING) + len(HEADING)
+    following = current.find("\n## ", start)
+    end = len(current) if following < 0 else following
+    section = current[start:end].rstrip("\n") + "\n\n" + text
+    RESULTS.write_text(
+        current[:start] + section.rstrip("\n") + "\n" + current[end:], encoding="utf-8"
+    )
+
+
+if __name__ == "__main__":
+    main()
