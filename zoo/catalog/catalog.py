@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.catalog.model import Family
 from zoo.catalog.problems import Problem
 from zoo.catalog.validate import FileResult
 from zoo.errors import NotFoundError
@@ -32,11 +31,12 @@ if TYPE_CHECKING:
     import pluggy
 
     from zoo.catalog.cache import CompiledCatalog
+    from zoo.catalog.model import Family
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
-class FamilyIndex(Mapping[str, Family]):
+class FamilyIndex(Mapping[str, "Family"]):
     """name -> Family, building each Family from its validated data on first access.
 
     Listing ~165 families needs only a few facts of each; building every Family (thousands of

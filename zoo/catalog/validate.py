@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.catalog.model import Family, Location, family_from_data
 from zoo.catalog.problems import Problem
 
 if TYPE_CHECKING:
+    from zoo.catalog.model import Family, Location
     from zoo.catalog.yamlpos import Document
 
 
@@ -43,6 +43,10 @@ class FileResult:
 
 
 def build_family(data: dict[str, Any], path: str, positions: dict[str, Any]) -> Family:
+    # The data model is imported on demand: `zoo list` shows cached summaries and never
+    # needs it (creating its dataclasses is a noticeable part of start-up).
+    from zoo.catalog.model import Location, family_from_data
+
     def loc(pair: Any) -> Location:
         return Location(path, int(pair[0]), int(pair[1])) if pair else Location(path)
 
@@ -137,5 +141,7 @@ def duplicate_problems(results: Iterable[FileResult]) -> list[Problem]:
 
 
 def _name_location(result: FileResult) -> Location:
+    from zoo.catalog.model import Location
+
     line, column = result.positions.get("name") or (0, 0)
     return Location(result.path, int(line), int(column))

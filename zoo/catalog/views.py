@@ -7,9 +7,10 @@ away (adding keys is compatible). Tests pin these shapes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zoo.catalog.model import Family, Location, Source, Spec, format_size
+if TYPE_CHECKING:
+    from zoo.catalog.model import Family, Location, Source, Spec
 
 JSON_VERSION = 1
 
@@ -44,14 +45,22 @@ def summary_from_data(data: Mapping[str, Any], location: str | None) -> dict[str
         "description": str(data.get("description") or "").strip(),
         "abilities": list(data["abilities"]),
         "formats": list(dict.fromkeys(spec["format"] for spec in specs)),
-        "sizes": [format_size(size) for size in sorted({float(spec["size"]) for spec in specs})],
+        "sizes": [_size_label(size) for size in sorted({float(spec["size"]) for spec in specs})],
         "context_length": int(data["context_length"]),
         "languages": list(data["languages"]),
         "location": location,
     }
 
 
+def _size_label(size: float) -> str:
+    # model.format_size, repeated so listings need not import the data model (the summary
+    # agreement test keeps the two equal).
+    return str(int(size)) if size.is_integer() else repr(size)
+
+
 def sizes(family: Family) -> list[str]:
+    from zoo.catalog.model import format_size
+
     ordered = sorted({spec.size for spec in family.specs})
     return [format_size(size) for size in ordered]
 

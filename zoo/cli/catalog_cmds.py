@@ -96,10 +96,12 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """List the model families in the catalog."""
-        from zoo.catalog.model import FORMATS
         from zoo.catalog.views import JSON_VERSION
 
-        _check_choice("format", fmt, FORMATS)
+        if fmt is not None:
+            from zoo.catalog.model import FORMATS
+
+            _check_choice("format", fmt, FORMATS)
         _check_choice("ability", ability, ABILITIES)
         catalog = _load()
         summaries = [
