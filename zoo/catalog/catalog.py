@@ -3,9 +3,10 @@
 Public API used across zoo:
 - ``load_catalog(paths=None) -> Catalog``: built-in specs, the user folder,
   ``ZOO_CATALOG_PATH`` folders and plugin folders (or exactly ``paths`` when given).
-- ``Catalog.families`` (name -> Family, sorted by name), ``Catalog.get(name)`` (raises
-  NotFoundError with a did-you-mean), ``Catalog.problems`` (every Problem found, warnings too),
-  ``Catalog.search(text)``.
+- ``Catalog.families`` (a Mapping name -> Family, sorted by name; a FamilyIndex that builds
+  each Family on first access), ``Catalog.get(name)`` (raises NotFoundError with a
+  did-you-mean), ``Catalog.problems`` (every Problem found, warnings too; ``errors`` only the
+  errors), ``Catalog.search(text)``, ``Catalog.summaries()`` (the ``zoo list`` rows, cheap).
 - ``builtin_catalog_dir() -> Path``.
 
 Folders are read in that order and the first definition of a family wins; a second one is
@@ -233,7 +234,7 @@ def check_files(
     display: dict[Path, str] | None = None,
 ) -> list[FileResult]:
     """Validate ``files``, through ``cache`` when given (results for unchanged files reused)."""
-    from zoo.catalog.validate import FileResult, check_file
+    from zoo.catalog.validate import check_file
 
     results: list[FileResult] = []
     for file in files:
