@@ -154,7 +154,7 @@ def test_plugin_folders_are_cached_until_distributions_change(
     monkeypatch.setattr(zoo.plugins, "get_catalog_paths", fake_paths)
     site = tmp_path / "site-packages"
     site.mkdir()
-    monkeypatch.setattr(catalog_module.sys, "path", [str(site)])
+    monkeypatch.setattr(catalog_module, "site_dirs", lambda: [str(site)])
     assert "plugged" in load_catalog().families
     assert "plugged" in load_catalog().families
     assert len(calls) == 1

@@ -193,16 +193,18 @@ def plugin_catalog_dirs(
     return paths
 
 
+def site_dirs() -> list[str]:
+    """The folders distributions are installed into (editable ones too: their dist-info
+    lives there). Other sys.path entries, like the working folder, change for unrelated
+    reasons, so they are not part of the key."""
+    return [entry for entry in sys.path if entry.endswith(("site-packages", "dist-packages"))]
+
+
 def _installation_key() -> list[Any]:
     stamps: list[Any] = [os.environ.get("ZOO_DISABLE_PLUGINS", "")]
-    for entry in sys.path:
-        # Distributions are installed into site-packages folders (editable ones too: their
-        # dist-info lives there); other sys.path entries, like the working folder, change
-        # for unrelated reasons.
-        if not entry.endswith(("site-packages", "dist-packages")):
-            continue
+    for entry in site_dirs():
         try:
-            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+            stamps.append([entry, os.stat(entry).st_mtime_ns])
         except OSError:
             continue
     return stamps
