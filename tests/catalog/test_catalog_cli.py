@@ -279,3 +279,13 @@ def test_show_does_not_pass_terminal_escapes_through() -> None:
     assert code == 0
     assert "\x1b" not in out
     assert "Bad \\x1b[2J description" in out
+
+
+def test_the_fast_commands_load_no_plugins() -> None:
+    from zoo.cli.app import _needs_plugin_commands
+
+    assert _needs_plugin_commands(["--version"]) is False
+    assert _needs_plugin_commands(["list", "--json"]) is False
+    assert _needs_plugin_commands(["show", "seed-oss"]) is False
+    assert _needs_plugin_commands([]) is True  # `zoo` alone prints help with plugin commands
+    assert _needs_plugin_commands(["--help"]) is True

@@ -50,11 +50,16 @@ def build_app(*, with_plugins: bool = True) -> typer.Typer:
     @app.callback()
     def root(
         version: bool = typer.Option(
-            False, "--version", callback=_version_callback, is_eager=True,
+            False,
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
             help="Print zoo's version and exit.",
         ),
         debug: bool = typer.Option(
-            False, "--debug", help="Show full tracebacks for errors (also: ZOO_DEBUG=1).",
+            False,
+            "--debug",
+            help="Show full tracebacks for errors (also: ZOO_DEBUG=1).",
         ),
     ) -> None:
         if debug:
@@ -73,7 +78,8 @@ def _needs_plugin_commands(argv: list[str]) -> bool:
     """Plugin commands are loaded unless the first word is a built-in command (fast path)."""
     words = [a for a in argv if not a.startswith("-")]
     if not words:
-        return True
+        # `zoo --version` prints and exits before any command matters: no plugins needed.
+        return "--version" not in argv
     return words[0] not in _builtin_command_names()
 
 
