@@ -59,6 +59,13 @@ def measure(base_url: str, key: str, tokens: int) -> tuple[float, int]:
     return (count - 1) / elapsed if count > 1 else 0.0, count
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=7)
@@ -97,9 +104,14 @@ def main() -> None:
         proxy_url = f"http://127.0.0.1:{proxy_port}/v1"
         measure(engine_url, "none", 8)  # warm-up
         alone, through, counts = [], [], set()
+        proxy_cpu = 0.0
+        proxied_tokens = 0
         for i in range(args.repeat):
             a, n1 = measure(engine_url, "none", args.tokens)
+            before = cpu_seconds(proxy.pid)
             b, n2 = measure(proxy_url, "bench-key", args.tokens)
+            proxy_cpu += cpu_seconds(proxy.pid) - before
+            proxied_tokens += n2
             alone.append(a)
             through.append(b)
             counts |= {n1, n2}
@@ -108,6 +120,10 @@ def main() -> None:
         process.stop_group(proxy.pid, reap=proxy)
         zoo("stop", "--all", env=env)
     a, b = statistics.median(alone), statistics.median(through)
+    # Robust to other load on the machine: the proxy's own CPU per token, as a share of the
+    # time one token takes at the engine's rate.
+    per_token_ms = 1000 * proxy_cpu / max(1, proxied_tokens)
+    share = per_token_ms / (1000 / a) if a else 0.0
     report = (
         f"### Tokens per second through the endpoint, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
         f"`.venv/bin/python bench/tokens_per_second.py --repeat {args.repeat} --tokens "
@@ -120,6 +136,9 @@ def main() -> None:
         f"| the engine alone (llama.cpp's port, what zoo hands out for llama.cpp) | {a:.1f} |\n"
         f"| through zoo's proxy (API key check + model rewrite, SSE passed through) | {b:.1f} |\n"
         f"| **ratio** (target >= 0.98) | **{b / a:.3f}** |\n\n"
+        f"The proxy's own CPU: {per_token_ms:.2f} ms per streamed token, "
+        f"{100 * share:.1f} % of one token's time at the engine's median rate (a bound on "
+        f"its cost that other load on the machine does not blur).\n\n"
         f"All runs (engine / proxy): "
         + ", ".join(f"{x:.1f}/{y:.1f}" for x, y in zip(alone, through, strict=True))
         + "\n"

@@ -6,7 +6,8 @@ key (401; ``/health`` stays open for probes), rewrites the request's ``model`` t
 engine wants, answers ``GET /v1/models`` with the served name, rewrites ``model`` in plain
 JSON answers back to the served name, and passes streams (SSE) through byte for byte.
 
-Stdlib only (asyncio) and a plain byte pipe for streams, so it adds next to nothing to tokens/s.
+Stdlib only: a thread per connection with blocking sockets, and a plain byte pipe for
+streams (one recv and one send per chunk), so it adds next to nothing to tokens/s.
 It runs as its own process (``python -m zoo.runtime.proxy``) recorded with the instance, so
 stopping the instance stops both; the key comes in the environment, never in argv.
 """
@@ -14,15 +15,17 @@ stopping the instance stops both; the key comes in the environment, never in arg
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import hmac
 import json
 import os
 import signal
+import socket
+import socketserver
 import sys
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
 API_KEY_ENV = "ZOO_PROXY_API_KEY"
 HOP_BY_HOP = {
@@ -55,21 +58,28 @@ class BadRequest(Exception):
     pass
 
 
-async def _read_head(reader: asyncio.StreamReader) -> tuple[str, list[tuple[str, str]]]:
-    try:
-        raw = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.LimitOverrunError as error:
-        raise BadRequest("header too large") from error
-    lines = raw.decode("latin-1").split("\r\n")
+def _read_head(rfile: BinaryIO) -> tuple[str, list[tuple[str, str]]] | None:
+    """The start line and headers; None when the peer closed before sending anything."""
+    first = rfile.readline(MAX_HEAD + 1)
+    if not first:
+        return None
+    lines = [first]
+    total = len(first)
+    while True:
+        line = rfile.readline(MAX_HEAD + 1)
+        total += len(line)
+        if total > MAX_HEAD:
+            raise BadRequest("header too large")
+        if line in (b"\r\n", b"\n", b""):
+            break
+        lines.append(line)
     headers = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
+    for raw in lines[1:]:
+        name, sep, value = raw.decode("latin-1").partition(":")
         if not sep:
             raise BadRequest("malformed header")
         headers.append((name.strip(), value.strip()))
-    return lines[0], headers
+    return lines[0].decode("latin-1").rstrip("\r\n"), headers
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -77,27 +87,33 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in headers if k.lower() == name), None)
 
 
-async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]]) -> bytes:
+def _read_body(rfile: BinaryIO, headers: list[tuple[str, str]]) -> bytes:
     if (_header(headers, "transfer-encoding") or "").lower() == "chunked":
         parts: list[bytes] = []
         total = 0
         while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            size = int(rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 # Trailers (rare) end with an empty line.
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                while rfile.readline(MAX_HEAD) not in (b"\r\n", b"\n", b""):
                     pass
                 return b"".join(parts)
             total += size
             if total > MAX_BODY:
                 raise BadRequest("body too large")
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
+            parts.append(_read_exactly(rfile, size))
+            rfile.readline(16)
     length = int(_header(headers, "content-length") or 0)
     if length > MAX_BODY:
         raise BadRequest("body too large")
-    return await reader.readexactly(length) if length else b""
+    return _read_exactly(rfile, length) if length else b""
+
+
+def _read_exactly(rfile: BinaryIO, size: int) -> bytes:
+    data = rfile.read(size)
+    if len(data) != size:
+        raise BadRequest("the body ended early")
+    return data
 
 
 def _response(status: str, body: dict[str, object]) -> bytes:
@@ -113,6 +129,9 @@ def _error(status: str, message: str, kind: str) -> bytes:
 
 
 class Proxy:
+    """Handles one client connection at a time per thread, with blocking sockets: a streamed
+    token then costs one recv and one send, far less CPU than an asyncio stream round."""
+
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
         self.created = int(time.time())
@@ -126,37 +145,40 @@ class Proxy:
             token.strip().encode(), self.config.api_key.encode()
         )
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def handle(self, client: socket.socket) -> None:
+        rfile = client.makefile("rb")
         try:
-            await self._handle(reader, writer)
-        except (BadRequest, ValueError, asyncio.IncompleteReadError) as error:
-            with contextlib.suppress(Exception):
-                writer.write(_error("400 Bad Request", str(error), "invalid_request_error"))
-                await writer.drain()
-        except (ConnectionError, asyncio.LimitOverrunError):
+            self._handle(client, rfile)
+        except (BadRequest, ValueError) as error:
+            with contextlib.suppress(OSError):
+                client.sendall(_error("400 Bad Request", str(error), "invalid_request_error"))
+        except OSError:
             pass
         finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-                await writer.wait_closed()
+            rfile.close()
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+            client.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request_line, headers = await _read_head(reader)
+    def _handle(self, client: socket.socket, rfile: BinaryIO) -> None:
+        head = _read_head(rfile)
+        if head is None:
+            return
+        request_line, headers = head
         method, target, _version = request_line.split(" ", 2)
         path = target.split("?", 1)[0]
         if path != "/health" and not self.authorized(headers):
-            writer.write(
+            client.sendall(
                 _error(
                     "401 Unauthorized",
                     "a valid API key is required (Authorization: Bearer KEY)",
                     "authentication_error",
                 )
             )
-            await writer.drain()
             return
-        body = await _read_body(reader, headers)
+        body = _read_body(rfile, headers)
         if method == "GET" and path.rstrip("/") == "/v1/models":
-            writer.write(
+            client.sendall(
                 _response(
                     "200 OK",
                     {
@@ -172,12 +194,11 @@ class Proxy:
                     },
                 )
             )
-            await writer.drain()
             return
         streaming = False
         if body and "json" in (_header(headers, "content-type") or "json"):
             body, streaming = self._rewrite_request(body)
-        await self._forward(method, target, headers, body, streaming, writer)
+        self._forward(method, target, headers, body, streaming, client)
 
     def _rewrite_request(self, body: bytes) -> tuple[bytes, bool]:
         try:
@@ -196,31 +217,36 @@ class Proxy:
             data["model"] = wanted
         return json.dumps(data).encode(), streaming
 
-    async def _forward(
+    def _forward(
         self,
         method: str,
         target: str,
         headers: list[tuple[str, str]],
         body: bytes,
         streaming: bool,
-        writer: asyncio.StreamWriter,
+        client: socket.socket,
     ) -> None:
         cfg = self.config
         try:
-            up_reader, up_writer = await asyncio.open_connection(
-                cfg.upstream_host, cfg.upstream_port, limit=MAX_HEAD
-            )
+            upstream = socket.create_connection((cfg.upstream_host, cfg.upstream_port), timeout=30)
         except OSError:
-            writer.write(_error("502 Bad Gateway", "the engine is not answering", "server_error"))
-            await writer.drain()
+            client.sendall(_error("502 Bad Gateway", "the engine is not answering", "server_error"))
             return
+        upstream.settimeout(None)  # generation can pause for long; the engine decides
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        up_rfile = upstream.makefile("rb")
         try:
             head = [f"{method} {target} HTTP/1.1", f"Host: {cfg.upstream_host}:{cfg.upstream_port}"]
             head += [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
             head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-            up_writer.write("\r\n".join(head).encode("latin-1") + body)
-            await up_writer.drain()
-            status_line, resp_headers = await _read_head(up_reader)
+            upstream.sendall("\r\n".join(head).encode("latin-1") + body)
+            answer = _read_head(up_rfile)
+            if answer is None:
+                client.sendall(
+                    _error("502 Bad Gateway", "the engine closed the connection", "server_error")
+                )
+                return
+            status_line, resp_headers = answer
             kept = [
                 (k, v) for k, v in resp_headers if k.lower() not in ("connection", "keep-alive")
             ]
@@ -229,26 +255,25 @@ class Proxy:
                 and cfg.request_model is not None
                 and "json" in (_header(resp_headers, "content-type") or "")
             ):
-                payload = self._rewrite_response(await _read_body(up_reader, resp_headers))
+                payload = self._rewrite_response(_read_body(up_rfile, resp_headers))
                 kept = [
                     (k, v)
                     for k, v in kept
                     if k.lower() not in ("content-length", "transfer-encoding")
                 ]
                 kept.append(("Content-Length", str(len(payload))))
-                writer.write(self._head(status_line, kept) + payload)
-                await writer.drain()
+                client.sendall(self._head(status_line, kept) + payload)
                 return
-            writer.write(self._head(status_line, kept))
+            client.sendall(self._head(status_line, kept))
             # Streams and everything else: a plain byte pipe until the engine closes.
             while True:
-                chunk = await up_reader.read(65536)
+                chunk = up_rfile.read1(65536)
                 if not chunk:
                     break
-                writer.write(chunk)
-                await writer.drain()
+                client.sendall(chunk)
         finally:
-            up_writer.close()
+            up_rfile.close()
+            upstream.close()
 
     @staticmethod
     def _head(status_line: str, headers: list[tuple[str, str]]) -> bytes:
@@ -266,27 +291,42 @@ class Proxy:
         return payload
 
 
-async def serve(
-    config: ProxyConfig, host: str, port: int, ready: asyncio.Event | None = None
-) -> None:
-    proxy = Proxy(config)
-    server = await asyncio.start_server(
-        proxy.handle, host, port, limit=MAX_HEAD, reuse_address=True
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], proxy: Proxy) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.proxy = proxy
+        super().__init__(address, _Handler)
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        sock = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.proxy.handle(sock)  # type: ignore[attr-defined]
+
+
+def serve(config: ProxyConfig, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    server = _Server((host, port), Proxy(config))
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(
+        f"zoo proxy listening on {host}:{port} -> {config.upstream_host}:{config.upstream_port}",
+        flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    async with server:
-        print(
-            f"zoo proxy listening on {host}:{port} -> "
-            f"{config.upstream_host}:{config.upstream_port}",
-            flush=True,
-        )
-        if ready is not None:
-            ready.set()
-        await stop.wait()
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         request_model=args.request_model,
     )
     try:
-        asyncio.run(serve(config, args.host, args.port))
+        serve(config, args.host, args.port)
     except OSError as error:
         print(f"zoo proxy: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         sys.exit(1)
