@@ -62,6 +62,8 @@ class Plan:
     requirements: tuple[str, ...] = ()  # pip requirements of the engine's environment
     host_name: str = "this machine"
     kv_cache_bytes: int = 0
+    # The hub the user named (--hub): downloads then never fall back to another hub.
+    requested_hub: str | None = None
 
     @property
     def files_are_patterns(self) -> bool:

@@ -180,6 +180,8 @@ def choose_hub(
             return requested, f"hub {requested} (--hub)"
         return None, f"not on hub {requested} (has: {', '.join(having) or 'none'})"
     env = (os.environ if environ is None else environ).get(HUB_ENV, "").strip()
+    if env == "auto":  # the default: the spec's order, skipping unreachable hubs at download
+        env = ""
     if env and env in having:
         return env, f"hub {env} (${HUB_ENV})"
     if not having:
@@ -463,6 +465,7 @@ def _plan(
         requirements=requirements,
         host_name=host.name,
         kv_cache_bytes=best.memory.kv_cache_bytes,
+        requested_hub=request.hub,
     )
     return replace(plan, command=preview_command(plan, engine, host, options))
 

@@ -80,8 +80,8 @@ def _hubs(hubs: Mapping[str, Hub] | None) -> Mapping[str, Hub]:
 def _explicit_hub(plan: Plan, requested: str | None) -> tuple[str | None, str]:
     if requested:
         return requested, "--hub"
-    if any(r.endswith("(--hub)") for r in plan.reasons):
-        return plan.hub, "--hub"
+    if plan.requested_hub:
+        return plan.requested_hub, "--hub"
     env = os.environ.get(HUB_ENV, "").strip()
     if env and env != "auto":
         return env, f"${HUB_ENV}"
@@ -125,7 +125,7 @@ def _request(
         listing = hub.cached_listing(repo, revision) if offline else hub.list_files(repo, revision)
         if listing is None:
             raise HubError(f"{name}: {repo} is not in the cache and the hub is offline")
-    chosen = select_weights(listing, hub=name, repo=repo)
+    chosen = select_weights(listing, hub=name, repo=repo, exclude=source.exclude)
     return FetchRequest(repo, revision, files=tuple(f.path for f in chosen))
 
 

@@ -59,9 +59,21 @@ def _matches(path: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def select_weights(listing: Sequence[RemoteFile], *, hub: str, repo: str) -> tuple[RemoteFile, ...]:
-    """The config, tokenizer and one weight set of a non-GGUF repository."""
-    top = [f for f in listing if _top_level(f.path) and not _matches(f.path, _FOREIGN)]
+def select_weights(
+    listing: Sequence[RemoteFile], *, hub: str, repo: str, exclude: Sequence[str] = ()
+) -> tuple[RemoteFile, ...]:
+    """The config, tokenizer and one weight set of a non-GGUF repository.
+
+    ``exclude`` holds the source's own globs (matched against the whole path) for files the
+    spec says never to fetch, e.g. gpt-oss's ``metal/**`` and ``original/**``.
+    """
+    top = [
+        f
+        for f in listing
+        if _top_level(f.path)
+        and not _matches(f.path, _FOREIGN)
+        and not any(fnmatch.fnmatchcase(f.path, p) for p in exclude)
+    ]
     if not any(f.path == "config.json" for f in top):
         raise HubError(f"{hub}: {repo} has no config.json at its top level: not a model repository")
     chosen: list[RemoteFile] = []
