@@ -61,3 +61,11 @@ def test_a_repository_without_config_or_weights_is_an_error() -> None:
 def test_missing_exact_file_names_the_file_and_what_exists() -> None:
     with pytest.raises(HubError, match=r"h: r@main has no file m-Q5\.gguf; it has: m-Q4\.gguf"):
         select_exact(_paths(["m-Q4.gguf"]), ["m-Q5.gguf"], hub="h", repo="r", revision="main")
+
+
+def test_a_sources_exclude_globs_keep_those_files_out() -> None:
+    listing = _paths(["config.json", "model.safetensors", "chat_template.jinja", "extra.py"])
+    chosen = [
+        f.path for f in select_weights(listing, hub="h", repo="r", exclude=("*.py", "chat_*"))
+    ]
+    assert chosen == ["config.json", "model.safetensors"]
