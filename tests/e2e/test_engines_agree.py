@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import instances, zoo
 from openai import OpenAI
@@ -44,6 +45,7 @@ specs:
         model_id: zoo-test/{NAME}-GGUF
         file: {NAME}-{{quantization}}.gguf
 """
+CONTEXT = 256
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 # (engine, format, extra engine arguments)
 ENGINES = [
@@ -73,6 +75,19 @@ def tiny_hub(
     return hub_server
 
 
+def _served_context(engine: str, endpoint: str) -> int | None:
+    """The context length the running engine reports, where it has a way to say it."""
+    auth = {"Authorization": "Bearer k"}
+    root = endpoint.removesuffix("/v1")
+    if engine == "llamacpp":
+        props = httpx.get(f"{root}/props", headers=auth, trust_env=False).json()
+        return int(props["default_generation_settings"]["n_ctx"])
+    if engine == "vllm":
+        models = httpx.get(f"{endpoint}/models", headers=auth, trust_env=False).json()
+        return int(models["data"][0]["max_model_len"])
+    return None
+
+
 def _greedy(engine: str, fmt: str, extra: tuple[str, ...]) -> tuple[str, str]:
     launch = zoo(
         "launch",
@@ -86,6 +101,8 @@ def _greedy(engine: str, fmt: str, extra: tuple[str, ...]) -> tuple[str, str]:
         "--detach",
         "--api-key",
         "k",
+        "--context",
+        str(CONTEXT),
         "--",
         *extra,
         timeout=900,
@@ -93,6 +110,8 @@ def _greedy(engine: str, fmt: str, extra: tuple[str, ...]) -> tuple[str, str]:
     assert "is ready" in launch.stdout
     [inst] = instances()
     try:
+        served = _served_context(engine, str(inst["endpoint"]))
+        assert served in (None, CONTEXT), (engine, served)  # --context reached the engine
         client = OpenAI(base_url=str(inst["endpoint"]), api_key="k")
         reply = client.chat.completions.create(
             model=NAME, messages=PROMPT, max_tokens=8, temperature=0
