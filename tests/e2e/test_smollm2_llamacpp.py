@@ -75,7 +75,9 @@ def test_launch_detached_answers_openai_client_streamed_and_not(served_hub: HubS
     assert instances() == []
 
 
-def _start_foreground(*extra: str) -> tuple[subprocess.Popen[str], dict[str, object]]:
+def _start_foreground(
+    *extra: str, stderr: Path | None = None
+) -> tuple[subprocess.Popen[str], dict[str, object]]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -90,7 +92,7 @@ def _start_foreground(*extra: str) -> tuple[subprocess.Popen[str], dict[str, obj
             *extra,
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr.open("w") if stderr else subprocess.DEVNULL,
         text=True,
     )
     assert proc.stdout is not None
@@ -102,18 +104,24 @@ def _start_foreground(*extra: str) -> tuple[subprocess.Popen[str], dict[str, obj
     return proc, inst
 
 
-def test_foreground_ctrl_c_stops_the_server(served_hub: HubServer) -> None:
-    proc, inst = _start_foreground("--", "--threads", "1")
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+def test_foreground_streams_the_log_and_stops_cleanly(
+    served_hub: HubServer, tmp_path: Path, stop_signal: int
+) -> None:
+    terminal = tmp_path / "stderr.txt"
+    proc, inst = _start_foreground("--", "--threads", "1", stderr=terminal)
     pid = int(inst["pid"])  # type: ignore[call-overload]
     assert not inst["detached"]
     # Engine arguments after `--` reached the server's command line.
     with open(f"/proc/{pid}/cmdline", "rb") as handle:
         assert b"--threads\x001" in handle.read()
     assert httpx.get(f"http://127.0.0.1:{inst['port']}/health", trust_env=False).status_code == 200
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop_signal)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "Stopped." in out
+    # The engine's own log was streamed to the terminal in the foreground.
+    assert "listening on http://127.0.0.1" in terminal.read_text()
     assert not pid_alive(pid) and not group_alive(pid)
     assert instances() == []
 

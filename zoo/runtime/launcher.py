@@ -46,6 +46,9 @@ class Running:
     proxy: subprocess.Popen[bytes] | None
     ready_s: float
     api_key: str | None
+    # Foreground: the thread copying the log to the terminal since the start, kept running
+    # into serve_foreground so no line falls between the two.
+    log_echo: _LogEcho | None = None
 
     @property
     def endpoint(self) -> str:
@@ -221,14 +224,13 @@ def start_instance(
         if follower:
             follower.stop()
         raise
-    if follower:
-        follower.stop()
     return Running(
         instance=replace(instance, status="running"),
         server=server,
         proxy=proxy,
         ready_s=ready_s,
         api_key=api_key,
+        log_echo=follower,
     )
 
 
@@ -421,7 +423,7 @@ def serve_foreground(running: Running, *, out: Callable[[str], None] = print) ->
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_term)
     log_path = Path(running.instance.log_path)
-    echo = _LogEcho(log_path, from_start=False)
+    echo = running.log_echo or _LogEcho(log_path, from_start=False)
     try:
         while server.poll() is None:
             time.sleep(0.2)
