@@ -162,3 +162,12 @@ def test_extra_args_and_options_reach_the_engine(fetched: FetchResult) -> None:
         "float32",
         ("--n_gpu_layers", "20"),
     )
+
+
+def test_logs_and_state_are_private_to_the_user(fetched: FetchResult) -> None:
+    running = _start(FakeEngine(), fetched)
+    launcher.stop(running.instance, reap=running.server)
+    log = Path(running.instance.log_path)
+    assert log.stat().st_mode & 0o077 == 0
+    assert log.parent.stat().st_mode & 0o077 == 0
+    assert state.db_path().parent.stat().st_mode & 0o077 == 0

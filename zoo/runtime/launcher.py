@@ -164,8 +164,8 @@ def start_instance(
         from zoo.runtime.envs import runner_path
 
         env["PYTHONPATH"] = str(runner_path(engine))
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_bytes(b"")
+    state.private_dirs()
+    log_path.touch(mode=0o600)
     follower = _LogEcho(log_path) if echo_log else None
     say(f"Starting {engine.name}: {' '.join(_redact(command.argv, api_key))}")
     started = time.monotonic()

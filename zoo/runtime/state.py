@@ -89,10 +89,16 @@ def logs_dir() -> Path:
     return paths.state_dir() / "logs"
 
 
+def private_dirs() -> None:
+    """Create the state and log folders readable by this user only (logs hold prompts)."""
+    for folder in (paths.state_dir(), logs_dir()):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 @contextlib.contextmanager
 def _connect() -> Iterator[sqlite3.Connection]:
     path = db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs()
     conn = sqlite3.connect(path, timeout=10)
     try:
         conn.row_factory = sqlite3.Row
