@@ -171,3 +171,27 @@ def test_logs_and_state_are_private_to_the_user(fetched: FetchResult) -> None:
     assert log.stat().st_mode & 0o077 == 0
     assert log.parent.stat().st_mode & 0o077 == 0
     assert state.db_path().parent.stat().st_mode & 0o077 == 0
+
+
+def test_stop_leaves_a_reused_pid_alone(fetched: FetchResult) -> None:
+    """A record whose pid now belongs to another process (pid reuse) must not kill it."""
+    import dataclasses
+    import subprocess
+
+    running = _start(FakeEngine(), fetched)
+    launcher.stop(running.instance, reap=running.server)
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        stale = dataclasses.replace(
+            running.instance, id="stale", pid=bystander.pid, pgid=bystander.pid, pid_start="1"
+        )
+        state.add(stale)
+        [listed] = state.list_instances()
+        assert listed.status == "dead"  # not the process we started
+        launcher.stop(listed)
+        assert bystander.poll() is None and state.list_instances() == []
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -337,10 +337,16 @@ def this_host() -> Host:
 def stop(
     instance: state.Instance, *, grace: float = 10.0, reap: subprocess.Popen[bytes] | None = None
 ) -> None:
-    """Stop an instance's process group (the engine and its children), its proxy, forget it."""
+    """Stop an instance's process group (the engine and its children), its proxy, forget it.
+
+    A group whose leader's pid now belongs to another process (pid reuse) is not ours: left alone.
+    """
     if instance.proxy_pid is not None and process.group_alive(instance.proxy_pid):
         process.stop_group(instance.proxy_pid, grace=grace)
-    if instance.status != "dead" or process.group_alive(instance.pgid):
+    reused = process.pid_alive(instance.pid) and not process.pid_alive(
+        instance.pid, instance.pid_start
+    )
+    if not reused and process.group_alive(instance.pgid):
         process.stop_group(instance.pgid, grace=grace, reap=reap)
     state.remove(instance.id)
 
