@@ -195,3 +195,18 @@ def test_stop_leaves_a_reused_pid_alone(fetched: FetchResult) -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_serving_beyond_loopback_without_a_key_warns(fetched: FetchResult) -> None:
+    for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
+        said: list[str] = []
+        running = launcher.start_instance(
+            make_plan(),
+            Options(host=host),
+            fetched=fetched,  # type: ignore[arg-type]
+            engine=FakeEngine(),
+            python=sys.executable,
+            say=said.append,
+        )
+        launcher.stop(running.instance, reap=running.server)
+        assert any("without --api-key" in line for line in said) is warned

@@ -123,6 +123,11 @@ def start_instance(
     api_key = _option(options, "api_key") or None
     served_name = _option(options, "served_name") or plan.family.name
     check_port(public_host, public_port)
+    if not api_key and not _loopback(public_host):
+        say(
+            f"warning: serving on {public_host} without --api-key: anyone who can reach "
+            "this machine can use the model"
+        )
     if not public_port:
         public_port = process.free_port(public_host)
 
@@ -250,6 +255,17 @@ def _plan_context(plan: Plan) -> dict[str, Any]:
         if value is not None and name in known:
             out[name] = value
     return out
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _url_host(host: str) -> str:
