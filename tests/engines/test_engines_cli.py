@@ -124,3 +124,32 @@ def test_engines_lists_what_runs_here() -> None:
     assert code == 0, out
     first = out.splitlines()[1].split()
     assert first[:4] == ["mlx", "mlx", "36B", "4bit"]
+
+
+def test_launch_flags_for_engine_settings_reach_the_command() -> None:
+    from typer.testing import CliRunner
+
+    from zoo.cli.app import build_app
+
+    result = CliRunner().invoke(
+        build_app(with_plugins=False),
+        [
+            "launch",
+            "seed-oss",
+            "--host-profile",
+            "h100-80g",
+            "--dry-run",
+            "--tp",
+            "1",
+            "--gpu-memory-fraction",
+            "0.8",
+            "--dtype",
+            "bfloat16",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "--tensor-parallel-size 1 --gpu-memory-utilization 0.8" in result.output
+    bad = CliRunner().invoke(
+        build_app(with_plugins=False), ["launch", "seed-oss", "--gpu-memory-fraction", "0"]
+    )
+    assert bad.exit_code != 0

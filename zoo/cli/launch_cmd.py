@@ -81,6 +81,18 @@ def launch(
     served_name: Annotated[
         str | None, typer.Option("--served-name", help="Model name clients ask for.")
     ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option("--dtype", help="Compute dtype (auto, bfloat16, float16, float32)."),
+    ] = None,
+    tensor_parallel_size: Annotated[
+        int | None,
+        typer.Option("--tensor-parallel-size", "--tp", help="GPUs to shard the model over."),
+    ] = None,
+    gpu_memory_fraction: Annotated[
+        float | None,
+        typer.Option("--gpu-memory-fraction", help="Share of each GPU's memory to use (0-1]."),
+    ] = None,
 ) -> None:
     """Run a model behind an OpenAI-compatible endpoint, choosing engine and files for
     this machine. Arguments after `--` go to the engine's server unchanged."""
@@ -92,6 +104,10 @@ def launch(
 
     if port is not None and not 0 < port < 65536:
         raise UsageError(f"--port {port} is not a TCP port")
+    if tensor_parallel_size is not None and tensor_parallel_size < 1:
+        raise UsageError(f"--tensor-parallel-size {tensor_parallel_size} must be 1 or more")
+    if gpu_memory_fraction is not None and not 0 < gpu_memory_fraction <= 1:
+        raise UsageError(f"--gpu-memory-fraction {gpu_memory_fraction} must be in (0, 1]")
     target = planning_host(host_profile, opt_in)
     options = LaunchOptions(
         host=host,
@@ -100,6 +116,9 @@ def launch(
         api_key=api_key,
         served_name=served_name,
         extra_args=tuple(ctx.args),
+        dtype=dtype,
+        tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_fraction=gpu_memory_fraction,
     )
     request = Request(
         model=model,

@@ -48,6 +48,7 @@ class TransformersEngine(Engine):
             str(ctx.port),
             "--device",
             device,
+            *(("--dtype", ctx.dtype) if ctx.dtype else ()),
             *ctx.extra_args,
         ]
         return ServerCommand(
