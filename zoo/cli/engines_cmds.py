@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.cli.launch_cmd import HostProfileOption, OptInOption, planning_host
+from zoo.cli.options import HostProfileOption, OptInOption, planning_host
 
 COMMANDS: tuple[str, ...] = ("engines", "plugins")
 

@@ -12,6 +12,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from zoo.cli.options import (
+    ContextOption,
+    EngineOption,
+    FormatOption,
+    HostProfileOption,
+    HubOption,
+    ModelArgument,
+    OptInOption,
+    QuantizationOption,
+    SizeOption,
+    model_request,
+    planning_host,
+)
+
 if TYPE_CHECKING:
     from zoo.hubs.base import CacheEntry, FetchResult
     from zoo.hubs.download import FetchListing
@@ -22,32 +36,15 @@ CACHE_JSON_VERSION = 1
 
 
 def download(
-    model: Annotated[str, typer.Argument(help="Model family name (see `zoo list`).")],
-    engine: Annotated[
-        str | None, typer.Option("--engine", "-e", help="Engine to plan for.")
-    ] = None,
-    format: Annotated[
-        str | None, typer.Option("--format", "-f", help="Spec format (ggufv2, pytorch, ...).")
-    ] = None,
-    size: Annotated[
-        float | None, typer.Option("--size", "-s", help="Size in billions of parameters.")
-    ] = None,
-    quantization: Annotated[
-        str | None, typer.Option("--quantization", "-q", help="Quantization (any case).")
-    ] = None,
-    hub: Annotated[
-        str | None, typer.Option("--hub", help="Download from this hub only (also: ZOO_HUB).")
-    ] = None,
-    context: Annotated[
-        int | None, typer.Option("--context", help="Context length in tokens to plan for.")
-    ] = None,
-    host_profile: Annotated[
-        str | None,
-        typer.Option("--host-profile", help="Plan for another machine (see `zoo launch`)."),
-    ] = None,
-    opt_in: Annotated[
-        list[str] | None, typer.Option("--opt-in", help="Enable an opt-in engine variant.")
-    ] = None,
+    model: ModelArgument,
+    engine: EngineOption = None,
+    format: FormatOption = None,
+    size: SizeOption = None,
+    quantization: QuantizationOption = None,
+    hub: HubOption = None,
+    context: ContextOption = None,
+    host_profile: HostProfileOption = None,
+    opt_in: OptInOption = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="List hub, repository, files and bytes; fetch nothing."),
@@ -57,29 +54,20 @@ def download(
 ) -> None:
     """Fetch the files `zoo launch` would use for MODEL, without launching it."""
     from zoo.catalog.catalog import load_catalog
-    from zoo.cli.launch_cmd import planning_host
     from zoo.hubs.download import describe_plan, fetch_plan
     from zoo.plugins import get_engines
-    from zoo.resolve import Request, resolve
+    from zoo.resolve import resolve
 
-    request = Request(
-        model=model,
-        engine=engine,
-        format=format,
-        size=size,
-        quantization=quantization,
-        hub=hub,
-        context_length=context,
-    )
+    request = model_request(model, engine, format, size, quantization, hub, context)
     plan = resolve(load_catalog(), request, get_engines(), planning_host(host_profile, opt_in))
     if dry_run:
-        listing = describe_plan(plan, requested_hub=hub)
+        listing = describe_plan(plan)
         if as_json:
             typer.echo(json.dumps(listing.to_json(), indent=2))
         else:
             typer.echo(render_listing(listing))
         return
-    result = fetch_plan(plan, progress=not (quiet or as_json), requested_hub=hub)
+    result = fetch_plan(plan, progress=not (quiet or as_json))
     if as_json:
         typer.echo(json.dumps(result_json(result), indent=2))
     else:

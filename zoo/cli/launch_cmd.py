@@ -11,55 +11,35 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from zoo.cli.options import (
+    ContextOption,
+    EngineOption,
+    FormatOption,
+    HostProfileOption,
+    HubOption,
+    ModelArgument,
+    OptInOption,
+    QuantizationOption,
+    SizeOption,
+    model_request,
+    planning_host,
+)
+
 if TYPE_CHECKING:
-    from zoo.host import Host
     from zoo.plan import Plan
 
 COMMANDS: tuple[str, ...] = ("launch",)
 
-HostProfileOption = Annotated[
-    str | None,
-    typer.Option(
-        "--host-profile",
-        help="Plan for another machine: a JSON file (Host.to_json) or a built-in profile "
-        "(cpu-8g, cpu-24g, rtx4090-24g, h100-80g, m2-32g, ...).",
-    ),
-]
-OptInOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--opt-in",
-        help="Enable an opt-in engine variant (vllm-cpu, mlx-cpu); also ZOO_ENGINE_OPT_IN.",
-    ),
-]
-
-
-def planning_host(host_profile: str | None, opt_in: list[str] | None) -> Host:
-    """The host to plan for: a profile or this machine, plus opt-ins from flags and env."""
-    from zoo.host import detect_host, load_host_profile, opt_in_from_env
-
-    host = load_host_profile(host_profile) if host_profile else detect_host()
-    names = [n.strip() for item in opt_in or () for n in item.split(",")]
-    return host.with_opt_in([*opt_in_from_env(), *names])
-
 
 def launch(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Model family name (see `zoo list`).")],
-    engine: Annotated[str | None, typer.Option("--engine", "-e", help="Engine to use.")] = None,
-    format: Annotated[
-        str | None, typer.Option("--format", "-f", help="Spec format (ggufv2, pytorch, ...).")
-    ] = None,
-    size: Annotated[
-        float | None, typer.Option("--size", "-s", help="Size in billions of parameters.")
-    ] = None,
-    quantization: Annotated[
-        str | None, typer.Option("--quantization", "-q", help="Quantization (any case).")
-    ] = None,
-    hub: Annotated[str | None, typer.Option("--hub", help="Download from this hub.")] = None,
-    context: Annotated[
-        int | None, typer.Option("--context", help="Context length in tokens to plan for.")
-    ] = None,
+    model: ModelArgument,
+    engine: EngineOption = None,
+    format: FormatOption = None,
+    size: SizeOption = None,
+    quantization: QuantizationOption = None,
+    hub: HubOption = None,
+    context: ContextOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Print every candidate with why it was kept.")
@@ -100,7 +80,7 @@ def launch(
     from zoo.errors import UsageError
     from zoo.plan import LaunchOptions
     from zoo.plugins import get_engines
-    from zoo.resolve import Request, resolve
+    from zoo.resolve import resolve
 
     if port is not None and not 0 < port < 65536:
         raise UsageError(f"--port {port} is not a TCP port")
@@ -120,15 +100,7 @@ def launch(
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_fraction=gpu_memory_fraction,
     )
-    request = Request(
-        model=model,
-        engine=engine,
-        format=format,
-        size=size,
-        quantization=quantization,
-        hub=hub,
-        context_length=context,
-    )
+    request = model_request(model, engine, format, size, quantization, hub, context)
     plan = resolve(load_catalog(), request, get_engines(), target, options=options)
     if as_json:
         typer.echo(json.dumps(plan.to_json(), indent=2))
