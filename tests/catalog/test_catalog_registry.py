@@ -199,3 +199,17 @@ def test_families_are_built_only_when_asked_for(tmp_path: Path) -> None:
     assert "one" in index and "three" not in index
     assert catalog.get("two") is catalog.get("two")
     assert list(index._built) == ["two"]
+
+
+def test_a_large_batch_is_checked_in_worker_processes_with_the_same_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [write(tmp_path, f"fam-{i:03d}", family_text(f"fam-{i:03d}")) for i in range(80)]
+    files.append(write(tmp_path, "broken", "name: [unclosed\n"))
+    parallel = catalog_module.check_files(files)
+    monkeypatch.setattr(catalog_module, "PARALLEL_MIN_FILES", 10**9)
+    sequential = catalog_module.check_files(files)
+    assert [(r.path, r.data, r.problems) for r in parallel] == [
+        (r.path, r.data, r.problems) for r in sequential
+    ]
+    assert [r.ok for r in parallel].count(False) == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,39 +231,69 @@ def spec_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+# Below this many files to check, a worker pool costs more than it saves.
+PARALLEL_MIN_FILES = 64
+
+
 def check_files(
     files: Sequence[Path],
     cache: CompiledCatalog | None = None,
     display: dict[Path, str] | None = None,
 ) -> list[FileResult]:
-    """Validate ``files``, through ``cache`` when given (results for unchanged files reused)."""
-    from zoo.catalog.validate import check_file
+    """Validate ``files``, through ``cache`` when given (results for unchanged files reused).
 
-    results: list[FileResult] = []
+    Parsing YAML with positions is CPU-bound, so a large batch of files to check (a fresh
+    cache, ``zoo validate`` of a big catalog) is spread over the machine's cores.
+    """
+    results: list[FileResult | None] = []
+    todo: list[tuple[int, Path, str, os.stat_result]] = []
     for file in files:
         name = (display or {}).get(file, str(file))
         try:
             stat = file.stat()
         except OSError as error:
-            results.append(
-                FileResult(
-                    name,
-                    None,
-                    [
-                        Problem(
-                            name, 0, 0, "E100", f"cannot read the file: {error.strerror or error}"
-                        )
-                    ],
-                )
-            )
+            reason = f"cannot read the file: {error.strerror or error}"
+            results.append(FileResult(name, None, [Problem(name, 0, 0, "E100", reason)]))
             continue
         cached = cache.lookup(name, stat) if cache is not None else None
         if cached is None:
-            cached = check_file(file, name)
-            if cache is not None:
-                cache.store(name, stat, cached)
+            todo.append((len(results), file, name, stat))
         results.append(cached)
-    return results
+    for (index, _, name, stat), checked in zip(todo, _check_all(todo), strict=True):
+        if cache is not None:
+            cache.store(name, stat, checked)
+        results[index] = checked
+    return [r for r in results if r is not None]
+
+
+def _check_all(todo: Sequence[tuple[int, Path, str, os.stat_result]]) -> list[FileResult]:
+    from zoo.catalog.validate import check_file
+
+    jobs = [(file, name) for _, file, name, _ in todo]
+    workers = min(os.cpu_count() or 1, 8)
+    # fork only: it starts workers in milliseconds with everything already imported; where it
+    # is not the platform's way (macOS, Windows), or where other threads run (a fork could copy
+    # a lock one of them holds), the files are checked in this process.
+    if (
+        len(jobs) < PARALLEL_MIN_FILES
+        or workers < 2
+        or sys.platform != "linux"
+        or threading.active_count() > 1
+    ):
+        return [check_file(file, name) for file, name in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    chunk = max(1, len(jobs) // (workers * 4))
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(_check_job, jobs, chunksize=chunk))
+
+
+def _check_job(job: tuple[Path, str]) -> FileResult:
+    from zoo.catalog.validate import check_file
+
+    return check_file(*job)
 
 
 def load_catalog(
