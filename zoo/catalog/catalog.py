@@ -239,11 +239,15 @@ def check_files(
     files: Sequence[Path],
     cache: CompiledCatalog | None = None,
     display: dict[Path, str] | None = None,
+    *,
+    problems_only: bool = False,
 ) -> list[FileResult]:
     """Validate ``files``, through ``cache`` when given (results for unchanged files reused).
 
     Parsing YAML with positions is CPU-bound, so a large batch of files to check (a fresh
     cache, ``zoo validate`` of a big catalog) is spread over the machine's cores.
+    ``problems_only`` keeps just the problems and each family's name (all ``zoo validate``
+    needs), which spares sending every file's data back from the workers.
     """
     results: list[FileResult | None] = []
     todo: list[tuple[int, Path, str, os.stat_result]] = []
@@ -259,17 +263,17 @@ def check_files(
         if cached is None:
             todo.append((len(results), file, name, stat))
         results.append(cached)
-    for (index, _, name, stat), checked in zip(todo, _check_all(todo), strict=True):
+    for (index, _, name, stat), checked in zip(todo, _check_all(todo, problems_only), strict=True):
         if cache is not None:
             cache.store(name, stat, checked)
         results[index] = checked
     return [r for r in results if r is not None]
 
 
-def _check_all(todo: Sequence[tuple[int, Path, str, os.stat_result]]) -> list[FileResult]:
-    from zoo.catalog.validate import check_file
-
-    jobs = [(file, name) for _, file, name, _ in todo]
+def _check_all(
+    todo: Sequence[tuple[int, Path, str, os.stat_result]], problems_only: bool
+) -> list[FileResult]:
+    jobs = [(file, name, problems_only) for _, file, name, _ in todo]
     workers = min(os.cpu_count() or 1, 8)
     # fork only: it starts workers in milliseconds with everything already imported; where it
     # is not the platform's way (macOS, Windows), or where other threads run (a fork could copy
@@ -280,7 +284,7 @@ def _check_all(todo: Sequence[tuple[int, Path, str, os.stat_result]]) -> list[Fi
         or sys.platform != "linux"
         or threading.active_count() > 1
     ):
-        return [check_file(file, name) for file, name in jobs]
+        return [_check_job(job) for job in jobs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -290,10 +294,15 @@ def _check_all(todo: Sequence[tuple[int, Path, str, os.stat_result]]) -> list[Fi
         return list(pool.map(_check_job, jobs, chunksize=chunk))
 
 
-def _check_job(job: tuple[Path, str]) -> FileResult:
+def _check_job(job: tuple[Path, str, bool]) -> FileResult:
     from zoo.catalog.validate import check_file
 
-    return check_file(*job)
+    file, name, problems_only = job
+    result = check_file(file, name)
+    if problems_only and result.data is not None:
+        result.data = {"name": result.data["name"]}
+        result.positions = {"name": result.positions.get("name")}
+    return result
 
 
 def load_catalog(

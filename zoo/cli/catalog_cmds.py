@@ -245,7 +245,7 @@ def _validate(paths: list[Path] | None) -> tuple[list[Problem], int]:
                 problems.append(Problem(str(path), 0, 0, "E100", "no such file or folder"))
     files = spec_files(roots)
     display = {f: _display(f) for f in files}
-    results = check_files(files, None, display)
+    results = check_files(files, None, display, problems_only=True)
     for result in results:
         problems.extend(result.problems)
     problems.extend(duplicate_problems(results))
