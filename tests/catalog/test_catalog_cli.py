@@ -289,3 +289,33 @@ def test_the_fast_commands_load_no_plugins() -> None:
     assert _needs_plugin_commands(["show", "seed-oss"]) is False
     assert _needs_plugin_commands([]) is True  # `zoo` alone prints help with plugin commands
     assert _needs_plugin_commands(["--help"]) is True
+
+
+def test_console_script_prints_the_version_without_the_cli_framework() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.argv = ['zoo', '--version']\n"
+        "from zoo.cli.entry import main; main()\n"
+        "assert 'typer' not in sys.modules, 'typer imported for --version'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    from zoo import __version__
+
+    assert done.stdout == f"zoo {__version__}\n"
+
+
+def test_only_the_named_commands_module_is_registered() -> None:
+    from zoo.cli.app import COMMAND_MODULES, modules_for
+
+    assert modules_for(["list", "--json"]) == ("zoo.cli.catalog_cmds",)
+    # `zoo engines install` lives in the runtime module, which extends the engines group.
+    assert modules_for(["engines", "install", "llamacpp"]) == (
+        "zoo.cli.runtime_cmds",
+        "zoo.cli.engines_cmds",
+    )
+    assert modules_for(["--help"]) == COMMAND_MODULES
+    assert modules_for(["list", "--help"]) == COMMAND_MODULES
+    assert modules_for(["no-such-command"]) == COMMAND_MODULES

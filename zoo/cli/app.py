@@ -34,7 +34,9 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-def build_app(*, with_plugins: bool = True) -> typer.Typer:
+def build_app(
+    *, with_plugins: bool = True, modules: tuple[str, ...] = COMMAND_MODULES
+) -> typer.Typer:
     from zoo.cli.fastparams import install
 
     install()  # plain-string options without importing pydantic: keeps `zoo list` fast
@@ -65,7 +67,7 @@ def build_app(*, with_plugins: bool = True) -> typer.Typer:
         if debug:
             os.environ["ZOO_DEBUG"] = "1"
 
-    for module_name in COMMAND_MODULES:
+    for module_name in modules:
         import_module(module_name).register(app)
     if with_plugins:
         from zoo.plugins import plugin_manager
@@ -90,11 +92,31 @@ def _builtin_command_names() -> set[str]:
     return names
 
 
+def modules_for(argv: list[str]) -> tuple[str, ...]:
+    """The command modules a command line needs: only the named command's (fast path).
+
+    typer builds the parameters of every registered command on each run, so registering only
+    the one being run saves most of the start-up time. A module that adds subcommands to
+    another module's group names that command in ``EXTENDS``. Help, no command, or an unknown
+    word (typer then suggests names) get every module.
+    """
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or "--help" in argv or "-h" in argv:
+        return COMMAND_MODULES
+    needed = tuple(
+        name
+        for name in COMMAND_MODULES
+        if words[0] in getattr(import_module(name), "COMMANDS", ())
+        or words[0] in getattr(import_module(name), "EXTENDS", ())
+    )
+    return needed or COMMAND_MODULES
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("ZOO_DEBUG") == "1"
     try:
-        app = build_app(with_plugins=_needs_plugin_commands(args))
+        app = build_app(with_plugins=_needs_plugin_commands(args), modules=modules_for(args))
         app(args=args, prog_name="zoo", standalone_mode=True)
     except ZooError as error:
         if debug:

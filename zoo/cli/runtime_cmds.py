@@ -12,6 +12,8 @@ import typer
 
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
 COMMANDS: tuple[str, ...] = ("ps", "stop", "logs")
+# Adds `zoo engines install` to the engines group.
+EXTENDS: tuple[str, ...] = ("engines",)
 
 PS_JSON_VERSION = 1
 
