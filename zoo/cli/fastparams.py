@@ -44,6 +44,37 @@ def install() -> None:
             slow = build_runtime_param(param.type_descriptor)
             return slow._coerce_value(value, param=param, ctx=ctx)
 
+    @dataclass(frozen=True)
+    class PlainNumber(RuntimeParam):
+        """int and float options: converted directly; text that is not a number goes through
+        typer's parser, so the error message is typer's own."""
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            number_type = param.type_descriptor.annotation
+            if isinstance(value, number_type) and not isinstance(value, bool):
+                return value
+            if isinstance(value, str):
+                try:
+                    return number_type(value)
+                except ValueError:
+                    pass
+            slow = build_runtime_param(param.type_descriptor)
+            return slow._coerce_value(value, param=param, ctx=ctx)
+
+    @dataclass(frozen=True)
+    class PlainStrings(RuntimeParam):
+        """A repeatable text option (``list[str]``): click hands over a tuple of strings."""
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
+                return list(value)
+            slow = build_runtime_param(param.type_descriptor)
+            return slow._coerce_value(value, param=param, ctx=ctx)
+
+    plain_types: dict[Any, Any] = {str: PlainString, bool: PlainFlag, int: PlainNumber}
+    plain_types[float] = PlainNumber
+    plain_types[list[str]] = PlainStrings
+
     original = _TyperParameter.get_runtime_param
 
     def get_runtime_param(self: Any) -> Any:
@@ -51,11 +82,11 @@ def install() -> None:
         if (
             getattr(self, "_runtime_param", True) is None
             and descriptor is not None
-            and descriptor.annotation in (str, bool)
+            and descriptor.annotation in plain_types
             and descriptor.file_annotation is None
             and getattr(descriptor.parameter_info, "parser", None) is None
         ):
-            plain = PlainString if descriptor.annotation is str else PlainFlag
+            plain = plain_types[descriptor.annotation]
             self._runtime_param = plain(
                 annotation=descriptor.annotation, parameter_info=descriptor.parameter_info
             )

@@ -311,7 +311,7 @@ def _start_proxy(
 def _wait_proxy(
     host: str, port: int, api_key: str | None, proxy: subprocess.Popen[bytes], log_path: Path
 ) -> None:
-    import httpx
+    import http.client
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     deadline = time.monotonic() + 30
@@ -319,15 +319,10 @@ def _wait_proxy(
         if proxy.poll() is not None:
             raise ServerError(process._with_log("zoo's proxy exited", log_path))
         try:
-            response = httpx.get(
-                f"http://{_url_host(host)}:{port}/v1/models",
-                headers=headers,
-                timeout=2,
-                trust_env=False,
-            )
-            if response.status_code == 200:
+            url = f"http://{_url_host(host)}:{port}"
+            if process.http_status(url, "GET", "/v1/models", headers, 2.0) == 200:
                 return
-        except httpx.TransportError:
+        except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.02)
     raise ServerError(process._with_log("zoo's proxy did not answer", log_path))
