@@ -13,6 +13,7 @@ marker file, so the resolver can call it for every candidate.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -84,7 +85,16 @@ def venv_python(env_path: Path) -> Path:
 
 
 def satisfied_here(requirements: Sequence[str]) -> bool:
-    """Whether this interpreter already has every requirement (metadata only, no imports)."""
+    """Whether this interpreter already has every requirement (metadata only, no imports).
+
+    Asked twice per launch (by resolution, then by the launcher); this interpreter's
+    packages do not change meanwhile (environments are built elsewhere), so it is asked once.
+    """
+    return _satisfied_here(tuple(requirements))
+
+
+@functools.cache
+def _satisfied_here(requirements: tuple[str, ...]) -> bool:
     if not requirements:
         return False  # an engine with no requirements has nothing to check: give it a venv
     from importlib.metadata import PackageNotFoundError, version
