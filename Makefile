@@ -41,8 +41,10 @@ docs: $(STAMP)
 
 test: lint typecheck docs pytest
 
+# Every benchmark in bench/, each recording its figures under its heading in bench/RESULTS.md.
+BENCHMARKS := startup validate full_catalog docs_render docs_build hubs_download launch_overhead tokens_per_second
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	@for b in $(BENCHMARKS); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

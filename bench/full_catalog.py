@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import record
+
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = [sys.executable, "-m", "zoo"]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 
 
 def timed(args: list[str], home: Path) -> float:
@@ -96,11 +97,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not options.no_record:
-        existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n"
-        heading = "## Catalog at full size (import of Xinference's registry)"
-        if heading not in existing:
-            existing = existing.rstrip("\n") + f"\n\n{heading}\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text, encoding="utf-8")
+        record("## Catalog at full size (import of Xinference's registry)", text)
 
 
 if __name__ == "__main__":

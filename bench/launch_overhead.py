@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import record
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## Launch and run"
 MODEL = "smollm2-135m-instruct"
 
@@ -136,20 +137,7 @@ def main() -> None:
     )
     print(report)
     if not args.no_record:
-        record(report)
-
-
-def record(text: str) -> None:
-    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n"
-    if HEADING not in current:
-        current = current.rstrip("\n") + f"\n\n{HEADING}\n"
-    start = current.index(HEADING) + len(HEADING)
-    following = current.find("\n## ", start)
-    end = len(current) if following < 0 else following
-    section = current[start:end].rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(
-        current[:start] + section.rstrip("\n") + "\n" + current[end:], encoding="utf-8"
-    )
+        record(HEADING, report)
 
 
 if __name__ == "__main__":

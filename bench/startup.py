@@ -22,9 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import record
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
+HEADING = "## Catalog start-up and validation"
 TARGET_S = 0.2
 
 
@@ -102,21 +104,7 @@ def main() -> None:
     )
     print(text)
     if not options.no_record:
-        _record(text)
-
-
-def _record(text: str) -> None:
-    heading = "## Catalog start-up and validation"
-    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n"
-    if heading not in current:
-        current = current.rstrip("\n") + f"\n\n{heading}\n"
-    start = current.index(heading) + len(heading)
-    following = current.find("\n## ", start)
-    end = len(current) if following < 0 else following
-    section = current[start:end].rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(
-        current[:start] + section.rstrip("\n") + "\n" + current[end:], encoding="utf-8"
-    )
+        record(HEADING, text)
 
 
 if __name__ == "__main__":

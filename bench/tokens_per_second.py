@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from launch_overhead import MODEL, record  # noqa: E402
+from launch_overhead import HEADING, MODEL  # noqa: E402
+from results import record  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Write a long story about a fox who learns to sail."}]
 
@@ -145,7 +146,7 @@ def main() -> None:
     )
     print(report)
     if not args.no_record:
-        record(report)
+        record(HEADING, report)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from startup import ROOT, _record
+from results import record
+from startup import HEADING, ROOT
 
 BIN = Path(sys.executable).parent
 TARGET_S = 2.0
@@ -95,7 +96,7 @@ def main() -> None:
     )
     print(text)
     if not options.no_record:
-        _record(text)
+        record(HEADING, text)
 
 
 if __name__ == "__main__":
