@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 from runtime_helpers import FAKE_ENGINE
 
 from zoo.runtime import process
+from zoo.runtime.proxy import EventRenamer
 
 
 @pytest.fixture
@@ -86,7 +90,7 @@ def test_request_model_is_removed_and_answer_renamed(proxied: str) -> None:
     assert answer["model"] == "served"
 
 
-def test_streams_pass_through_event_by_event(proxied: str) -> None:
+def test_streams_carry_the_served_name_in_every_event(proxied: str) -> None:
     body = {"model": "served", "messages": [], "stream": True}
     with httpx.stream(
         "POST",
@@ -99,8 +103,12 @@ def test_streams_pass_through_event_by_event(proxied: str) -> None:
         assert response.headers["content-type"] == "text/event-stream"
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert len(events) == 3 and events[-1] == "data: [DONE]"
-    # Streams are passed unchanged: the engine's own model field is still there.
-    assert '"model": "/models/dir"' in events[0]
+    chunks = [json.loads(event.removeprefix("data: ")) for event in events[:-1]]
+    # The engine names its model directory; the client must only ever see the served name.
+    assert [chunk["model"] for chunk in chunks] == ["served", "served"]
+    assert "/models/dir" not in "".join(events)
+    text = "".join(chunk["choices"][0]["delta"]["content"] for chunk in chunks)
+    assert json.loads(text) == {"model": "<none>", "auth": "Bearer k1"}
 
 
 def test_openai_client_works_through_the_proxy(proxied: str) -> None:
@@ -117,6 +125,7 @@ def test_openai_client_works_through_the_proxy(proxied: str) -> None:
             model="served", stream=True, messages=[{"role": "user", "content": "hi"}]
         )
     )
+    assert chunks and {c.model for c in chunks} == {"served"}
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert '"auth": "Bearer k1"' in text
 
@@ -147,3 +156,93 @@ def test_garbage_request_gets_a_400_not_a_crash(proxied: str) -> None:
         sock.sendall(b"NONSENSE\r\nbroken header line\r\n\r\n")
         assert sock.recv(1000).startswith(b"HTTP/1.1 400")
     assert httpx.get(f"{proxied}/health", trust_env=False).status_code == 200
+
+
+def _raw_upstream(pieces: list[bytes]) -> tuple[int, threading.Thread]:
+    """An engine that answers one request with exactly these bytes, one write each, then
+    closes: to test framings and splits the fake engine never produces."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        with server, server.accept()[0] as conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += conn.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(body) < length:
+                body += conn.recv(65536)
+            for piece in pieces:
+                conn.sendall(piece)
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return port, thread
+
+
+def test_a_stream_without_framing_split_mid_line_is_renamed_intact(tmp_path: Path) -> None:
+    event = json.dumps({"model": "/models/dir", "choices": [{"delta": {"content": "é \\n"}}]})
+    cut = len(event) // 2
+    pieces = [
+        # No Content-Length and no chunking: the stream runs until the engine closes.
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n",
+        b": a comment line\r\n\r\ndata: " + event[:cut].encode(),
+        event[cut:].encode() + b"\r\n\r\n",
+        b'data: {"usage": {"total_tokens": 3}}\r\n\r\ndata: [DONE]\r\n\r\n',
+    ]
+    port, thread = _raw_upstream(pieces)
+    for base in _proxy(tmp_path, port, "--request-model", ""):
+        with httpx.stream(
+            "POST",
+            f"{base}/v1/chat/completions",
+            json={"model": "served", "stream": True},
+            trust_env=False,
+        ) as response:
+            received = b"".join(response.iter_bytes())
+    thread.join(5)
+    expected = event.replace('"/models/dir"', '"served"')
+    assert received.split(b"\r\n\r\n") == [
+        b": a comment line",
+        b"data: " + json.dumps(json.loads(expected), ensure_ascii=False).encode(),
+        b'data: {"usage": {"total_tokens": 3}}',
+        b"data: [DONE]",
+        b"",
+    ]
+
+
+def test_json_answers_without_a_length_are_renamed_too(tmp_path: Path) -> None:
+    answer = json.dumps({"model": "/models/dir", "object": "chat.completion"}).encode()
+    port, thread = _raw_upstream(
+        [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n", answer]
+    )
+    for base in _proxy(tmp_path, port, "--request-model", ""):
+        reply = httpx.post(f"{base}/v1/chat/completions", json={"model": "x"}, trust_env=False)
+    thread.join(5)
+    assert reply.json() == {"model": "served", "object": "chat.completion"}
+
+
+def test_event_renamer_keeps_every_other_byte() -> None:
+    renamer = EventRenamer("served")
+    stream = (
+        b'data: {"model": "/d", "x": 1}\n\n'
+        b'data:{"model": "served"}\r\r'
+        b'event: ping\ndata: not json with "model"\n\n'
+        b'data: ["model"]\n\n'
+        b'data: {"model": "/d"}'
+    )
+    # Every split point, so a line cut anywhere (even between \r and \n) comes out the same.
+    for cut in range(len(stream) + 1):
+        out = renamer.feed(stream[:cut]) + renamer.feed(stream[cut:]) + renamer.close()
+        assert out == (
+            b'data: {"model": "served", "x": 1}\n\n'
+            b'data:{"model": "served"}\r\r'
+            b'event: ping\ndata: not json with "model"\n\n'
+            b'data: ["model"]\n\n'
+            b'data: {"model": "served"}'
+        ), cut
