@@ -109,9 +109,25 @@ def test_launch_hands_the_plan_to_the_runtime(monkeypatch: pytest.MonkeyPatch) -
     assert options.extra_args == ("--flash-attn", "on")
 
 
-def test_host_profile_cannot_launch() -> None:
-    code, _ = run("launch", "smollm2-135m-instruct", "--host-profile", "h100-80g")
-    assert code != 0
+def _forbid_launching(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record (instead of running) any launch, so a missing guard shows as a call."""
+    import zoo.runtime.launcher as launcher
+
+    launched: list[object] = []
+    monkeypatch.setattr(launcher, "launch", lambda plan, options: launched.append(plan))
+    return launched
+
+
+def test_host_profile_cannot_launch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    launched = _forbid_launching(monkeypatch)
+    with pytest.raises(SystemExit) as exit_:
+        main(["launch", "smollm2-135m-instruct", "--host-profile", "cpu-8g"])
+    assert exit_.value.code == 2 and launched == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--host-profile plans for another machine: add --dry-run" in err
 
 
 def test_engines_lists_what_runs_here() -> None:
@@ -149,7 +165,22 @@ def test_launch_flags_for_engine_settings_reach_the_command() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "--tensor-parallel-size 1 --gpu-memory-utilization 0.8" in result.output
-    bad = CliRunner().invoke(
-        build_app(with_plugins=False), ["launch", "seed-oss", "--gpu-memory-fraction", "0"]
-    )
-    assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize("fraction", ["0", "-0.5", "1.01"])
+def test_gpu_memory_fraction_outside_0_1_is_refused(
+    fraction: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    launched = _forbid_launching(monkeypatch)
+    # A dry run on a machine where the plan fits: only the guard can make this fail.
+    argv = ["launch", "seed-oss", "--dry-run", "--host-profile", "h100-80g"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--gpu-memory-fraction", "1"])
+    assert exit_.value.code == 0
+    assert "--gpu-memory-utilization 1" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--gpu-memory-fraction", fraction])
+    assert exit_.value.code == 2 and launched == []
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"--gpu-memory-fraction {float(fraction)} must be in (0, 1]" in err
