@@ -128,7 +128,33 @@ def test_dropped_connection_resumes(hub_server: HubServer, hub: str) -> None:
     assert result.files[0].read_bytes() == files["toy-Q8_0.gguf"].read(0, 3 * MB)
     # Continued with Range: the bytes sent before each drop are not sent again.
     assert hub_server.bytes_sent["org/toy-GGUF/toy-Q8_0.gguf"] == 3 * MB
-    assert any("Range" not in r for r in hub_server.requests)
+    starts = [_range_start(h) for h in _file_gets(hub_server, "toy-Q8_0.gguf")]
+    assert starts == [0, MB, 2 * MB]
+
+
+def _file_gets(server: HubServer, name: str) -> list[dict[str, str]]:
+    """The headers of every GET of the file ``name`` (not its HEADs or the listings): Hugging
+    Face names the file in the path, ModelScope in the ``FilePath`` query parameter."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    def fetches(request: str) -> bool:
+        method, _, target = request.partition(" ")
+        url = urlsplit(target)
+        named = parse_qs(url.query).get("FilePath") == [name]
+        return method == "GET" and (unquote(url.path).endswith(f"/{name}") or named)
+
+    return [
+        headers
+        for request, headers in zip(server.requests, server.request_headers, strict=True)
+        if fetches(request)
+    ]
+
+
+def _range_start(headers: dict[str, str]) -> int:
+    """Where a GET asked to start: 0 without a Range header."""
+    value = next((v for k, v in headers.items() if k.lower() == "range"), "bytes=0-")
+    assert value.startswith("bytes=") and value.endswith("-"), value
+    return int(value.removeprefix("bytes=").removesuffix("-"))
 
 
 @pytest.mark.parametrize("hub", ["huggingface", "modelscope"])

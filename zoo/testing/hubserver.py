@@ -126,9 +126,11 @@ class HubServer:
 
     repos: dict[str, Repo] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
-    # Bytes of file bodies sent, by "repo/path"; and every request as "METHOD path".
+    # Bytes of file bodies sent, by "repo/path"; and every request as "METHOD path", with its
+    # headers at the same index in request_headers.
     bytes_sent: Counter[str] = field(default_factory=Counter)
     requests: list[str] = field(default_factory=list)
+    request_headers: list[dict[str, str]] = field(default_factory=list)
     # Raw paths returned in listings instead of the real ones (path-escape tests).
     listing_overrides: dict[str, list[str]] = field(default_factory=dict)
     _httpd: ThreadingHTTPServer | None = None
@@ -174,6 +176,7 @@ class HubServer:
         with self._lock:
             self.bytes_sent.clear()
             self.requests.clear()
+            self.request_headers.clear()
 
     @property
     def total_bytes_sent(self) -> int:
@@ -292,15 +295,18 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         with self.hub._lock:
             self.hub.requests.append(f"{self.command} {self.path}")
+            self.hub.request_headers.append(dict(self.headers.items()))
         try:
             if path.startswith("/api/v1/models/"):
                 self._modelscope(path[len("/api/v1/models/") :], query)
             elif path.startswith("/api/models/"):
-                self._hf_api(path[len("/api/models/") :], query)
-            elif "/resolve/" in path:
-                repo_id, _, rest = path.lstrip("/").partition("/resolve/")
+                # Split the raw path: the client sends a revision as one quoted segment
+                # (feature/x -> feature%2Fx), so unquoting first would split the revision.
+                self._hf_api(url.path[len("/api/models/") :], query)
+            elif "/resolve/" in url.path:
+                repo_id, _, rest = url.path.lstrip("/").partition("/resolve/")
                 revision, _, file_path = rest.partition("/")
-                self._hf_resolve(repo_id, unquote(revision), file_path)
+                self._hf_resolve(unquote(repo_id), unquote(revision), unquote(file_path))
             else:
                 self._error(404, "NotFound", f"no route for {path}")
         except (BrokenPipeError, ConnectionResetError):
@@ -308,16 +314,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- Hugging Face --------------------------------------------------------------------------
     def _hf_api(self, rest: str, query: Mapping[str, str]) -> None:
+        """``rest`` is still quoted: the revision is one segment, unquoted after the split."""
         for marker in ("/revision/", "/tree/"):
             if marker in rest:
                 repo_id, _, tail = rest.partition(marker)
                 break
         else:
             repo_id, tail, marker = rest, "main", "/revision/"
-        repo = self._repo(repo_id)
+        repo = self._repo(unquote(repo_id))
         if repo is None:
             return
-        revision, _, sub = tail.partition("/")
+        quoted_revision, _, quoted_sub = tail.partition("/")
+        revision, sub = unquote(quoted_revision), unquote(quoted_sub)
         if not self._revision_ok(repo, revision):
             return
         if marker == "/revision/":
