@@ -85,9 +85,13 @@ def test_unknown_instance_is_one_line_error() -> None:
     assert done.stderr == "zoo: error: no instance 'nope'; instances: none are recorded\n"
 
 
-def test_logs_follow_ends_when_the_instance_stops(fetched: FetchResult) -> None:
+def test_logs_follow_prints_new_lines_and_ends_when_the_instance_stops(
+    fetched: FetchResult,
+) -> None:
+    import queue
     import subprocess
     import threading
+    from pathlib import Path
 
     running = _start(fetched)
     proc = subprocess.Popen(
@@ -95,7 +99,33 @@ def test_logs_follow_ends_when_the_instance_stops(fetched: FetchResult) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    threading.Timer(1.0, lambda: launcher.stop(running.instance)).start()
-    out, _ = proc.communicate(timeout=30)
-    assert "listening on" in out
-    assert proc.returncode == 0
+    assert proc.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read_all() -> None:
+        for line in proc.stdout or ():
+            lines.put(line)
+        lines.put(None)  # the follower closed its output
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+
+    def read_until(text: str) -> None:
+        # Each step waits for what the follower printed, not for a clock: load cannot race it.
+        while True:
+            line = lines.get(timeout=60)
+            assert line is not None, f"zoo logs -f ended before printing {text!r}"
+            if text in line:
+                return
+
+    try:
+        read_until("listening on")  # the tail is printed; following starts right after it
+        with Path(running.instance.log_path).open("a") as log:
+            log.write("a line written while following\n")
+        read_until("a line written while following")
+        launcher.stop(running.instance)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(30)
