@@ -17,7 +17,8 @@ from zoo.docs.family_page import render_family
 from zoo.docs.render import render_pages
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
-XINFERENCE = Path("/work/shared/data/xinference/llm_family.json")
+# The repository keeps a copy of the Xinference registry for the importer tests.
+XINFERENCE = Path(__file__).parents[1] / "importers" / "data" / "llm_family.json"
 REGENERATE = "ZOO_UPDATE_GOLDEN"
 
 
