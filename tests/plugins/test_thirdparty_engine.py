@@ -56,6 +56,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "install",
             "-q",
             "--no-deps",
+            # Offline: the build backend (setuptools) is a dev dependency already installed.
+            "--no-build-isolation",
+            "--no-index",
             "--target",
             str(target),
             str(source),
