@@ -3,13 +3,31 @@
 Each command module exposes ``register(app)`` and imports heavy libraries inside its
 commands, so ``zoo --version`` and ``zoo list`` start fast. Plugin commands are added through
 the ``zoo_register_commands`` hook, loaded only when the command line may need them.
+
+``main`` is also the one place errors are reported, for every command:
+
+- a ``ZooError`` is one line on stderr, ``zoo: error: MESSAGE (HINT)``; typer's own usage
+  errors (a bad int, an unknown option) are one line too, ending in where to find help;
+- with ``--json`` anywhere before ``--``, an error is instead ONE JSON object on stdout,
+  ``{"version": 1, "error": {"code": ..., "message": ..., "hint": ...}}``, and stdout holds
+  nothing else: a ``--json`` command's output is held back until it succeeds, so a failure
+  half-way never leaves partial output for a script to parse;
+- exit status: 2 for usage errors (``zoo.errors.UsageError`` and typer's), 130 when
+  interrupted (Ctrl-C), otherwise the error's ``exit_code``, which is 1; stdout closed by the
+  reader (``zoo list | head -1``) is silent and 1, as rich (``zoo show``) and click do it;
+- no traceback unless ``--debug`` or ``ZOO_DEBUG=1``; then it goes to stderr before the same
+  report. An unexpected exception (a bug in zoo or a plugin) is one line naming the exception
+  and where it was raised, code ``internal``; an ``OSError`` that no one turned into a
+  ``ZooError`` is one line, code ``os``.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from importlib import import_module
+from typing import NoReturn, TextIO
 
 import typer
 
@@ -64,15 +82,16 @@ def build_app(
             help="Show full tracebacks for errors (also: ZOO_DEBUG=1).",
         ),
     ) -> None:
-        if debug:
-            os.environ["ZOO_DEBUG"] = "1"
+        # `debug` is read by `main` from the command line, before anything can fail; it is
+        # declared here so typer accepts it and `zoo --help` lists it.
+        del version, debug
 
     for module_name in modules:
         import_module(module_name).register(app)
     if with_plugins:
-        from zoo.plugins import plugin_manager
+        from zoo.plugins import add_plugin_commands
 
-        plugin_manager().hook.zoo_register_commands(app=app)
+        add_plugin_commands(app)  # a plugin that raises adds no commands; the rest still work
     return app
 
 
@@ -112,20 +131,165 @@ def modules_for(argv: list[str]) -> tuple[str, ...]:
     return needed or COMMAND_MODULES
 
 
-def main(argv: list[str] | None = None) -> None:
+# The version of the ``--json`` error document; the rules are in the module docstring.
+ERROR_JSON_VERSION = 1
+INTERRUPTED = 130
+# Not 141 (128 + SIGPIPE): rich's console exits 1 on a closed pipe itself, and one status for
+# one outcome matters more to a script than the shell's convention.
+BROKEN_PIPE = 1
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run one command line and exit with its status; every error is reported here."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("ZOO_DEBUG") == "1"
+    # Words after `--` go to the engine's server unchanged: a `--json` there is not zoo's.
+    ours = args[: args.index("--")] if "--" in args else args
+    debug = "--debug" in ours or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+    sys.exit(_run(args, as_json="--json" in ours, debug=debug))
+
+
+def _run(args: list[str], *, as_json: bool, debug: bool) -> int:
+    stdout = sys.stdout
+    held = io.StringIO() if as_json else None
     try:
-        app = build_app(with_plugins=_needs_plugin_commands(args), modules=modules_for(args))
-        app(args=args, prog_name="zoo", standalone_mode=True)
-    except ZooError as error:
-        if debug:
-            raise
-        typer.echo(f"zoo: error: {error}", err=True)
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("zoo: interrupted", err=True)
-        sys.exit(130)
+        if held is not None:
+            sys.stdout = held
+        try:
+            status = _dispatch(args)
+        finally:
+            sys.stdout = stdout
+        if held is not None:
+            stdout.write(held.getvalue())
+        stdout.flush()
+        return status
+    except BaseException as error:  # the CLI's one error boundary: everything is reported
+        if isinstance(error, BrokenPipeError):
+            _silence_stdout()
+            return BROKEN_PIPE
+        if debug and not _is_usage(error):
+            import traceback
+
+            _write(sys.stderr, "".join(traceback.format_exception(error)))
+        status, report = _describe(error)
+        if as_json:
+            _write_json_error(stdout, report)
+        elif isinstance(error, typer.TyperException) and _shows_help(error):
+            error.show()  # type: ignore[attr-defined]  # `zoo` alone: typer prints the help
+        else:
+            _write(sys.stderr, _error_line(report))
+        return status
+
+
+def _dispatch(args: list[str]) -> int:
+    """Run the command; its exit status (typer.Exit and sys.exit are outcomes, not errors)."""
+    from typer.main import get_command
+
+    app = build_app(with_plugins=_needs_plugin_commands(args), modules=modules_for(args))
+    command = get_command(app)
+    try:
+        # What typer's standalone mode does, without its own error printing: that is ours.
+        with command.make_context("zoo", args) as ctx:
+            command.invoke(ctx)
+    except typer.Exit as done:
+        return done.exit_code
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            return done.code or 0
+        raise
+    return 0
+
+
+def _describe(error: BaseException) -> tuple[int, dict[str, str | None]]:
+    """The exit status and the report (code, message, hint) for an error that reached main."""
+    if isinstance(error, ZooError):
+        return error.exit_code, error.to_json()
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED, {"code": "interrupted", "message": "interrupted", "hint": None}
+    if isinstance(error, (typer.Abort, EOFError)):
+        return 1, {"code": "aborted", "message": "aborted", "hint": None}
+    if isinstance(error, typer.TyperException):
+        context = getattr(error, "ctx", None)
+        hint = f"see `{context.command_path} --help`" if context is not None else None
+        code = "usage" if error.exit_code == 2 else "error"
+        return error.exit_code, {
+            "code": code,
+            "message": _one_line(error.format_message()).rstrip("."),
+            "hint": hint,
+        }
+    if isinstance(error, SystemExit):  # sys.exit("text") from a command or a plugin
+        return 1, {"code": "error", "message": _one_line(str(error.code)), "hint": None}
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename is not None else ""
+        return 1, {"code": "os", "message": f"{error.strerror}{where}", "hint": None}
+    if not isinstance(error, Exception):  # GeneratorExit and the like: not ours to explain
+        raise error
+    return 1, {
+        "code": "internal",
+        "message": f"internal error: {type(error).__name__}: {_one_line(str(error))}"
+        + _raised_at(error),
+        "hint": "a bug in zoo or a plugin; --debug shows the traceback",
+    }
+
+
+def _is_usage(error: BaseException) -> bool:
+    """Typer's usage errors explain themselves: a traceback would only hide the message."""
+    return isinstance(error, typer.TyperException) and error.exit_code == 2
+
+
+def _shows_help(error: typer.TyperException) -> bool:
+    # `zoo` or `zoo launch` with no arguments: the help is the answer, not an error line.
+    return type(error).__name__ == "NoArgsIsHelpError" and hasattr(error, "show")
+
+
+def _raised_at(error: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    parts = last.filename.replace(os.sep, "/").split("/")
+    return f" at {'/'.join(parts[-2:])}:{last.lineno}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _error_line(report: dict[str, str | None]) -> str:
+    message = report["message"] or ""
+    if report["code"] == "interrupted":
+        return "zoo: interrupted\n"
+    # "zoo: internal error: ..." for a bug, "zoo: error: ..." for everything a user can act on.
+    line = f"zoo: {message}" if report["code"] == "internal" else f"zoo: error: {message}"
+    return f"{line} ({report['hint']})\n" if report["hint"] else f"{line}\n"
+
+
+def _write_json_error(stdout: TextIO, report: dict[str, str | None]) -> None:
+    import json
+
+    document = {"version": ERROR_JSON_VERSION, "error": report}
+    _write(stdout, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _write(stream: TextIO, text: str) -> None:
+    """Write and flush, ignoring a closed stream: the report must not become a second error."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush of what
+    is still buffered does not print "Exception ignored ... BrokenPipeError"."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout without a file descriptor (a test's capture): nothing is flushed later
 
 
 if __name__ == "__main__":

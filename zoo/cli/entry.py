@@ -1,7 +1,8 @@
 """The ``zoo`` console script: answers ``zoo --version`` before importing the CLI framework.
 
-Everything else goes to ``zoo.cli.app.main``; importing typer is most of zoo's start-up time,
-and printing the version needs none of it.
+Everything else goes to ``zoo.cli.app.main``, which reports every error of a command (see its
+module docstring); importing typer is most of zoo's start-up time, and printing the version
+needs none of it. Ctrl-C while that import runs is still one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:
         from zoo import __version__
 
-        print(f"zoo {__version__}")
+        try:
+            print(f"zoo {__version__}", flush=True)
+        except BrokenPipeError:
+            sys.exit(1)  # `zoo --version | true`: the reader is gone, nothing to report
         return
-    from zoo.cli.app import main as app_main
-
+    try:
+        from zoo.cli.app import main as app_main
+    except KeyboardInterrupt:
+        sys.stderr.write("zoo: interrupted\n")
+        sys.exit(130)
     app_main()
