@@ -158,6 +158,16 @@ CASES = [
         "unknown placeholder {quant}",
     ),
     (
+        "E312",
+        edit(
+            "        file: tiny-coder-{quantization}.gguf",
+            "        file: tiny-coder-{quantization}.gguf\n        revision: main/../../x",
+        ),
+        20,
+        19,
+        "revision 'main/../../x' contains '..'",
+    ),
+    (
         "W300",
         edit(
             "        model_id: org/tiny-coder-GPTQ-{quantization}",

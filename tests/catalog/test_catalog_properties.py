@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 from catalog_helpers import VALID, check
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from zoo.catalog import yamlpos
@@ -163,6 +163,16 @@ REQUIRED = {
 GARBAGE = st.text(alphabet="abcxyz_!@# ", min_size=1, max_size=8)
 
 
+def _at(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 @st.composite
 def surely_broken(draw: st.DrawFn) -> tuple[str, tuple[Any, ...]]:
     """The valid spec with one edit that must be an error, and the path the error is about."""
@@ -199,7 +209,12 @@ def surely_broken(draw: st.DrawFn) -> tuple[str, tuple[Any, ...]]:
         for part in target[:-1]:
             parent = parent[part]
         parent[target[-1]] = value
-        return yaml.safe_dump(data, sort_keys=False), target
+        text = yaml.safe_dump(data, sort_keys=False)
+        # PyYAML writes YAML 1.1, where "1E0" or "0o7" are strings it need not quote; zoo reads
+        # YAML 1.2, where they are the positive numbers 1.0 and 7: valid, not broken.
+        document, _ = yamlpos.parse(text, "spec.yaml")
+        assume(document is not None and not _positive(_at(document.data, target)))
+        return text, target
     if kind == "quantization":
         index = draw(st.integers(0, 2))
         data["specs"][0]["quantizations"][index] = draw(GARBAGE)

@@ -10,6 +10,7 @@ import math
 import re
 from typing import Any
 
+from zoo import names
 from zoo.catalog import quantizations as quants
 from zoo.catalog.model import PART_PLACEHOLDER, QUANTIZATION_PLACEHOLDER
 from zoo.catalog.problems import Problem
@@ -19,11 +20,11 @@ from zoo.catalog.yamlpos import DataPath, Document
 # Hubs whose ids are "org/name" repositories with Hugging Face's naming rules (ModelScope,
 # OpenMind and CSGHub follow the same shape). Hubs added by plugins define their own ids.
 REPO_HUBS = ("huggingface", "modelscope", "openmind_hub", "csghub")
-_REPO_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
-# PEP 508 distribution names.
-_PYPI_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# Ids, revisions and file names are checked by zoo.names, exactly as the hubs check them
+# before a download: what validates is what downloads.
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
-_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+# The schema's pattern for revisions: what it refuses it reports itself (E204).
+_REVISION_SHAPE = re.compile(names.REVISION_PATTERN)
 # Xinference fills draft model templates with the draft's own quantization.
 _DRAFT_PLACEHOLDER = "{draft_quantization}"
 SOURCE_FIELDS = (
@@ -206,6 +207,12 @@ def _lint_source(
 
     if isinstance(model_id, str):
         _check_hub_id(document, (*path, "model_id"), hub, model_id, effective, add)
+    revision = source.get("revision")
+    if isinstance(revision, str) and _REVISION_SHAPE.fullmatch(revision):
+        wrong = names.version_problem if hub == "pypi" else names.revision_problem
+        reason = wrong(revision)
+        if reason:
+            add(document.problem((*path, "revision"), "E312", f"revision {revision!r} {reason}"))
 
     if not gguf and fmt:
         for key in ("file", "split", "multimodal_projectors"):
@@ -365,7 +372,7 @@ def _check_hub_id(
             )
             return
     if hub == "pypi":
-        if placeholder in model_id or not _PYPI_NAME.match(model_id):
+        if names.package_problem(model_id):
             add(
                 document.problem(
                     path,
@@ -385,7 +392,7 @@ def _check_hub_id(
     else:
         candidates = [model_id]
     for candidate in candidates:
-        reason = _repo_id_problem(candidate)
+        reason = names.repo_id_problem(candidate)
         if reason:
             add(
                 document.problem(
@@ -393,21 +400,6 @@ def _check_hub_id(
                 )
             )
             return
-
-
-def _repo_id_problem(repo_id: str) -> str | None:
-    parts = repo_id.split("/")
-    if len(parts) != 2:
-        return "expected 'org/name'"
-    for part in parts:
-        if not _REPO_PART.match(part):
-            return (
-                f"{part!r} must be 1-96 letters, digits, '.', '_' or '-', starting with a "
-                "letter or digit and not ending with '.' or '-'"
-            )
-        if "--" in part or ".." in part:
-            return f"{part!r} contains '--' or '..'"
-    return None
 
 
 def _check_template(
@@ -419,15 +411,7 @@ def _check_template(
     allow_part: bool,
     placeholder: str = QUANTIZATION_PLACEHOLDER,
 ) -> None:
-    reason = None
-    if "\x00" in template:
-        reason = "contains a NUL character"
-    elif "\\" in template:
-        reason = "contains a backslash (use '/')"
-    elif template.startswith("/") or _WINDOWS_DRIVE.match(template):
-        reason = "is an absolute path"
-    elif any(part in ("..", ".") for part in template.split("/")) or "//" in template:
-        reason = "has '..', '.' or empty path segments"
+    reason = names.relative_path_problem(template)
     if reason:
         add(
             document.problem(

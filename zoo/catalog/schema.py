@@ -50,8 +50,30 @@ def schema_text() -> str:
 
 @cache
 def schema() -> dict[str, Any]:
+    """The schema as zoo validates with it (patterns anchored for Python's ``re``)."""
     loaded: dict[str, Any] = json.loads(schema_text())
-    return loaded
+    return _anchor_patterns(loaded)
+
+
+def _anchor_patterns(node: Any) -> Any:
+    """Every ``pattern`` ending in ``$`` ends in ``\\Z`` instead.
+
+    The file's patterns are ECMA-262 regexes, as editors run them, where ``$`` is the end of
+    the string. Both validators here run them with Python's ``re``, where ``$`` also matches
+    before a final newline, so ``name: "x\\n"`` would pass: ``\\Z`` is the end in Python.
+    """
+    if isinstance(node, dict):
+        return {
+            key: (
+                value[:-1] + r"\Z"
+                if key == "pattern" and isinstance(value, str) and value.endswith("$")
+                else _anchor_patterns(value)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_anchor_patterns(item) for item in node]
+    return node
 
 
 @cache
@@ -156,7 +178,7 @@ def _problems_for(document: Document, error: Any, path: DataPath) -> list[Proble
                 (*path, key),
                 "E204",
                 f"{key!r} in {name} is not "
-                f"{_PATTERN_HELP.get(error.schema.get('pattern', ''), 'valid')}",
+                f"{_pattern_help(error.schema.get('pattern', ''), 'valid')}",
                 key=True,
             )
         ]
@@ -179,7 +201,7 @@ def _problems_for(document: Document, error: Any, path: DataPath) -> list[Proble
     if keyword == "enum":
         return [document.problem(path, "E203", _not_allowed(name, instance, error.validator_value))]
     if keyword == "pattern":
-        help_text = _PATTERN_HELP.get(error.validator_value, f"matching {error.validator_value}")
+        help_text = _pattern_help(error.validator_value, f"matching {error.validator_value}")
         return [document.problem(path, "E204", f"{name}: {instance!r} is not {help_text}")]
     if keyword in ("minItems", "minProperties", "minLength"):
         return [document.problem(path, "E200", f"{name} must not be empty")]
@@ -190,6 +212,12 @@ def _problems_for(document: Document, error: Any, path: DataPath) -> list[Proble
     if keyword == "uniqueItems":
         return [document.problem(path, "E200", f"{name} lists the same value twice")]
     return [document.problem(path, "E200", f"{name}: {error.message}")]
+
+
+def _pattern_help(pattern: str, default: str) -> str:
+    """The words for a pattern, as written in the file (``$``, not the ``\\Z`` used here)."""
+    written = pattern[:-2] + "$" if pattern.endswith(r"\Z") else pattern
+    return _PATTERN_HELP.get(written, default)
 
 
 def _unknown_key(key: str, allowed: list[str], path: DataPath) -> str:

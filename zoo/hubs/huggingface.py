@@ -35,7 +35,7 @@ from zoo.hubs.base import (
     ProgressCallback,
     RemoteFile,
 )
-from zoo.hubs.safety import check_relative_path, check_repo_id, safe_join
+from zoo.hubs.safety import check_relative_path, check_repo_id, check_revision, safe_join
 from zoo.hubs.select import select_exact, select_patterns
 from zoo.hubs.verify import mark_verified, verify_file
 
@@ -97,7 +97,7 @@ class HuggingFaceHub(Hub):
         return _client().HfApi(endpoint=self.endpoint())
 
     def resolve_commit(self, repo: str, revision: str | None) -> str:
-        revision = revision or "main"
+        revision = check_revision(revision or "main", self.name)
         if _COMMIT.fullmatch(revision):
             return revision
         try:
@@ -166,6 +166,7 @@ class HuggingFaceHub(Hub):
     # -- fetching ----------------------------------------------------------------------------
     def fetch(self, request: FetchRequest, progress: ProgressCallback | None = None) -> FetchResult:
         repo = check_repo_id(request.repo, self.name)
+        check_revision(request.revision or "main", self.name)
         for path in request.files:
             check_relative_path(path)
         if self.offline():
@@ -211,9 +212,10 @@ class HuggingFaceHub(Hub):
                 downloaded += self._fetch_one(repo, commit, remote, progress)
             revision = request.revision or "main"
             if revision != commit:
-                refs = storage / "refs"
-                refs.mkdir(parents=True, exist_ok=True)
-                (refs / revision.replace("/", os.sep)).write_text(commit)
+                # refs/<branch> as the client keeps it; a slashed branch is a nested file.
+                ref = safe_join(storage / "refs", revision, "revision")
+                ref.parent.mkdir(parents=True, exist_ok=True)
+                ref.write_text(commit)
         root = storage / "snapshots" / commit
         return FetchResult(
             hub=self.name,
@@ -303,10 +305,10 @@ class HuggingFaceHub(Hub):
 
     # -- cache -----------------------------------------------------------------------------------
     def _cached_commit(self, repo: str, revision: str | None) -> str | None:
-        revision = revision or "main"
+        revision = check_revision(revision or "main", self.name)
         if _COMMIT.fullmatch(revision):
             return revision
-        ref = self.storage(repo) / "refs" / revision
+        ref = safe_join(self.storage(repo) / "refs", revision, "revision")
         try:
             commit = ref.read_text().strip()
         except OSError:

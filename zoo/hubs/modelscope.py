@@ -26,7 +26,7 @@ from zoo.hubs.base import (
     ProgressCallback,
     RemoteFile,
 )
-from zoo.hubs.safety import check_relative_path, check_repo_id, safe_join
+from zoo.hubs.safety import check_relative_path, check_repo_id, check_revision, safe_join
 from zoo.hubs.select import select_exact, select_patterns
 from zoo.hubs.verify import changed_since_verified, verify_file
 
@@ -69,7 +69,7 @@ class ModelScopeHub(Hub):
         import httpx
 
         check_repo_id(repo, self.name)
-        revision = revision or DEFAULT_REVISION
+        revision = check_revision(revision or DEFAULT_REVISION, self.name)
         url = f"{self.endpoint()}/api/v1/models/{repo}/repo/files"
         try:
             response = httpx.get(
@@ -104,8 +104,8 @@ class ModelScopeHub(Hub):
 
     def fetch(self, request: FetchRequest, progress: ProgressCallback | None = None) -> FetchResult:
         repo = check_repo_id(request.repo, self.name)
-        revision = request.revision or DEFAULT_REVISION
-        check_relative_path(revision.replace("/", "-"), "revision")
+        # The client writes into snapshots/<revision>: a revision with '..' would escape.
+        revision = check_revision(request.revision or DEFAULT_REVISION, self.name)
         for path in request.files:
             check_relative_path(path)
         try:
@@ -127,7 +127,7 @@ class ModelScopeHub(Hub):
             wanted.extend(f for f in matched if f not in wanted)
         from filelock import FileLock
 
-        root = self.storage(repo) / "snapshots" / revision
+        root = self._snapshot(repo, revision)
         lock_path = self.cache_root() / ".locks" / self.storage(repo).name / "zoo.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_path)):
@@ -193,8 +193,13 @@ class ModelScopeHub(Hub):
                 ) from error
             raise HubError(f"{self.name}: downloading {repo}@{revision} failed: {text}") from error
 
+    def _snapshot(self, repo: str, revision: str | None) -> Path:
+        """``snapshots/<revision>`` as the client lays it out (``feature/x`` is nested)."""
+        revision = check_revision(revision or DEFAULT_REVISION, self.name)
+        return safe_join(self.storage(repo) / "snapshots", revision, "revision")
+
     def cached_listing(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile] | None:
-        root = self.storage(repo) / "snapshots" / (revision or DEFAULT_REVISION)
+        root = self._snapshot(repo, revision)
         if not root.is_dir():
             return None
         return [
@@ -209,7 +214,7 @@ class ModelScopeHub(Hub):
         listing = self.cached_listing(repo, revision)
         if listing is None:
             return None
-        root = self.storage(repo) / "snapshots" / revision
+        root = self._snapshot(repo, revision)
         wanted = [safe_join(root, f) for f in request.files]
         if request.patterns:
             matched = [
@@ -256,6 +261,8 @@ class ModelScopeHub(Hub):
         import shutil
 
         storage = self.storage(repo)
+        if revision is not None:
+            check_revision(revision, self.name)
         doomed = [
             e
             for e in self.cache_entries()
