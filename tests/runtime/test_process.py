@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,9 +93,11 @@ def test_engine_that_never_becomes_ready_times_out_with_log(tmp_path: Path) -> N
                 log_path=log,
                 what="the fake server",
             )
-        assert "not ready after 2 s" in str(caught.value) or "not ready after" in str(caught.value)
+        assert re.search(r"not ready after [12]\.\d s", str(caught.value))
         assert "/health answered 503" in str(caught.value)
-        assert "listening on" in str(caught.value)
+        # The log's last lines come along (the fake engine logs each probe it answered).
+        assert f"last lines of {log}" in str(caught.value)
+        assert 'request: "GET /health HTTP/1.1" 503' in str(caught.value)
     finally:
         process.stop_group(proc.pid, reap=proc)
 
@@ -155,3 +158,146 @@ def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert process.tail(log, 3) == ["line 97", "line 98", "line 99"]
     assert process.tail(tmp_path / "missing.log") == []
+
+
+def test_tail_of_zero_lines_is_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("a\nb\n")
+    assert process.tail(log, 0) == []
+    assert process.tail(log, -3) == []
+
+
+def test_follow_watching_the_path_reports_a_deleted_log(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("first\n")
+    chunks = process.follow(log, lambda: True, interval=0.01, watch_path=True)
+    assert next(chunks) == b"first\n"
+    log.unlink()
+    with pytest.raises(process.LogGone, match="was deleted while it was followed"):
+        next(chunks)
+
+
+def test_follow_without_watching_reads_a_deleted_log_to_its_end(tmp_path: Path) -> None:
+    """zoo's own foreground echo keeps reading the open file whatever happens to its name."""
+    log = tmp_path / "x.log"
+    log.write_text("first\n")
+    rounds = iter(range(3))
+    chunks = process.follow(log, lambda: next(rounds, None) is not None, interval=0.01)
+    assert next(chunks) == b"first\n"
+    log.unlink()
+    assert list(chunks) == []
+
+
+def test_follow_of_a_missing_log_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(process.LogGone, match="cannot read the log"):
+        next(process.follow(tmp_path / "none.log", lambda: True))
+
+
+def test_waiting_shows_progress_and_the_timeout_says_how_long_and_what_to_do(
+    tmp_path: Path,
+) -> None:
+    port = process.free_port()
+    proc, log = _start(tmp_path, "unhealthy", port)
+    seen: list[tuple[float, str | None]] = []
+    try:
+        with pytest.raises(ServerError) as caught:
+            process.wait_ready(
+                f"http://127.0.0.1:{port}",
+                health_path="/health",
+                model=None,
+                api_key=None,
+                alive=lambda: proc.poll() is None,
+                timeout=2.0,
+                log_path=log,
+                what="the fake server",
+                on_wait=lambda elapsed, line: seen.append((elapsed, line)),
+                wait_every=0.4,
+            )
+    finally:
+        process.stop_group(proc.pid, reap=proc)
+    message = str(caught.value)
+    assert "not ready after 2." in message
+    assert "--ready-timeout" in message
+    assert "/health answered 503" in message and 'request: "GET /health' in message
+    assert len(seen) >= 2
+    assert [round(e, 1) for e, _ in seen] == sorted(round(e, 1) for e, _ in seen)
+    assert seen[0][0] >= 0.4
+    # The log's last line at the time: the fake engine logs each probe as a request.
+    assert seen[-1][1] is not None and ("request:" in seen[-1][1] or "listening" in seen[-1][1])
+
+
+def test_progress_stops_once_ready(tmp_path: Path) -> None:
+    port = process.free_port()
+    proc, log = _start(tmp_path, "ok", port)
+    seen: list[float] = []
+    try:
+        process.wait_ready(
+            f"http://127.0.0.1:{port}",
+            health_path="/health",
+            model="m",
+            api_key=None,
+            alive=lambda: proc.poll() is None,
+            timeout=20,
+            log_path=log,
+            what="fake",
+            on_wait=lambda elapsed, _line: seen.append(elapsed),
+            wait_every=0.2,
+        )
+        count = len(seen)
+        time.sleep(0.6)
+        assert len(seen) == count
+    finally:
+        process.stop_group(proc.pid, reap=proc)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0"])
+def test_local_hosts_can_be_bound(host: str) -> None:
+    process.check_bind_host(host)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("no-such-host.invalid", "does not resolve"),
+        ("192.0.2.1", "is not an address of this machine"),  # TEST-NET-1: never local
+        ("", "is not an address"),
+        (" 127.0.0.1", "is not an address"),
+    ],
+)
+def test_hosts_that_are_not_this_machines_are_usage_errors(host: str, expected: str) -> None:
+    from zoo.errors import UsageError
+
+    with pytest.raises(UsageError, match=expected) as caught:
+        process.check_bind_host(host)
+    assert "\n" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value)  # the hint names an address that works
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("", "is empty"),
+        ("secret ", "ends with whitespace"),
+        ("secret\n", "ends with a newline"),
+        (" secret", "starts with whitespace"),
+        ("sec\nret", "a newline at character 4"),
+        ("sec ret", "whitespace at character 4"),
+        ("sec\x00ret", "control character"),
+        ("sec\x7fret", "control character"),
+        ("sécret", "non-ASCII"),
+        ("a,b", "comma"),
+        ("k" * 2000, "at most"),
+    ],
+)
+def test_api_keys_an_engine_would_reject_are_refused(key: str, expected: str) -> None:
+    from zoo.errors import UsageError
+
+    with pytest.raises(UsageError, match=expected) as caught:
+        process.check_api_key(key)
+    if key.strip():
+        assert key.strip() not in str(caught.value)  # the key itself is never printed
+
+
+@pytest.mark.parametrize("key", ["sk-abc123", "a" * 64, "A-Za-z0-9._~+/=:!"])
+def test_ordinary_api_keys_pass(key: str) -> None:
+    process.check_api_key(key)

@@ -30,7 +30,11 @@ def _uptime(seconds: float) -> str:
 def ps(
     as_json: Annotated[bool, typer.Option("--json", help="Print the instances as JSON.")] = False,
 ) -> None:
-    """List launched instances; the status is checked live (a killed server shows "dead")."""
+    """List launched instances; the status is checked live (a killed server shows "dead").
+
+    Statuses: running; starting (not ready yet); orphaned (its zoo died while it was
+    starting: `zoo stop` ends it); failed (exited before it was ready); dead (exited later).
+    """
     from zoo.runtime import state
 
     instances = state.list_instances()
@@ -62,45 +66,85 @@ def ps(
     widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    # One line per status that needs explaining, so nobody has to look "orphaned" up.
+    for status in ("orphaned", "failed", "dead"):
+        if any(i.status == status for i in instances):
+            typer.echo(f"{status}: {state.STATUSES[status]}; `zoo stop ID` cleans it up.")
+
+
+_STOPPED = {
+    "running": "",
+    "starting": " while it was starting",
+    "orphaned": " (its zoo had gone while it was starting)",
+    "failed": " (it had already exited before it was ready)",
+    "dead": " (it had already exited)",
+}
 
 
 def stop(
-    ref: Annotated[str | None, typer.Argument(help="Instance id (or prefix) or model.")] = None,
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Instance ids (or unique prefixes) or model names.", show_default=False
+        ),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Stop every instance.")] = False,
 ) -> None:
-    """Stop instances: SIGTERM to the server's process group, SIGKILL after a grace period."""
-    from zoo.errors import UsageError
-    from zoo.runtime import launcher, state
+    """Stop instances: SIGTERM to the server's process group, SIGKILL after a grace period.
 
-    if all_ == (ref is not None):
-        raise UsageError("name one instance (ID or model name) or use --all")
-    targets = state.list_instances() if all_ else state.find(ref or "")
+    A name that fits several instances lists them and stops none; every name is checked
+    before anything is stopped, so a typo stops nothing.
+    """
+    from zoo.errors import UsageError
+    from zoo.runtime import control, state
+
+    names = list(refs or [])
+    if all_ and names:
+        raise UsageError("name instances or use --all, not both")
+    if not all_ and not names:
+        raise UsageError("name an instance (ID or model name) or use --all", hint="see `zoo ps`")
+    if all_:
+        targets = state.list_instances()
+    else:
+        targets = []
+        for ref in names:
+            found = state.find_one(ref)
+            if all(t.id != found.id for t in targets):
+                targets.append(found)
     if not targets:
         typer.echo("No instances to stop.")
         return
     for instance in targets:
-        launcher.stop(instance)
-        was = " (it had already exited)" if instance.status == "dead" else ""
-        typer.echo(f"Stopped {instance.id} ({instance.model}){was}.")
+        report = control.stop_instance(instance)
+        was = _STOPPED.get(instance.status, "")
+        verb = "Stopped" if report.stopped or not report.left_alone else "Forgot"
+        typer.echo(f"{verb} {instance.id} ({instance.model}){was}.")
+        for line in report.left_alone:
+            typer.echo(f"  {line}.")
 
 
 def logs(
     ref: Annotated[str, typer.Argument(help="Instance id (or prefix) or model name.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Print new lines too.")] = False,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show first.")] = 50,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", help="Lines to show first (0: none).")
+    ] = 50,
 ) -> None:
     """Print an instance's server log (with -f, until the instance stops or Ctrl-C)."""
     import sys
     from pathlib import Path
 
-    from zoo.errors import UsageError
+    from zoo.errors import NotFoundError, UsageError
     from zoo.runtime import process, state
 
-    found = state.find(ref)
-    if len(found) > 1:
-        raise UsageError(f"{ref!r} names several instances: " + ", ".join(i.id for i in found))
-    instance = found[0]
+    if lines < 0:
+        raise UsageError(f"--lines {lines}: give 0 or more lines")
+    instance = state.find_one(ref)
     path = Path(instance.log_path)
+    if not path.is_file():
+        raise NotFoundError(
+            f"the log of {instance.id} ({instance.model}) is gone: {path} does not exist"
+        )
     for line in process.tail(path, lines):
         typer.echo(line)
     if not follow:
@@ -108,7 +152,10 @@ def logs(
     out = sys.stdout.buffer
     try:
         for chunk in process.follow(
-            path, lambda: process.pid_alive(instance.pid), from_start=False
+            path,
+            lambda: process.pid_alive(instance.pid, instance.pid_start),
+            from_start=False,
+            watch_path=True,
         ):
             out.write(chunk)
             out.flush()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from zoo.errors import ZooError
+from zoo.errors import UsageError, ZooError
 
 
 class ServerError(ZooError):
@@ -40,6 +40,69 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def check_bind_host(host: str) -> None:
+    """Refuse a ``--host`` this machine cannot listen on, before anything is downloaded.
+
+    It must resolve (getaddrinfo) and one of its addresses must be bindable here (port 0),
+    so a typo or another machine's address fails now, in one line, not as a server that
+    never becomes ready.
+    """
+    hint = "use an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 (all)"
+    if not host.strip() or host != host.strip():
+        raise UsageError(f"--host {host!r} is not an address", hint=hint)
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise UsageError(f"--host {host!r} does not resolve: {reason}", hint=hint) from error
+    problems = []
+    for family, kind, proto, _, address in found:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.bind((address[0], 0, *address[2:]))
+            return
+        except OSError as error:
+            problems.append(f"{address[0]}: {error.strerror or error}")
+    raise UsageError(
+        f"--host {host!r} is not an address of this machine ({'; '.join(problems)})", hint=hint
+    )
+
+
+# HTTP header values and engines' own checks take printable ASCII; llama.cpp splits
+# --api-key at commas (several keys), so a comma would make each part a valid key.
+_KEY_MAX = 1024
+
+
+def check_api_key(key: str) -> None:
+    """Refuse an API key that an engine would reject or that would break the header.
+
+    The message says what is wrong and where, never the key itself (keys stay out of logs).
+    """
+    hint = "use letters, digits and punctuation such as - _ . ~ + / = (e.g. `openssl rand -hex 24`)"
+    if not key:
+        raise UsageError("the API key is empty", hint=hint)
+    if len(key) > _KEY_MAX:
+        raise UsageError(
+            f"the API key is {len(key)} characters long; at most {_KEY_MAX}", hint=hint
+        )
+    if key != key.strip():
+        where, char = ("starts", key[0]) if key[0].isspace() else ("ends", key[-1])
+        what = "a newline" if char in "\r\n" else "whitespace"
+        raise UsageError(f"the API key {where} with {what} (a copy-paste slip?)", hint=hint)
+    for position, char in enumerate(key, 1):
+        if char.isspace():
+            what = "a newline" if char in "\r\n" else "whitespace"
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            what = f"a control character (U+{ord(char):04X})"
+        elif ord(char) > 0x7E:
+            what = "a non-ASCII character"
+        elif char == ",":
+            what = "a comma (llama.cpp reads a comma as the end of one key and start of another)"
+        else:
+            continue
+        raise UsageError(f"the API key has {what} at character {position}", hint=hint)
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:
@@ -106,6 +169,15 @@ def process_start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def process_cmdline(pid: int) -> list[str] | None:
+    """The argv of ``pid`` (Linux ``/proc``), or None when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
 def pid_alive(pid: int, start_time: str | None = None) -> bool:
     """Whether ``pid`` runs (not a zombie) and, when known, is the process we started."""
     if pid <= 0:
@@ -156,30 +228,38 @@ def group_alive(pgid: int) -> bool:
 def stop_group(
     pgid: int, *, grace: float = 10.0, reap: subprocess.Popen[bytes] | None = None
 ) -> None:
-    """SIGTERM the whole group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+    """SIGTERM the whole group, wait up to ``grace`` seconds, then SIGKILL what is left.
+
+    ``reap``: the leader's Popen when this process started it; its exit status is collected
+    (no zombie left) before this returns.
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if reap is not None:
-            reap.poll()
-        if not group_alive(pgid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and group_alive(pgid):
-        if reap is not None:
-            reap.poll()
-        time.sleep(0.05)
+    if not _wait_group(pgid, grace, reap):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        _wait_group(pgid, 5, reap)
     if reap is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             reap.wait(timeout=1)
 
 
+def _wait_group(pgid: int, seconds: float, reap: subprocess.Popen[bytes] | None) -> bool:
+    """Whether the group is gone within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if reap is not None:
+            reap.poll()
+        if not group_alive(pgid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def tail(path: Path, lines: int = 20) -> list[str]:
-    """The last ``lines`` lines of a log file (reads only its end)."""
+    """The last ``lines`` lines of a log file (reads only its end); none for ``lines <= 0``."""
+    if lines <= 0:
+        return []  # [-0:] would be every line
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -192,11 +272,30 @@ def tail(path: Path, lines: int = 20) -> list[str]:
     return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
+class LogGone(ZooError):
+    """The log being followed was deleted or replaced."""
+
+
 def follow(
-    path: Path, keep_going: Callable[[], bool], *, from_start: bool = True, interval: float = 0.1
+    path: Path,
+    keep_going: Callable[[], bool],
+    *,
+    from_start: bool = True,
+    interval: float = 0.1,
+    watch_path: bool = False,
 ) -> Iterator[bytes]:
-    """Yield chunks appended to ``path`` while ``keep_going()``, then what is left."""
-    with open(path, "rb") as handle:
+    """Yield chunks appended to ``path`` while ``keep_going()``, then what is left.
+
+    With ``watch_path``, raise LogGone once ``path`` no longer names the file being read
+    (deleted or replaced): the server would go on writing into a file nobody can see, and a
+    follower would wait forever for lines that never appear. Without it (zoo's own foreground
+    echo), the open file is read to the end whatever happens to its name.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = stack.enter_context(open(path, "rb"))
+        except OSError as error:
+            raise LogGone(f"cannot read the log {path}: {error.strerror or error}") from error
         if not from_start:
             handle.seek(0, os.SEEK_END)
         while True:
@@ -209,11 +308,25 @@ def follow(
                 if rest:
                     yield rest
                 return
+            if watch_path and not _same_file(path, handle.fileno()):
+                raise LogGone(f"the log {path} was deleted while it was followed")
             time.sleep(interval)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 class NotReady(Exception):
     """The server does not serve yet (internal to ``wait_ready``)."""
+
+
+WaitCallback = Callable[[float, "str | None"], None]
 
 
 def wait_ready(
@@ -226,36 +339,87 @@ def wait_ready(
     timeout: float,
     log_path: Path,
     what: str,
+    on_wait: WaitCallback | None = None,
+    wait_every: float = 5.0,
 ) -> float:
     """Wait until the server answers its health path and then ONE tiny completion.
 
     Health alone is not enough (vLLM answers /health before its engine can serve). Raises
     ServerError with the log's last lines when the process exits or ``timeout`` passes.
     Returns the seconds it took.
+
+    ``on_wait(elapsed_s, last_log_line)`` is called every ``wait_every`` seconds while it
+    waits (the caller prints it; a first completion can block for minutes, so a timer thread
+    calls it, not the probe loop).
     """
     started = time.monotonic()
     deadline = started + timeout
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     healthy = health_path is None
     last_problem = "no answer yet"
-    while True:
-        if not alive():
-            raise ServerError(_with_log(f"{what} exited before it was ready", log_path))
-        if time.monotonic() > deadline:
-            raise ServerError(
-                _with_log(f"{what} was not ready after {timeout:.0f} s ({last_problem})", log_path)
-            )
-        try:
-            if not healthy:
-                status = http_status(base_url, "GET", health_path or "/health", headers, 5.0)
-                if status != 200:
-                    raise NotReady(f"{health_path} answered {status}")
-                healthy = True
-            _tiny_completion(base_url, headers, model, max(1.0, deadline - time.monotonic()))
-            return time.monotonic() - started
-        except (OSError, http.client.HTTPException, NotReady) as problem:
-            last_problem = str(problem) or type(problem).__name__
-        time.sleep(0.1 if not healthy else 0.25)
+    with _ticking(on_wait, wait_every, started, log_path):
+        while True:
+            if not alive():
+                raise ServerError(_with_log(f"{what} exited before it was ready", log_path))
+            if time.monotonic() > deadline:
+                waited = seconds_text(time.monotonic() - started)
+                raise ServerError(
+                    _with_log(
+                        f"{what} was not ready after {waited} ({last_problem}); if it only "
+                        f"needs longer, wait longer with --ready-timeout SECONDS",
+                        log_path,
+                    )
+                )
+            try:
+                if not healthy:
+                    status = http_status(base_url, "GET", health_path or "/health", headers, 5.0)
+                    if status != 200:
+                        raise NotReady(f"{health_path} answered {status}")
+                    healthy = True
+                _tiny_completion(base_url, headers, model, max(1.0, deadline - time.monotonic()))
+                return time.monotonic() - started
+            except (OSError, http.client.HTTPException, NotReady) as problem:
+                last_problem = str(problem) or type(problem).__name__
+            time.sleep(0.1 if not healthy else 0.25)
+
+
+def seconds_text(seconds: float) -> str:
+    """``1.5 s``, ``42 s``, ``15 min 3 s``: how long something took, for people."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+@contextlib.contextmanager
+def _ticking(
+    on_wait: WaitCallback | None, every: float, started: float, log_path: Path
+) -> Iterator[None]:
+    """Call ``on_wait`` every ``every`` seconds from a daemon thread until the block ends."""
+    if on_wait is None:
+        yield
+        return
+    import threading
+
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(every):
+            last = tail(log_path, 1)
+            try:
+                on_wait(time.monotonic() - started, last[0] if last else None)
+            except Exception:  # a display callback must not end readiness
+                return
+
+    thread = threading.Thread(target=tick, name="zoo-ready-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=1)
 
 
 def http_status(

@@ -1,0 +1,140 @@
+"""Stopping instances: signal only the process groups zoo started, then forget the record.
+
+A pid in ``instances.db`` may belong to another program by the time ``zoo stop`` runs (the
+server exited and the kernel handed its pid out again). So a group is signalled only while its
+leader is still the process zoo started: the same pid with the same kernel start time, both
+recorded when it was started. A leader that is gone while its group lives on (an engine's
+child outliving it) is still safe to signal: Linux never hands out a pid that is in use as a
+process group id, so that group can only be the one zoo made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo.runtime import process, state
+from zoo.runtime.process import ServerError
+from zoo.runtime.state import Instance
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What ``stop_instance`` did: groups it stopped, and groups it left alone (and why)."""
+
+    instance: Instance
+    stopped: tuple[str, ...] = ()  # "proxy", "engine"
+    left_alone: tuple[str, ...] = ()  # one sentence each
+
+
+def _is_proxy(instance: Instance) -> Callable[[list[str]], bool]:
+    """For records without the proxy's start time (older zoo): its argv says it is ours."""
+
+    def check(argv: list[str]) -> bool:
+        port = str(instance.port)
+        return "zoo.runtime.proxy" in argv and any(
+            a == port and b == "--port" for b, a in itertools.pairwise(argv)
+        )
+
+    return check
+
+
+def leader_is_ours(
+    pid: int, start_time: str | None, *, legacy: Callable[[list[str]], bool] | None = None
+) -> bool:
+    """Whether ``pid`` is still the process zoo started (or gone, so no one else's).
+
+    With a recorded start time that decides; without one (a record from an older zoo),
+    ``legacy`` judges the process's argv where Linux shows it; otherwise it cannot be told
+    and, as before start times were recorded, counts as ours.
+    """
+    if not process.pid_alive(pid):
+        return True  # gone or a zombie: its pid is not someone else's while its group lives
+    if start_time is not None:
+        return process.process_start_time(pid) == start_time
+    if legacy is not None and Path("/proc").is_dir():
+        argv = process.process_cmdline(pid)
+        return argv is not None and legacy(argv)
+    return True
+
+
+def _stop_group(
+    what: str,
+    pgid: int,
+    leader: int,
+    start_time: str | None,
+    *,
+    grace: float,
+    reap: subprocess.Popen[bytes] | None,
+    legacy: Callable[[list[str]], bool] | None = None,
+) -> str:
+    """ "stopped", "gone", or a sentence saying why the group was left alone."""
+    if reap is not None:
+        reap.poll()  # a child of this process that exited is reaped, not signalled
+    if not process.group_alive(pgid):
+        return "gone"
+    ours = leader_is_ours(leader, start_time, legacy=legacy)
+    if ours and pgid != leader:
+        # The group is not led by the recorded process: only its membership vouches for it.
+        try:
+            ours = process.pid_alive(leader, start_time) and os.getpgid(leader) == pgid
+        except OSError:
+            ours = False
+    if not ours:
+        return (
+            f"the {what}'s pid {leader} now belongs to another program; its process group "
+            "was left alone"
+        )
+    process.stop_group(pgid, grace=grace, reap=reap)
+    if process.group_alive(pgid):
+        raise ServerError(
+            f"could not stop the {what} (process group {pgid}): it is still running",
+            hint="it may belong to another user; stop it with `kill` as that user",
+        )
+    return "stopped"
+
+
+def stop_instance(
+    instance: Instance,
+    *,
+    grace: float = 10.0,
+    reap: subprocess.Popen[bytes] | None = None,
+    reap_proxy: subprocess.Popen[bytes] | None = None,
+) -> StopReport:
+    """Stop an instance's proxy group, then its engine group, each only if zoo started its
+    leader; then forget the instance. ``reap``/``reap_proxy``: the Popen objects when this
+    process started them (so their exit is collected, not left as zombies).
+
+    Works for any phase: a "starting" or "orphaned" instance is stopped the same way. Raises
+    ServerError (and keeps the record) when a group survives SIGKILL.
+    """
+    stopped: list[str] = []
+    left: list[str] = []
+    problems: list[ServerError] = []
+    groups = []
+    if instance.proxy_pid is not None:
+        groups.append(
+            ("proxy", instance.proxy_pid, instance.proxy_pid, instance.proxy_pid_start, reap_proxy)
+        )
+    groups.append(("engine", instance.pgid, instance.pid, instance.pid_start, reap))
+    for what, pgid, leader, start_time, popen in groups:
+        legacy = _is_proxy(instance) if what == "proxy" else None
+        try:
+            outcome = _stop_group(
+                what, pgid, leader, start_time, grace=grace, reap=popen, legacy=legacy
+            )
+        except ServerError as problem:
+            problems.append(problem)
+            continue
+        if outcome == "stopped":
+            stopped.append(what)
+        elif outcome != "gone":
+            left.append(outcome)
+    if problems:
+        raise problems[0]
+    state.remove(instance.id)
+    return StopReport(instance=instance, stopped=tuple(stopped), left_alone=tuple(left))
