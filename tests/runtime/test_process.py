@@ -301,3 +301,82 @@ def test_api_keys_an_engine_would_reject_are_refused(key: str, expected: str) ->
 @pytest.mark.parametrize("key", ["sk-abc123", "a" * 64, "A-Za-z0-9._~+/=:!"])
 def test_ordinary_api_keys_pass(key: str) -> None:
     process.check_api_key(key)
+
+
+def _detached_launch_script(tmp_path: Path, port: int, *, ready: bool) -> str:
+    """A stand-in for `zoo launch --detach`: start, guard, (maybe) keep, print pid, wait."""
+    return textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from zoo.runtime import process
+        proc = process.start([sys.executable, {str(FAKE_ENGINE)!r}, "--port", "{port}"],
+                             log_path=Path({str(tmp_path / "d.log")!r}), foreground=False)
+        guard = process.guard(proc)
+        if {ready!r}:
+            guard.keep()
+        print(proc.pid, flush=True)
+        time.sleep(600)
+    """)
+
+
+def _run_and_kill(script: str) -> int:
+    zoo = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert zoo.stdout is not None
+    server_pid = int(zoo.stdout.readline())
+    assert process.pid_alive(server_pid)
+    os.kill(zoo.pid, signal.SIGKILL)
+    zoo.wait()
+    return server_pid
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while process.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not process.pid_alive(pid)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses /proc")
+def test_a_detached_server_dies_with_a_zoo_killed_before_readiness(tmp_path: Path) -> None:
+    server_pid = _run_and_kill(_detached_launch_script(tmp_path, process.free_port(), ready=False))
+    assert _gone_within(server_pid, 15)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses /proc")
+def test_a_detached_server_kept_after_readiness_outlives_zoo(tmp_path: Path) -> None:
+    server_pid = _run_and_kill(_detached_launch_script(tmp_path, process.free_port(), ready=True))
+    try:
+        assert not _gone_within(server_pid, 1.0)
+    finally:
+        process.stop_group(server_pid, grace=2)
+    assert not process.pid_alive(server_pid)
+
+
+def test_the_guard_leaves_a_reused_pid_alone(tmp_path: Path) -> None:
+    """The watchdog checks the leader's start time before it signals anything."""
+    proc = process.start(
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        log_path=tmp_path / "g.log",
+        foreground=False,
+    )
+    try:
+        watchdog = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", process._WATCHDOG, str(proc.pid), "1"],
+            stdin=subprocess.DEVNULL,  # end of file at once: "zoo is gone"
+        )
+        assert watchdog.wait(timeout=10) == 0
+        assert proc.poll() is None
+    finally:
+        process.stop_group(proc.pid, grace=1, reap=proc)
+
+
+def test_closing_the_guard_after_clean_up_returns_at_once(tmp_path: Path) -> None:
+    proc = process.start(
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        log_path=tmp_path / "g.log",
+        foreground=False,
+    )
+    with process.guard(proc):
+        process.stop_group(proc.pid, grace=1, reap=proc)
+        started = time.monotonic()
+    assert time.monotonic() - started < 2.5

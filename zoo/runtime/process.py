@@ -158,6 +158,100 @@ def start(
             raise ServerError(f"could not start {argv[0]}: {error}") from error
 
 
+# The watchdog ``guard`` starts: it waits on a pipe only zoo can write to. One byte ("the
+# server is ready, leave it") and it exits; end of file (zoo exited or was killed first) and
+# it stops the server's group, unless the group's leader is no longer the process zoo started.
+_WATCHDOG = """
+import os, signal, sys, time
+pgid, start = int(sys.argv[1]), sys.argv[2]
+if os.read(0, 1) == b"k":
+    sys.exit(0)
+def start_time():
+    try:
+        stat = open(f"/proc/{pgid}/stat").read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]
+now = start_time()
+if start != "-" and now is not None and now != start:
+    sys.exit(0)
+for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    try:
+        os.killpg(pgid, sig)
+    except OSError:
+        sys.exit(0)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except OSError:
+            sys.exit(0)
+        time.sleep(0.05)
+"""
+
+
+class Guard:
+    """Stops a detached server if zoo dies before the server is ready (see ``guard``)."""
+
+    def __init__(self, watchdog: subprocess.Popen[bytes], write_fd: int) -> None:
+        self._watchdog = watchdog
+        self._fd: int | None = write_fd
+
+    def keep(self) -> None:
+        """The server is ready: it outlives zoo from now on."""
+        self._end(b"k")
+
+    def close(self) -> None:
+        """Done without ``keep``: the watchdog stops the server if it still runs. Call it after
+        zoo's own clean-up stopped the server (``with guard(...)`` around that clean-up)."""
+        self._end(b"")
+
+    def _end(self, word: bytes) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            if word:
+                os.write(fd, word)
+        os.close(fd)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            # Not longer: a server this process has not reaped yet would keep it waiting.
+            self._watchdog.wait(timeout=2)
+
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def guard(server: subprocess.Popen[bytes]) -> Guard:
+    """Tie a detached server to this zoo process until it is ready.
+
+    A foreground server has the parent-death signal; a detached one must outlive zoo, so it
+    cannot. Between its start and readiness a small watchdog (its own session, standard
+    library only) stops it if zoo exits first by any means, kill -9 included: no orphan is
+    left starting forever. ``keep()`` once it is ready.
+    """
+    read_fd, write_fd = os.pipe()  # not inherited by other children (PEP 446)
+    start = process_start_time(server.pid) or "-"
+    try:
+        watchdog = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(server.pid), start],
+            stdin=read_fd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as error:
+        os.close(write_fd)
+        raise ServerError(f"could not start zoo's start-up watchdog: {error}") from error
+    finally:
+        os.close(read_fd)
+    return Guard(watchdog, write_fd)
+
+
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (Linux), to tell a reused pid from ours."""
     try:
