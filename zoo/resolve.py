@@ -24,31 +24,44 @@ it when the model fits in RAM but not on the GPU.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from zoo import quantization as quant
 from zoo.catalog.catalog import Catalog
-from zoo.catalog.model import Family, Spec, format_size
-from zoo.engine import Engine, LaunchContext, Match
+from zoo.catalog.model import Family, Source, Spec, format_size
+from zoo.engine import Engine, Match
 from zoo.errors import NotFoundError, UsageError
 from zoo.host import Host
 from zoo.memory import MemoryEstimate, estimate, gib
-from zoo.plan import Candidate, LaunchOptions, Plan
+from zoo.plan import (
+    Candidate,
+    Environment,
+    FileSelection,
+    LaunchOptions,
+    MemoryBreakdown,
+    Plan,
+    PlannedSource,
+)
+
+if TYPE_CHECKING:
+    from zoo.hubs.base import Hub
 
 # The context to plan for when none is asked: long contexts cost KV memory a small machine
 # does not have; ``--context`` asks for more (up to the family's maximum).
 DEFAULT_CONTEXT = 8192
-HUB_ENV = "ZOO_HUB"
 GPU_SHARE = 0.9
 UNIFIED_SHARE = 0.75
 RAM_SHARE = 0.8
 
-# Files for formats stored as Hugging Face repositories; the hubs narrow them by listing the
-# repository (``*.bin`` only when it has no safetensors). No ``*.py``: remote code is opt-in.
-HF_PATTERNS = ("*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja")
-HF_FALLBACK_PATTERNS = ("*.bin",)
+# An engine environment's readiness and interpreter: (ready, python). Given to resolution by
+# its caller (``zoo.launch``), which may read the file system; resolution itself reads nothing.
+EnvProbe = Callable[[Environment], tuple[bool, str]]
+
+
+def _not_probed(environment: Environment) -> tuple[bool, str]:
+    return False, "python"
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,8 @@ class Request:
     quantization: str | None = None
     hub: str | None = None
     context_length: int | None = None
+    # The hub to prefer when ``--hub`` is not given (``$ZOO_HUB``, read by the caller).
+    default_hub: str | None = None
 
     def describe(self) -> str:
         words = [self.model]
@@ -77,9 +92,6 @@ class Request:
         return " ".join(words)
 
 
-EnvReady = Callable[[Engine, Host], bool]
-
-
 @dataclass(frozen=True)
 class _Judged:
     """A candidate with what the ranking needs beside its public Candidate."""
@@ -91,6 +103,9 @@ class _Judged:
     wanted: bool  # matches the request's filters
     memory: MemoryEstimate | None
     budget: int
+    sources: tuple[PlannedSource, ...] = ()
+    gpus: int = 0
+    tensor_parallel: int | None = None
 
 
 def resolve(
@@ -99,10 +114,16 @@ def resolve(
     engines: Mapping[str, Engine],
     host: Host,
     *,
-    env_ready: EnvReady | None = None,
+    hubs: Mapping[str, Hub] | None = None,
+    env_probe: EnvProbe | None = None,
     options: LaunchOptions | None = None,
 ) -> Plan:
-    """The best plan for ``request`` on ``host``, or a UsageError naming what would work."""
+    """The best plan for ``request`` on ``host``, or a UsageError naming what would work.
+
+    Everything resolution needs is an argument: the installed ``hubs`` (their traits decide
+    how files are selected; None: every hub the spec names, files exact only for GGUF), the
+    ``env_probe`` for engine environments, and the launch ``options`` the plan will carry.
+    """
     family = catalog.get(request.model)
     _validate(family, request, engines)
     if not engines:
@@ -113,39 +134,52 @@ def resolve(
             f"{request.describe()} cannot run: no installed engine runs {formats}",
             hint="engines are plugins, e.g. pip install zoo-launcher-llamacpp; see `zoo plugins`",
         )
+    options = options or LaunchOptions()
     context = _context_length(family, request)
-    judged = [
-        _judge(family, spec, q, engine, host, request, context)
-        for spec in family.specs
-        for q in spec.quantizations
-        for engine in engines.values()
-    ]
+    judged = _judge_all(family, request, engines, host, context, hubs, options)
     kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host))
     if not kept:
         raise UsageError(_impossible(family, request, judged, host))
     best = kept[0]
     considered = [j for j in judged if j.wanted]
     ordered = kept + [j for j in considered if not j.candidate.kept]
-    return _plan(family, request, best, ordered, host, context, env_ready, options)
+    return _plan(family, request, best, ordered, host, context, env_probe, options)
 
 
 def candidates(
-    catalog: Catalog, request: Request, engines: Mapping[str, Engine], host: Host
+    catalog: Catalog,
+    request: Request,
+    engines: Mapping[str, Engine],
+    host: Host,
+    *,
+    hubs: Mapping[str, Hub] | None = None,
 ) -> list[Candidate]:
     """Every (spec, quantization, engine) of the request's family judged on ``host``: those
     kept first, best first (``zoo engines --model``)."""
     family = catalog.get(request.model)
     _validate(family, request, engines)
     context = _context_length(family, request)
-    judged = [
-        _judge(family, spec, q, engine, host, request, context)
+    judged = _judge_all(family, request, engines, host, context, hubs, LaunchOptions())
+    kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host))
+    rest = [j for j in judged if j.wanted and not j.candidate.kept]
+    return [j.candidate for j in kept + rest]
+
+
+def _judge_all(
+    family: Family,
+    request: Request,
+    engines: Mapping[str, Engine],
+    host: Host,
+    context: int,
+    hubs: Mapping[str, Hub] | None,
+    options: LaunchOptions,
+) -> list[_Judged]:
+    return [
+        _judge(family, spec, q, engine, host, request, context, hubs, options)
         for spec in family.specs
         for q in spec.quantizations
         for engine in engines.values()
     ]
-    kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host))
-    rest = [j for j in judged if j.wanted and not j.candidate.kept]
-    return [j.candidate for j in kept + rest]
 
 
 def engine_here(engine: Engine, host: Host) -> Match:
@@ -163,31 +197,68 @@ def engine_here(engine: Engine, host: Host) -> Match:
     return Match.no(reasons[0] if reasons else "declares no formats")
 
 
-def choose_hub(
+def engine_environment(engine: Engine, host: Host) -> Environment:
+    """The environment ``engine`` runs in on ``host`` (its variant's requirements there)."""
+    return Environment(
+        engine=engine.name,
+        requirements=tuple(engine.requirements(host)),
+        uninstall=tuple(engine.env_uninstall(host)),
+        runtime_module=engine.runtime_module(host),
+    )
+
+
+def hub_order(
     spec: Spec,
     quantization: str,
     requested: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> tuple[str | None, str]:
-    """The hub to download from and why: ``--hub``, then ``$ZOO_HUB``, then the spec's order.
+    default: str | None = None,
+    hubs: Mapping[str, Hub] | None = None,
+) -> tuple[list[tuple[Source, str]], bool, str]:
+    """The sources to download ``quantization`` from, best first, each with why; whether the
+    choice is locked (the user named the hub, so no other may stand in); and, when the list is
+    empty, why.
 
-    Only hubs whose source lists ``quantization`` count. The hubs work may replace this with
-    one that also checks reachability.
+    The one rule for which hub: ``--hub`` (``requested``), then ``$ZOO_HUB`` (``default``,
+    "auto" meaning none), then the spec's order. Only sources that list the quantization and
+    whose hub is installed count. Which of them is finally used (one already in its cache, the
+    first reachable one) is decided at download time among exactly these, in this order.
     """
-    having = [s.hub for s in spec.sources if quant.find(quantization, s.quantizations)]
+    having = [s for s in spec.sources if quant.find(quantization, s.quantizations)]
+    missing = [s.hub for s in having if hubs is not None and s.hub not in hubs]
+    installed = [s for s in having if hubs is None or s.hub in hubs]
+    names = ", ".join(s.hub for s in having) or "none"
     if requested is not None:
-        if requested in having:
-            return requested, f"hub {requested} (--hub)"
-        return None, f"not on hub {requested} (has: {', '.join(having) or 'none'})"
-    env = (os.environ if environ is None else environ).get(HUB_ENV, "").strip()
-    if env == "auto":  # the default: the spec's order, skipping unreachable hubs at download
-        env = ""
-    if env and env in having:
-        return env, f"hub {env} (${HUB_ENV})"
-    if not having:
-        return None, "no hub has this quantization"
-    note = f" (${HUB_ENV}={env} has no source for it)" if env else " (first source in the spec)"
-    return having[0], f"hub {having[0]}{note}"
+        for source in installed:
+            if source.hub == requested:
+                return [(source, f"hub {requested} (--hub)")], True, ""
+        if requested in missing:
+            return [], True, f"hub {requested} is not installed (see `zoo plugins`)"
+        return [], True, f"not on hub {requested} (has: {names})"
+    default = (default or "").strip()
+    if default == "auto":
+        default = ""
+    if not installed:
+        if missing:
+            return [], False, f"no installed hub has it (sources on: {', '.join(missing)})"
+        return [], False, "no hub has this quantization"
+    if default:
+        first = [s for s in installed if s.hub == default]
+        if first:
+            return [(first[0], f"hub {default} ($ZOO_HUB)")], True, ""
+    note = f" ($ZOO_HUB={default} has no source for it)" if default else " (first in the spec)"
+    order = [(installed[0], f"hub {installed[0].hub}{note}")]
+    order += [(s, f"hub {s.hub} (next in the spec)") for s in installed[1:]]
+    return order, False, ""
+
+
+def _selection(spec: Spec, source: Source, q: str, hubs: Mapping[str, Hub] | None) -> FileSelection:
+    """How this source's files are chosen: named exactly (GGUF, or a hub that serves named
+    files such as PyPI packages), or by ``zoo.hubs.select``'s rule from the listing."""
+    hub = hubs.get(source.hub) if hubs is not None else None
+    exact = spec.format == "ggufv2" or bool(getattr(hub, "names_exact_files", False))
+    if exact:
+        return FileSelection(exact=source.files_for(q) + source.multimodal_projectors[:1])
+    return FileSelection(exclude=tuple(source.exclude))
 
 
 def _validate(family: Family, request: Request, engines: Mapping[str, Engine]) -> None:
@@ -232,6 +303,13 @@ def _context_length(family: Family, request: Request) -> int:
     return request.context_length
 
 
+@dataclass(frozen=True)
+class _Budget:
+    bytes: int
+    gpus: int = 0  # GPUs used (CUDA only)
+    tensor_parallel: int | None = None  # the --tensor-parallel-size the engine must be given
+
+
 def _budget(host: Host, device: str) -> int:
     if device == "cuda":
         return int(sum(g.memory_bytes for g in host.cuda_gpus) * GPU_SHARE)
@@ -240,12 +318,42 @@ def _budget(host: Host, device: str) -> int:
     return int(host.ram_bytes * RAM_SHARE)
 
 
+def _gpu_budget(host: Host, split: str, needed: int, asked_tp: int | None) -> _Budget:
+    """What the GPUs offer an engine, given how it spreads a model over them.
+
+    "layers": the engine spreads layers over every GPU itself (llama.cpp). "tensor-parallel":
+    it shards over the number of GPUs it is told (vLLM), a power of two here; the plan takes
+    the fewest that hold the model (or the user's ``--tensor-parallel-size``) and the engine is
+    given that number. "none": one GPU, the largest.
+    """
+    gpus = sorted((g.memory_bytes for g in host.cuda_gpus), reverse=True)
+    if not gpus:
+        return _Budget(0)
+    if split == "layers":
+        return _Budget(int(sum(gpus) * GPU_SHARE), len(gpus))
+    if split == "tensor-parallel":
+        sizes = [asked_tp] if asked_tp else [n for n in (1, 2, 4, 8, 16) if n <= len(gpus)]
+        for n in sizes:
+            share = int(n * min(gpus[:n]) * GPU_SHARE) if n <= len(gpus) else 0
+            if needed <= share or n == sizes[-1]:
+                return _Budget(share, min(n, len(gpus)), n if n > 1 or asked_tp else None)
+    return _Budget(int(gpus[0] * GPU_SHARE), 1)
+
+
 def _device_words(device: str) -> str:
     return {"cuda": "GPU memory", "metal": "unified memory"}.get(device, "RAM")
 
 
 def _judge(
-    family: Family, spec: Spec, q: str, engine: Engine, host: Host, request: Request, context: int
+    family: Family,
+    spec: Spec,
+    q: str,
+    engine: Engine,
+    host: Host,
+    request: Request,
+    context: int,
+    hubs: Mapping[str, Hub] | None,
+    options: LaunchOptions,
 ) -> _Judged:
     wanted = (
         request.engine in (None, engine.name)
@@ -253,14 +361,15 @@ def _judge(
         and (request.size is None or _same_size(spec.size, request.size))
         and (request.quantization is None or quant.same(request.quantization, q))
     )
+    check = Match.no("no hub has it")
 
     def verdict(
         kept: bool,
         reason: str,
         memory: MemoryEstimate | None = None,
         device: str | None = None,
-        hub: str | None = None,
-        budget: int = 0,
+        sources: tuple[PlannedSource, ...] = (),
+        budget: _Budget = _Budget(0),
     ) -> _Judged:
         candidate = Candidate(
             engine=engine.name,
@@ -271,47 +380,85 @@ def _judge(
             reason=reason,
             memory_bytes=memory.total_bytes if memory else None,
             device=device,
-            hub=hub,
+            hub=sources[0].hub if sources else None,
         )
-        return _Judged(candidate, spec, engine, check, wanted, memory, budget)
+        return _Judged(
+            candidate,
+            spec,
+            engine,
+            check,
+            wanted,
+            memory,
+            budget.bytes,
+            sources,
+            budget.gpus,
+            budget.tensor_parallel,
+        )
 
-    check = engine.check(spec, q, host)
-    if not check.ok:
+    order, _, why_none = hub_order(spec, q, request.hub, request.default_hub, hubs)
+    if not order:
+        check = engine.check(spec, q, host)
+        return verdict(False, check.reason if not check.ok else why_none)
+    # The engine judges each hub's copy: they may differ (split parts on one hub, not another).
+    sources: list[PlannedSource] = []
+    verdicts: list[Match] = []
+    for source, hub_reason in order:
+        verdict_here = engine.check(replace(spec, sources=(source,)), q, host)
+        verdicts.append(verdict_here)
+        if verdict_here.ok:
+            found = quant.find(q, source.quantizations) or q
+            sources.append(
+                PlannedSource(
+                    hub=source.hub,
+                    repo=source.repo_for(found),
+                    revision=source.revision,
+                    selection=_selection(spec, source, found, hubs),
+                    reason=hub_reason,
+                )
+            )
+    check = next((v for v in verdicts if v.ok), verdicts[0])
+    if not sources:
         return verdict(False, check.reason)
+    planned = tuple(sources)
     caps = engine.capabilities_for(host)
     if spec.format in caps.experimental_formats and request.engine != engine.name:
         return verdict(
             False,
             f"{spec.format} support is experimental: used only with --engine {engine.name}",
         )
-    hub, hub_reason = choose_hub(spec, q, request.hub)
-    if hub is None:
-        return verdict(False, hub_reason)
+    if request.context_length is not None and not caps.honours_context:
+        return verdict(False, "cannot be given a context length (--context): it uses the model's")
     device = engine.device(spec, host)
     memory = estimate(family, spec, q, context, engine.overhead_bytes(host))
-    budget = _budget(host, device)
-    if memory.total_bytes > budget and device == "cuda":
+    if device == "cuda":
+        budget = _gpu_budget(host, caps.gpu_split, memory.total_bytes, options.tensor_parallel_size)
+    else:
+        budget = _Budget(_budget(host, device))
+    if memory.total_bytes > budget.bytes and device == "cuda":
         cpu_ok = "cpu" in caps.accelerators and "cuda" not in caps.format_accelerators.get(
             spec.format, ()
         )
         if cpu_ok and memory.total_bytes <= _budget(host, "cpu"):
-            device, budget = "cpu", _budget(host, "cpu")
-    if memory.total_bytes > budget:
+            device, budget = "cpu", _Budget(_budget(host, "cpu"))
+    where = _device_words(device)
+    if device == "cuda" and budget.gpus:
+        where = f"GPU memory on {budget.gpus} GPU{'s' if budget.gpus > 1 else ''}"
+    if memory.total_bytes > budget.bytes:
         return verdict(
             False,
-            f"needs {gib(memory.total_bytes)}, more than the {gib(budget)} of "
-            f"{_device_words(device)} usable here",
+            f"needs {gib(memory.total_bytes)}, more than the {gib(budget.bytes)} of {where} "
+            "usable here",
             memory,
             device,
-            hub,
+            planned,
             budget,
         )
     return verdict(
         True,
-        f"{check.reason}; needs {gib(memory.total_bytes)} of {gib(budget)} {_device_words(device)}",
+        f"{check.reason}; needs {gib(memory.total_bytes)} of {gib(budget.bytes)} {where}",
         memory,
         device,
-        hub,
+        planned,
         budget,
     )
 
@@ -404,25 +551,18 @@ def _plan(
     ordered: Sequence[_Judged],
     host: Host,
     context: int,
-    env_ready: EnvReady | None,
-    options: LaunchOptions | None,
+    env_probe: EnvProbe | None,
+    options: LaunchOptions,
 ) -> Plan:
     c = best.candidate
     spec, engine = best.spec, best.engine
-    hub = c.hub or ""
-    source = spec.source(hub)
-    assert source is not None and best.memory is not None
-    q = quant.find(c.quantization, source.quantizations) or c.quantization
-    repo = source.repo_for(q)
-    if spec.format == "ggufv2" or hub == "pypi":
-        files = source.files_for(q)
-        files += source.multimodal_projectors[:1]
-    else:
-        files = HF_PATTERNS
-    ready = (env_ready or default_env_ready)(engine, host)
+    assert best.memory is not None and best.sources
     caps = engine.capabilities_for(host)
-    requirements = tuple(engine.requirements(host))
-    _, hub_reason = choose_hub(spec, q, request.hub)
+    environment = engine_environment(engine, host)
+    ready, python = (env_probe or _not_probed)(environment)
+    _, locked, _ = hub_order(spec, c.quantization, request.hub, request.default_hub)
+    if best.tensor_parallel and options.tensor_parallel_size is None:
+        options = replace(options, tensor_parallel_size=best.tensor_parallel)
     reasons = [
         f"host: {describe_host(host)}",
         "order: on the GPU where there is one, quality of 4 bits or better, the largest size, "
@@ -434,40 +574,42 @@ def _plan(
     better = _better_but_dropped(best, ordered, host)
     if better is not None:
         reasons.append(f"not {_describe(better)}: {better.candidate.reason}")
-    reasons.append(hub_reason)
+    reasons += [s.reason for s in best.sources]
+    if best.tensor_parallel:
+        reasons.append(f"tensor parallel over {best.tensor_parallel} GPUs")
+    requirements = " ".join(environment.requirements) or "no packages"
     reasons.append(
         "engine environment: ready"
         if ready
-        else f"engine environment: will be created ({' '.join(requirements) or 'no packages'})"
+        else f"engine environment: will be created ({requirements})"
     )
-    plan = Plan(
+    return Plan(
         family=family,
         spec=spec,
-        quantization=q,
+        quantization=c.quantization,
         engine=engine.name,
-        hub=hub,
-        repo=repo,
-        revision=source.revision,
-        files=tuple(files),
-        memory_bytes=best.memory.total_bytes,
+        sources=best.sources,
+        memory=MemoryBreakdown(
+            weights_bytes=best.memory.weights_bytes,
+            kv_cache_bytes=best.memory.kv_cache_bytes,
+            overhead_bytes=best.memory.overhead_bytes,
+            budget_bytes=best.budget,
+            place=_device_words(c.device or "cpu"),
+            gpus=best.gpus,
+        ),
         context_length=context,
+        environment=environment,
         env_ready=ready,
-        reasons=tuple(reasons),
-        candidates=tuple(j.candidate for j in ordered),
-        extra={
-            "weights_bytes": best.memory.weights_bytes,
-            "overhead_bytes": best.memory.overhead_bytes,
-            "budget_bytes": best.budget,
-            **({"fallback_patterns": list(HF_FALLBACK_PATTERNS)} if files == HF_PATTERNS else {}),
-        },
+        python=python,
+        options=options,
+        hub_locked=locked,
         device=c.device or "cpu",
         variant=caps.variant,
-        requirements=requirements,
+        threads=host.cpu_count or None,
         host_name=host.name,
-        kv_cache_bytes=best.memory.kv_cache_bytes,
-        requested_hub=request.hub,
+        reasons=tuple(reasons),
+        candidates=tuple(j.candidate for j in ordered),
     )
-    return replace(plan, command=preview_command(plan, engine, host, options))
 
 
 def _better_but_dropped(best: _Judged, ordered: Sequence[_Judged], host: Host) -> _Judged | None:
@@ -495,66 +637,3 @@ def describe_host(host: Host) -> str:
         parts.append("Apple silicon")
     parts.append("BF16 CPU" if host.cpu_bf16 else "no BF16 on the CPU")
     return ", ".join(parts) + ")"
-
-
-def default_env_ready(engine: Engine, host: Host) -> bool:
-    """Whether the engine's environment is ready, without importing anything heavy."""
-    try:
-        from zoo.runtime.envs import env_status
-    except ImportError:
-        env_status = None  # type: ignore[assignment]
-    if env_status is not None:
-        return bool(env_status(engine, host).ready)
-    module = engine.runtime_module(host)
-    if not module:
-        return False
-    import importlib.util
-
-    # Only the top-level name: find_spec("a.b") would import package "a".
-    return importlib.util.find_spec(module.split(".")[0]) is not None
-
-
-def preview_command(
-    plan: Plan, engine: Engine, host: Host, options: LaunchOptions | None = None
-) -> tuple[str, ...]:
-    """The server command the plan leads to, with the model path not yet downloaded shown as
-    ``<hub:repo>/file``; the runtime builds the real one after downloading."""
-    options = options or LaunchOptions()
-    where = f"<{plan.hub}:{plan.repo}>"
-    model_path = f"{where}/{plan.files[0]}" if not plan.files_are_patterns else where
-    ctx = launch_context(plan, model_path, options, host)
-    try:
-        return tuple(engine.server_command(ctx).argv)
-    except Exception:  # a preview must never fail a dry run
-        return ()
-
-
-def launch_context(
-    plan: Plan,
-    model_path: str,
-    options: LaunchOptions,
-    host: Host | None = None,
-    python: str = "python",
-    port: int | None = None,
-) -> LaunchContext:
-    """The LaunchContext for ``plan``: shared by the dry-run preview and the runtime."""
-    return LaunchContext(
-        family=plan.family,
-        spec=plan.spec,
-        quantization=plan.quantization,
-        model_path=model_path,
-        served_name=options.served_name or plan.family.name,
-        host=options.host,
-        port=port if port is not None else (options.port or 0),
-        context_length=plan.context_length,
-        api_key=options.api_key,
-        dtype=options.dtype,
-        tensor_parallel_size=options.tensor_parallel_size,
-        gpu_memory_fraction=options.gpu_memory_fraction,
-        extra_args=options.extra_args,
-        python=python,
-        device=plan.device,
-        variant=plan.variant,
-        kv_cache_bytes=plan.kv_cache_bytes,
-        threads=host.cpu_count if host is not None else None,
-    )

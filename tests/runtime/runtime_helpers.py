@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from zoo.catalog.model import family_from_data
 from zoo.engine import Engine, LaunchContext, ServerCommand
-from zoo.plan import Plan
+from zoo.hubs.base import FetchResult
+from zoo.plan import FileSelection, LaunchOptions, Plan, PlannedSource
+from zoo.runtime import launcher
+from zoo.runtime.invocation import ModelFiles
 
 FAKE_ENGINE = Path(__file__).with_name("fake_engine.py")
 
@@ -46,24 +51,29 @@ class FakeEngine(Engine):
         )
 
 
-@dataclass
-class Options:
-    """The launch options the runtime reads (zoo.plan.LaunchOptions has the same fields)."""
+def start(
+    engine: Engine,
+    fetched: FetchResult,
+    name: str = "tiny-model",
+    *,
+    say: Callable[[str], None] = lambda _: None,
+    context_length: int = 2048,
+    **options: Any,
+) -> launcher.Running:
+    """Start ``engine`` on the fetched folder through the runtime, detached by default."""
+    options.setdefault("detach", True)
+    options.setdefault("ready_timeout", 20)
+    plan = make_plan(name, options=LaunchOptions(**options), context_length=context_length)
+    return launcher.start_instance(plan, engine, ModelFiles(str(fetched.root)), say=say)
 
-    host: str = "127.0.0.1"
-    port: int | None = None
-    detach: bool = True
-    api_key: str | None = None
-    served_name: str | None = None
-    context_length: int | None = None
-    dtype: str | None = None
-    tensor_parallel_size: int | None = None
-    gpu_memory_fraction: float | None = None
-    extra_args: tuple[str, ...] = ()
-    ready_timeout: float | None = 20
 
-
-def make_plan(name: str = "tiny-model", fmt: str = "pytorch") -> Plan:
+def make_plan(
+    name: str = "tiny-model",
+    fmt: str = "pytorch",
+    *,
+    options: LaunchOptions | None = None,
+    context_length: int = 2048,
+) -> Plan:
     family = family_from_data(
         {
             "name": name,
@@ -86,11 +96,9 @@ def make_plan(name: str = "tiny-model", fmt: str = "pytorch") -> Plan:
         spec=family.specs[0],
         quantization="none",
         engine="fake",
-        hub="huggingface",
-        repo=f"test/{name}",
-        revision=None,
-        files=(),
-        memory_bytes=0,
-        context_length=2048,
+        sources=(PlannedSource("huggingface", f"test/{name}", None, FileSelection(), "test"),),
+        context_length=context_length,
         env_ready=True,
+        python=sys.executable,  # the fake engine runs in this interpreter
+        options=options or LaunchOptions(detach=True, ready_timeout=20),
     )

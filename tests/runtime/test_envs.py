@@ -8,29 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from zoo.engine import Capabilities, Engine
-from zoo.host import Host
+from zoo.plan import Environment
 from zoo.runtime import envs
 
-HOST = Host(os="linux", arch="x86_64", ram_bytes=8 << 30)
 
-
-class ReqEngine(Engine):
-    name = "reqs"
-
-    def __init__(self, *requirements: str, uninstall: tuple[str, ...] = ()) -> None:
-        self.capabilities = Capabilities(
-            formats={}, requirements=tuple(requirements), uninstall=uninstall
-        )
+def reqs_env(*requirements: str, uninstall: tuple[str, ...] = ()) -> Environment:
+    """The environment of an engine named "reqs" with these requirements."""
+    return Environment("reqs", tuple(requirements), uninstall)
 
 
 def test_current_interpreter_is_used_when_it_has_everything() -> None:
-    status = envs.env_status(ReqEngine("pyyaml>=6", "httpx"), HOST)
+    status = envs.env_status(reqs_env("pyyaml>=6", "httpx"))
     assert (status.ready, status.kind, status.python) == (True, "current", sys.executable)
 
 
 def test_missing_when_nothing_is_built() -> None:
-    status = envs.env_status(ReqEngine("six==1.17.0", "no-such-dist-zoo"), HOST)
+    status = envs.env_status(reqs_env("six==1.17.0", "no-such-dist-zoo"))
     assert (status.ready, status.kind) == (False, "missing")
     assert "zoo engines install reqs" in status.reason
 
@@ -51,8 +44,8 @@ def test_local_version_label_satisfies_a_pin() -> None:
 @pytest.mark.slow
 def test_built_reused_and_rebuilt_when_requirements_change(tmp_path: Path) -> None:
     lines: list[str] = []
-    engine = ReqEngine("six")
-    built = envs.ensure_env(engine, HOST, lines.append)
+    engine = reqs_env("six")
+    built = envs.ensure_env(engine, lines.append)
     assert (built.ready, built.kind) == (True, "venv")
     assert built.python and Path(built.python).is_relative_to(envs.envs_dir())
     assert any("Installing six" in line for line in lines)
@@ -63,13 +56,13 @@ def test_built_reused_and_rebuilt_when_requirements_change(tmp_path: Path) -> No
     marker = Path(built.python).parents[1] / envs.MARKER
     stamp = marker.stat().st_mtime_ns
     lines.clear()
-    again = envs.ensure_env(engine, HOST, lines.append)
+    again = envs.ensure_env(engine, lines.append)
     assert again.python == built.python and lines == []
     assert marker.stat().st_mtime_ns == stamp
 
-    changed = ReqEngine("six", "iniconfig", uninstall=("six",))
-    assert envs.env_status(changed, HOST).kind == "stale"
-    rebuilt = envs.ensure_env(changed, HOST, lines.append)
+    changed = reqs_env("six", "iniconfig", uninstall=("six",))
+    assert envs.env_status(changed).kind == "stale"
+    rebuilt = envs.ensure_env(changed, lines.append)
     assert rebuilt.kind == "venv" and marker.stat().st_mtime_ns != stamp
     assert rebuilt.python is not None
     assert subprocess.run([rebuilt.python, "-c", "import iniconfig"]).returncode == 0
@@ -78,7 +71,7 @@ def test_built_reused_and_rebuilt_when_requirements_change(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_a_failed_install_says_why_and_leaves_no_ready_env() -> None:
-    engine = ReqEngine("zoo-no-such-package-anywhere==9.9")
+    engine = reqs_env("zoo-no-such-package-anywhere==9.9")
     with pytest.raises(envs.EnvError, match="could not install reqs's requirements"):
-        envs.ensure_env(engine, HOST)
-    assert not envs.env_status(engine, HOST).ready
+        envs.ensure_env(engine)
+    assert not envs.env_status(engine).ready

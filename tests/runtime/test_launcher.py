@@ -8,10 +8,11 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from runtime_helpers import FakeEngine, Options, make_plan
+from runtime_helpers import FakeEngine, start
 
 from zoo.errors import UsageError
 from zoo.hubs.base import FetchResult
@@ -19,15 +20,8 @@ from zoo.runtime import launcher, process, state
 from zoo.runtime.process import ServerError
 
 
-def _start(engine: FakeEngine, fetched: FetchResult, **options: object) -> launcher.Running:
-    return launcher.start_instance(
-        make_plan(),
-        Options(**options),
-        fetched=fetched,  # type: ignore[arg-type]
-        engine=engine,
-        python=sys.executable,
-        say=lambda _: None,
-    )
+def _start(engine: FakeEngine, fetched: FetchResult, **options: Any) -> launcher.Running:
+    return start(engine, fetched, **options)
 
 
 def _chat(
@@ -200,13 +194,6 @@ def test_stop_leaves_a_reused_pid_alone(fetched: FetchResult) -> None:
 def test_serving_beyond_loopback_without_a_key_warns(fetched: FetchResult) -> None:
     for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
         said: list[str] = []
-        running = launcher.start_instance(
-            make_plan(),
-            Options(host=host),
-            fetched=fetched,  # type: ignore[arg-type]
-            engine=FakeEngine(),
-            python=sys.executable,
-            say=said.append,
-        )
+        running = start(FakeEngine(), fetched, host=host, say=said.append)
         launcher.stop(running.instance, reap=running.server)
         assert any("without --api-key" in line for line in said) is warned

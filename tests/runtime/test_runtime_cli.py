@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from runtime_helpers import FakeEngine, Options, make_plan
+from runtime_helpers import FakeEngine, start
 from typer.testing import CliRunner
 
 from zoo.cli.app import build_app
@@ -21,14 +21,7 @@ def _zoo(*args: str) -> tuple[int, str]:
 
 
 def _start(fetched: FetchResult, name: str = "tiny-model") -> launcher.Running:
-    return launcher.start_instance(
-        make_plan(name),
-        Options(),
-        fetched=fetched,  # type: ignore[arg-type]
-        engine=FakeEngine(),
-        python=sys.executable,
-        say=lambda _: None,
-    )
+    return start(FakeEngine(), fetched, name)
 
 
 def test_ps_lists_live_and_dead_instances_and_stop_all_cleans_up(fetched: FetchResult) -> None:

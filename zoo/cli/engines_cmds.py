@@ -49,7 +49,8 @@ def engines(
     if model is not None:
         _model_table(model, found, host, as_json)
         return
-    from zoo.resolve import default_env_ready, engine_here
+    from zoo.resolve import engine_environment, engine_here
+    from zoo.runtime.envs import env_status
 
     rows: list[dict[str, Any]] = []
     for name, engine in sorted(found.items()):
@@ -64,7 +65,9 @@ def engines(
                 "variant": caps.variant,
                 "formats": {f: list(q) for f, q in caps.formats.items()},
                 "requirements": list(engine.requirements(host)),
-                "env_ready": bool(verdict.ok and default_env_ready(engine, host)),
+                "env_ready": bool(
+                    verdict.ok and env_status(engine_environment(engine, host)).ready
+                ),
             }
         )
     if as_json:
@@ -117,7 +120,7 @@ def _model_table(model: str, found: dict, host: object, as_json: bool) -> None:
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List plugins: entry point, distribution and version, hooks implemented, errors."""
+    """List plugins: entry point, distribution and version, hooks implemented, problems."""
     from zoo.plugins import plugin_report
 
     report = plugin_report()
@@ -126,14 +129,20 @@ def plugins(
         return
     for item in report:
         hooks: list[str] = item["hooks"]  # type: ignore[assignment]
+        problems: list[str] = item["problems"]  # type: ignore[assignment]
+        earlier: list[dict[str, str]] = item["earlier_problems"]  # type: ignore[assignment]
         where = f"{item['distribution']} {item['version']}" if item["distribution"] else "-"
         if item["disabled"]:
             status = "disabled (ZOO_DISABLE_PLUGINS)"
-        elif item["error"]:
-            status = f"FAILED: {item['error']}"
+        elif not item["loaded"]:
+            status = "FAILED: not loaded"
         else:
             status = ", ".join(hooks) or "no hooks"
         typer.echo(f"{item['name']:14} {where:32} {status}")
+        for problem in problems:
+            typer.echo(f"{'':14} ! {problem}")
+        for seen in earlier:
+            typer.echo(f"{'':14} ! {seen['message']} (seen {seen['when']})")
 
 
 def register(app: typer.Typer) -> None:

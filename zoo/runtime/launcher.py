@@ -1,9 +1,11 @@
-"""Launch a Plan: environment, files, the engine's own server, readiness, the instance record.
+"""Start a planned engine server: its process, readiness, the proxy, the instance record.
 
-``launch(plan, options)`` is what ``zoo launch`` calls. Foreground (the default) streams the
-engine's log and stops it cleanly on Ctrl-C or SIGTERM; ``options.detach`` returns once the
-server answered a real completion. Where an engine lacks an API key check or a served-name
-option, a small proxy (``zoo.runtime.proxy``) stands in front of it on the public address.
+``start_instance(plan, engine, files)`` is what ``zoo.launch`` calls once the files are
+downloaded and the environment is built: the command comes from ``zoo.runtime.invocation``
+(the same function the dry run uses), so what runs is what the plan printed. Foreground
+streams the engine's log and stops it cleanly on Ctrl-C or SIGTERM; detached instances
+return once the server answered a real completion. This module looks up no plugin and
+imports no hub: it is given the engine and the files.
 """
 
 from __future__ import annotations
@@ -17,17 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from zoo.errors import NotFoundError, UsageError
+from zoo.errors import UsageError
 from zoo.runtime import process, state
+from zoo.runtime.invocation import ModelFiles, invocation
 from zoo.runtime.process import ServerError
 
 if TYPE_CHECKING:
-    from zoo.engine import Engine, ServerCommand
-    from zoo.host import Host
-    from zoo.hubs.base import FetchResult
-    from zoo.plan import LaunchOptions, Plan
+    from zoo.engine import Engine
+    from zoo.plan import Plan
 
 Say = Callable[[str], None]
 DEFAULT_READY_TIMEOUT = 900.0
@@ -55,25 +56,6 @@ class Running:
         return self.instance.endpoint
 
 
-def _option(options: Any, name: str, default: Any = None) -> Any:
-    value = getattr(options, name, default)
-    return default if value is None else value
-
-
-def model_path(plan: Plan, fetched: FetchResult) -> Path:
-    """What the engine is given: the first GGUF file (split parts follow it), or the folder."""
-    if plan.spec.format == "ggufv2":
-        ggufs = [f for f in fetched.files if f.name.endswith(".gguf")]
-        projectors = {
-            p.rsplit("/", 1)[-1] for s in plan.spec.sources for p in s.multimodal_projectors
-        }
-        weights = [f for f in ggufs if f.name not in projectors] or ggufs
-        if not weights:
-            raise NotFoundError(f"no GGUF file among the downloaded files of {plan.repo}")
-        return sorted(weights)[0]
-    return fetched.root
-
-
 def check_port(host: str, port: int | None) -> None:
     """Refuse a port that is taken, before anything is downloaded or started."""
     if port and process.port_in_use(host, port):
@@ -83,118 +65,68 @@ def check_port(host: str, port: int | None) -> None:
         )
 
 
-def needs_proxy(command: ServerCommand, api_key: str | None) -> bool:
-    """A proxy is needed to rename the model in requests, or to check a key for the engine."""
-    return command.request_model is not None or (bool(api_key) and not command.api_key_enforced)
-
-
 def start_instance(
     plan: Plan,
-    options: LaunchOptions,
+    engine: Engine,
+    files: ModelFiles,
     *,
-    fetched: FetchResult,
-    engine: Engine | None = None,
-    python: str | None = None,
     say: Say = _stderr,
     echo_log: bool = False,
 ) -> Running:
-    """Start the plan's engine server on the fetched files and wait until it is ready.
+    """Start the plan's engine server on ``files`` and wait until it is ready.
 
     Records the instance; on any failure everything started is stopped again and a
     ServerError carries the last lines of the log.
     """
-    from zoo.engine import LaunchContext
-
-    if engine is None:
-        from zoo.plugins import get_engines
-
-        engines = get_engines()
-        if plan.engine not in engines:
-            raise NotFoundError(
-                f"engine {plan.engine!r} is not installed; engines: " + ", ".join(sorted(engines))
-            )
-        engine = engines[plan.engine]
-    if python is None:
-        python = prepare_environment(engine, say)
-
-    detach = bool(_option(options, "detach", False))
-    public_host = _option(options, "host", "127.0.0.1")
-    public_port = _option(options, "port", 0)
-    api_key = _option(options, "api_key") or None
-    served_name = _option(options, "served_name") or plan.family.name
-    check_port(public_host, public_port)
-    if not api_key and not _loopback(public_host):
+    options = plan.options
+    detach = options.detach
+    public_host = options.host
+    check_port(public_host, options.port)
+    if not options.api_key and not _loopback(public_host):
         say(
             f"warning: serving on {public_host} without --api-key: anyone who can reach "
             "this machine can use the model"
         )
-    if not public_port:
-        public_port = process.free_port(public_host)
-
-    instance_id = state.new_id()
-    log_path = state.logs_dir() / f"{instance_id}.log"
-    context = LaunchContext(
-        family=plan.family,
-        spec=plan.spec,
-        quantization=plan.quantization,
-        model_path=str(model_path(plan, fetched)),
-        served_name=served_name,
-        host=public_host,
-        port=public_port,
-        context_length=_option(options, "context_length") or plan.context_length or None,
-        api_key=api_key,
-        dtype=_option(options, "dtype"),
-        tensor_parallel_size=_option(options, "tensor_parallel_size"),
-        gpu_memory_fraction=_option(options, "gpu_memory_fraction"),
-        extra_args=tuple(_option(options, "extra_args", ())),
-        python=python,
-        **_plan_context(plan),
-    )
-    command = engine.server_command(context)
-    proxied = needs_proxy(command, api_key)
-    engine_port = public_port
-    if proxied:
-        # The engine listens privately on loopback; the proxy takes the public address.
-        engine_port = process.free_port("127.0.0.1")
-        context = replace(
-            context,
-            host="127.0.0.1",
-            port=engine_port,
-            api_key=api_key if command.api_key_enforced else None,
+    public_port = options.port or process.free_port(public_host)
+    call = invocation(plan, engine, files, port=public_port, engine_port=0)
+    if call.proxied:
+        call = invocation(
+            plan, engine, files, port=public_port, engine_port=process.free_port("127.0.0.1")
         )
-        command = engine.server_command(context)
+    command = call.command
+    api_key = call.api_key
 
     env = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", **command.env}
-    if python != sys.executable:
+    if plan.python != sys.executable:
         from zoo.runtime.envs import runner_path
 
         env["PYTHONPATH"] = str(runner_path(engine))
+    instance_id = state.new_id()
+    log_path = state.logs_dir() / f"{instance_id}.log"
     state.private_dirs()
     log_path.touch(mode=0o600)
     follower = _LogEcho(log_path) if echo_log else None
-    say(f"Starting {engine.name}: {' '.join(_redact(command.argv, api_key))}")
+    say(f"Starting {engine.name}: {' '.join(call.shown_argv())}")
     started = time.monotonic()
     server = process.start(command.argv, log_path=log_path, env=env, foreground=not detach)
     proxy: subprocess.Popen[bytes] | None = None
     try:
-        engine_key = api_key if (command.api_key_enforced and context.api_key) else None
-        request_model = served_name if command.request_model is None else command.request_model
         process.wait_ready(
-            f"http://{_url_host(context.host)}:{engine_port}",
+            f"http://{_url_host(call.context.host)}:{call.engine_port}",
             health_path=command.health_path,
-            model=request_model or None,
-            api_key=engine_key,
+            model=call.request_model or None,
+            api_key=call.engine_api_key,
             alive=lambda: server.poll() is None,
-            timeout=float(_option(options, "ready_timeout", DEFAULT_READY_TIMEOUT)),
+            timeout=options.ready_timeout or DEFAULT_READY_TIMEOUT,
             log_path=log_path,
             what=f"the {engine.name} server",
         )
-        if proxied:
+        if call.proxied:
             proxy = _start_proxy(
                 public_host,
                 public_port,
-                engine_port,
-                served_name,
+                call.engine_port,
+                call.context.served_name,
                 command.request_model,
                 api_key,
                 log_path,
@@ -208,14 +140,14 @@ def start_instance(
             engine=engine.name,
             quantization=plan.quantization,
             format=plan.spec.format,
-            served_name=served_name,
+            served_name=call.context.served_name,
             host=public_host,
             port=public_port,
             pid=server.pid,
             pid_start=process.process_start_time(server.pid),
             pgid=server.pid,
             proxy_pid=proxy.pid if proxy else None,
-            engine_port=engine_port if proxied else None,
+            engine_port=call.engine_port if call.proxied else None,
             log_path=str(log_path),
             started_at=time.time() - ready_s,
             detached=detach,
@@ -239,24 +171,6 @@ def start_instance(
     )
 
 
-def _plan_context(plan: Plan) -> dict[str, Any]:
-    """LaunchContext fields the plan may carry (device, variant, threads) when it has them."""
-    from dataclasses import fields
-
-    from zoo.engine import LaunchContext
-
-    known = {f.name for f in fields(LaunchContext)}
-    extra = plan.extra if isinstance(plan.extra, dict) else {}
-    out: dict[str, Any] = {}
-    for name in ("device", "variant", "kv_cache_bytes", "threads"):
-        value = getattr(plan, name, None)
-        if value is None:
-            value = extra.get(name)
-        if value is not None and name in known:
-            out[name] = value
-    return out
-
-
 def _loopback(host: str) -> bool:
     import ipaddress
 
@@ -272,10 +186,6 @@ def _url_host(host: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
-
-
-def _redact(argv: tuple[str, ...] | list[str], secret: str | None) -> list[str]:
-    return [("***" if secret and arg == secret else arg) for arg in argv]
 
 
 def _start_proxy(
@@ -326,23 +236,6 @@ def _wait_proxy(
             pass
         time.sleep(0.02)
     raise ServerError(process._with_log("zoo's proxy did not answer", log_path))
-
-
-def prepare_environment(engine: Engine, say: Say = _stderr) -> str:
-    """The interpreter of ``engine``'s environment, building the environment first if needed."""
-    from zoo.runtime.envs import ensure_env
-
-    status = ensure_env(engine, this_host(), say)
-    if not status.ready or status.python is None:
-        raise ServerError(f"the {engine.name} environment is not ready: {status.reason}")
-    return status.python
-
-
-def this_host() -> Host:
-    """This machine, with the engine variants the user opted into (ZOO_ENGINE_OPT_IN)."""
-    from zoo.host import detect_host, opt_in_from_env
-
-    return detect_host().with_opt_in(opt_in_from_env())
 
 
 def stop(
@@ -402,30 +295,6 @@ def banner(running: Running) -> str:
             f" -H 'Content-Type: application/json'{auth} -d '{body}'",
         ]
     )
-
-
-def fetch_files(plan: Plan, say: Say = _stderr) -> FetchResult:
-    """Download (or find in the cache) the plan's files through its hub."""
-    from importlib import import_module
-
-    # zoo.hubs.download belongs to the hubs work; imported by name so this module stands alone.
-    download = import_module("zoo.hubs.download")
-    result: FetchResult = download.fetch_plan(plan)
-    return result
-
-
-def launch(
-    plan: Plan, options: LaunchOptions, *, say: Say = _stderr, out: Callable[[str], None] = print
-) -> state.Instance:
-    """Fetch, start, wait for readiness; then return (detach) or serve until stopped."""
-    check_port(_option(options, "host", "127.0.0.1"), _option(options, "port"))
-    fetched = fetch_files(plan, say)
-    detach = bool(_option(options, "detach", False))
-    running = start_instance(plan, options, fetched=fetched, say=say, echo_log=not detach)
-    out(banner(running))
-    if detach:
-        return running.instance
-    return serve_foreground(running, out=out)
 
 
 def serve_foreground(running: Running, *, out: Callable[[str], None] = print) -> state.Instance:

@@ -27,6 +27,8 @@ class LlamaCppEngine(Engine):
         accelerators=("cuda", "metal", "cpu"),
         requirements=(XLLAMACPP,),
         preferred_on=("cpu", "apple"),
+        # llama.cpp spreads the layers over every visible GPU by itself (split mode "layer").
+        gpu_split="layers",
         overhead_bytes=300 * 1024**2,
         runtime_module="xllamacpp",
         notes="GGUF everywhere: CPU, CUDA (all layers offloaded) and Metal.",
@@ -54,7 +56,10 @@ class LlamaCppEngine(Engine):
             argv += ["--threads", str(ctx.threads)]
         argv += list(ctx.extra_args)
         env = {API_KEY_ENV: ctx.api_key} if ctx.api_key else {}
-        return ServerCommand(argv=tuple(argv), env=env, health_path="/health")
+        # The runner gives the key to llama.cpp's server (api_keys), which answers 401 without it.
+        return ServerCommand(
+            argv=tuple(argv), env=env, health_path="/health", api_key_enforced=True
+        )
 
 
 @hookimpl

@@ -50,6 +50,8 @@ class VllmEngine(Engine):
         requirements=("vllm",),
         experimental_formats=("ggufv2",),
         preferred_on=("cuda",),
+        # One model over several GPUs: --tensor-parallel-size, which the plan sets.
+        gpu_split="tensor-parallel",
         overhead_bytes=2 * 1024**3,
         runtime_module="vllm",
         notes="CUDA GPUs on Linux; FP8 natively from compute capability 8.9; GGUF experimental.",
@@ -120,7 +122,10 @@ class VllmEngine(Engine):
         if ctx.api_key:
             env[API_KEY_ENV] = ctx.api_key
         # /health answers before the engine can serve: the runtime confirms with a completion.
-        return ServerCommand(argv=tuple(argv), env=env, health_path="/health")
+        # vLLM refuses requests without the key it reads from VLLM_API_KEY (401).
+        return ServerCommand(
+            argv=tuple(argv), env=env, health_path="/health", api_key_enforced=True
+        )
 
 
 @hookimpl

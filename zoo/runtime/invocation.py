@@ -1,0 +1,163 @@
+"""From a Plan to the server command that runs: one function for the dry run and the launch.
+
+``invocation(plan, engine, files, ...)`` builds the ``LaunchContext`` from the plan alone and
+asks the engine for its ``ServerCommand``. Where the engine cannot check an API key or serve
+the model under its name, zoo's proxy takes the public address and the engine listens on a
+private loopback port; the command is built a second time for that address. The dry run calls
+the same function with the files not yet downloaded, so what it prints is what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from zoo.engine import LaunchContext, ServerCommand
+from zoo.errors import UsageError
+
+if TYPE_CHECKING:
+    from zoo.engine import Engine
+    from zoo.plan import Plan
+
+# Engine flags that would move the server away from the address zoo records, checks and warns
+# about; ``zoo launch --host/--port`` set them instead.
+_ADDRESS_FLAGS = ("--host", "--port", "--bind", "--listen")
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What the engine is given: the model (a folder, or the first GGUF file) and a projector."""
+
+    model_path: str
+    projector_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The engine's server command for a plan, and where it and clients connect."""
+
+    command: ServerCommand
+    context: LaunchContext
+    public_host: str
+    public_port: int
+    engine_port: int
+    proxied: bool
+    api_key: str | None  # what clients must send (zoo's proxy checks it when proxied)
+
+    @property
+    def engine_api_key(self) -> str | None:
+        """The key the engine itself checks (readiness probes send it), if any."""
+        return self.context.api_key
+
+    @property
+    def request_model(self) -> str | None:
+        """The model name requests to the engine carry ("" or None: none needed)."""
+        if self.command.request_model is not None:
+            return self.command.request_model
+        return self.context.served_name
+
+    def shown_argv(self) -> tuple[str, ...]:
+        """The argv with the API key (if an engine put it there) replaced by ``***``."""
+        return redact(self.command.argv, self.api_key)
+
+
+def redact(argv: tuple[str, ...] | list[str], secret: str | None) -> tuple[str, ...]:
+    if not secret:
+        return tuple(argv)
+    return tuple(arg.replace(secret, REDACTED) for arg in argv)
+
+
+def needs_proxy(command: ServerCommand, api_key: str | None) -> bool:
+    """A proxy is needed to rename the model in requests, or to check a key for the engine."""
+    return command.request_model is not None or (bool(api_key) and not command.api_key_enforced)
+
+
+def check_engine_args(args: tuple[str, ...]) -> None:
+    """Refuse engine arguments that would silently move the server off the recorded address."""
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in _ADDRESS_FLAGS:
+            raise UsageError(
+                f"the engine argument {flag} would override the address zoo records",
+                hint="use zoo launch --host/--port instead",
+            )
+
+
+def invocation(
+    plan: Plan,
+    engine: Engine,
+    files: ModelFiles,
+    *,
+    port: int,
+    engine_port: int = 0,
+    python: str | None = None,
+) -> Invocation:
+    """The server command ``plan`` leads to on ``files``, for clients on ``port``.
+
+    ``engine_port`` is the private port the engine takes when a proxy stands in front of it
+    (0 in a dry run: chosen at launch). Everything else comes from the plan.
+    """
+    options = plan.options
+    check_engine_args(options.extra_args)
+    api_key = options.api_key or None
+    context = LaunchContext(
+        family=plan.family,
+        spec=plan.spec,
+        quantization=plan.quantization,
+        model_path=files.model_path,
+        served_name=options.served_name or plan.family.name,
+        host=options.host,
+        port=port,
+        context_length=plan.context_length or None,
+        api_key=api_key,
+        dtype=options.dtype,
+        tensor_parallel_size=options.tensor_parallel_size,
+        gpu_memory_fraction=options.gpu_memory_fraction,
+        extra_args=options.extra_args,
+        python=python or plan.python,
+        device=plan.device,
+        variant=plan.variant,
+        kv_cache_bytes=plan.memory.kv_cache_bytes or None,
+        threads=plan.threads,
+        projector_path=files.projector_path,
+    )
+    command = _server_command(engine, context)
+    proxied = needs_proxy(command, api_key)
+    if proxied:
+        # The engine listens privately on loopback; the proxy takes the public address.
+        context = replace(
+            context,
+            host="127.0.0.1",
+            port=engine_port,
+            api_key=api_key if command.api_key_enforced else None,
+        )
+        command = _server_command(engine, context)
+    elif not command.api_key_enforced:
+        context = replace(context, api_key=None)
+    return Invocation(
+        command=command,
+        context=context,
+        public_host=options.host,
+        public_port=port,
+        engine_port=engine_port if proxied else port,
+        proxied=proxied,
+        api_key=api_key,
+    )
+
+
+def _server_command(engine: Engine, context: LaunchContext) -> ServerCommand:
+    from zoo.errors import ZooError
+
+    try:
+        command = engine.server_command(context)
+    except ZooError:
+        raise
+    except Exception as error:  # plugin code: one line naming it, never a traceback
+        raise UsageError(
+            f"the {engine.name} engine plugin failed to build its server command: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(command, ServerCommand) or not command.argv:
+        raise UsageError(f"the {engine.name} engine plugin returned no server command")
+    return command
