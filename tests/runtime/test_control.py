@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,6 +47,10 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
 
 
 def record(proc: subprocess.Popen[bytes], **changes: object) -> state.Instance:
+    return state.add(record_unsaved(proc, **changes))
+
+
+def record_unsaved(proc: subprocess.Popen[bytes], **changes: object) -> state.Instance:
     fields: dict[str, object] = {
         "id": state.new_id(),
         "model": "tiny-model",
@@ -64,7 +69,7 @@ def record(proc: subprocess.Popen[bytes], **changes: object) -> state.Instance:
         "api_key": False,
     }
     fields.update(changes)
-    return state.add(state.Instance(**fields))  # type: ignore[arg-type]
+    return state.Instance(**fields)  # type: ignore[arg-type]
 
 
 def wait_gone(proc: subprocess.Popen[bytes], timeout: float = 10) -> bool:
@@ -341,3 +346,119 @@ def test_logs_of_a_missing_log_file_is_one_line(spawn: Spawn, tmp_path: Path) ->
             f"zoo: error: the log of {instance.id} (tiny-model) is gone: "
             f"{tmp_path / 'gone.log'} does not exist\n"
         )
+
+
+# --- control.Startup: the record between start and readiness ---
+
+
+def _fake_server(
+    spawn: Spawn, tmp_path: Path, mode: str = "ok"
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = process.free_port()
+    log = tmp_path / "server.log"
+    return spawn(str(FAKE_ENGINE), "--port", str(port), "--mode", mode, log=log), port
+
+
+def _wait(port: int, server: subprocess.Popen[bytes], tmp_path: Path, timeout: float = 20) -> None:
+    process.wait_ready(
+        f"http://127.0.0.1:{port}",
+        health_path="/health",
+        model="m",
+        api_key=None,
+        alive=lambda: server.poll() is None,
+        timeout=timeout,
+        log_path=tmp_path / "server.log",
+        what="the fake server",
+    )
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_a_startup_is_recorded_as_starting_then_running(
+    spawn: Spawn, tmp_path: Path, detach: bool
+) -> None:
+    server, port = _fake_server(spawn, tmp_path, "late")
+    with control.Startup(record_unsaved(server), server, detach=detach) as startup:
+        assert [i.status for i in state.list_instances()] == ["starting"]
+        _wait(port, server, tmp_path)
+        proxy = spawn()
+        startup.add_proxy(proxy)
+        listed = state.get(startup.instance.id)
+        assert listed is not None and listed.proxy_pid == proxy.pid and listed.status == "starting"
+        instance = startup.ready(engine_port=1234)
+    assert instance.status == "running" and instance.phase == "running"
+    [listed] = state.list_instances()
+    assert listed.status == "running" and listed.engine_port == 1234
+    assert server.poll() is None and proxy.poll() is None  # ready: nothing stopped
+    report = control.stop_instance(listed, grace=2, reap=server, reap_proxy=proxy)
+    assert report.stopped == ("proxy", "engine")
+
+
+@pytest.mark.parametrize("failure", [ValueError, KeyboardInterrupt])
+def test_a_failed_startup_stops_everything_and_forgets_it(
+    spawn: Spawn, tmp_path: Path, failure: type[BaseException]
+) -> None:
+    server, port = _fake_server(spawn, tmp_path)
+    with pytest.raises(failure), control.Startup(record_unsaved(server), server, detach=True) as s:
+        _wait(port, server, tmp_path)
+        proxy = spawn()
+        s.add_proxy(proxy)
+        raise failure("the proxy never answered")
+    assert server.returncode is not None and proxy.returncode is not None
+    assert state.list_instances() == []
+
+
+def test_a_server_never_ready_is_stopped_and_forgotten(spawn: Spawn, tmp_path: Path) -> None:
+    server, port = _fake_server(spawn, tmp_path, "unhealthy")
+    with (
+        pytest.raises(process.ServerError, match="not ready"),
+        control.Startup(record_unsaved(server), server, detach=False),
+    ):
+        _wait(port, server, tmp_path, timeout=1)
+    assert server.returncode is not None and state.list_instances() == []
+
+
+def test_a_startup_stopped_by_zoo_stop_says_so(spawn: Spawn, tmp_path: Path) -> None:
+    server, _ = _fake_server(spawn, tmp_path)
+    with (
+        pytest.raises(process.ServerError, match=r"was stopped \(zoo stop\) while it was starting"),
+        control.Startup(record_unsaved(server), server, detach=False) as startup,
+    ):
+        code, out = zoo("stop", startup.instance.id)
+        assert code == 0 and "while it was starting" in out
+        startup.ready()
+    assert server.returncode is not None
+
+
+def test_a_detached_launch_killed_before_readiness_leaves_no_server(tmp_path: Path) -> None:
+    """kill -9 of the zoo that waits: the guard stops the server; ps says it failed."""
+    port = process.free_port()
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from zoo.runtime import control, process, state
+        server = process.start([sys.executable, {str(FAKE_ENGINE)!r}, "--port", "{port}",
+                                "--mode", "unhealthy"],
+                               log_path=Path({str(tmp_path / "s.log")!r}), foreground=False)
+        record = state.Instance(id="killed01", model="m", engine="fake", quantization="none",
+            format="pytorch", served_name="m", host="127.0.0.1", port={port}, pid=server.pid,
+            pid_start=process.process_start_time(server.pid), pgid=server.pid,
+            log_path={str(tmp_path / "s.log")!r}, started_at=time.time(), detached=True,
+            api_key=False)
+        with control.Startup(record, server, detach=True):
+            print(server.pid, flush=True)
+            time.sleep(600)
+    """)
+    launcher = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert launcher.stdout is not None
+    server_pid = int(launcher.stdout.readline())
+    assert [(i.id, i.status) for i in state.list_instances()] == [("killed01", "starting")]
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    deadline = time.monotonic() + 15
+    while process.pid_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process.pid_alive(server_pid)
+    assert [i.status for i in state.list_instances()] == ["failed"]
+    code, out = zoo("stop", "killed01")
+    assert code == 0 and "already exited before it was ready" in out
+    assert state.list_instances() == []

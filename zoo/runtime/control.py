@@ -10,13 +10,16 @@ process group id, so that group can only be the one zoo made.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from zoo.errors import ZooError
 from zoo.runtime import process, state
 from zoo.runtime.process import ServerError
 from zoo.runtime.state import Instance
@@ -138,3 +141,77 @@ def stop_instance(
         raise problems[0]
     state.remove(instance.id)
     return StopReport(instance=instance, stopped=tuple(stopped), left_alone=tuple(left))
+
+
+class Startup:
+    """A server between its start and readiness: recorded as "starting" at once, stopped and
+    forgotten if anything fails before ``ready()`` (an error, Ctrl-C, a SIGTERM turned into
+    KeyboardInterrupt), and, when detached, guarded against a zoo killed outright.
+
+    Use it right after ``process.start``::
+
+        with control.Startup(record, server, detach=detach) as startup:
+            process.wait_ready(...)
+            proxy = ...start the proxy...; startup.add_proxy(proxy)
+            instance = startup.ready()
+    """
+
+    def __init__(
+        self, instance: Instance, server: subprocess.Popen[bytes], *, detach: bool
+    ) -> None:
+        self.instance = replace(instance, phase="starting")
+        self.server = server
+        self.proxy: subprocess.Popen[bytes] | None = None
+        self._detach = detach
+        self._guards: list[process.Guard] = []
+        self._ready = False
+
+    def __enter__(self) -> Startup:
+        try:
+            # Guard first: from here on a zoo killed outright takes a detached server along.
+            if self._detach:
+                self._guards.append(process.guard(self.server))
+            self.instance = state.add(self.instance)
+        except BaseException:
+            self._clean_up(forget=False)
+            raise
+        return self
+
+    def add_proxy(self, proxy: subprocess.Popen[bytes]) -> None:
+        """Record the proxy as soon as it exists (and guard it too, when detached)."""
+        self.proxy = proxy
+        if self._detach:
+            self._guards.append(process.guard(proxy))
+        start_time = process.process_start_time(proxy.pid)
+        self.instance = replace(self.instance, proxy_pid=proxy.pid, proxy_pid_start=start_time)
+        state.update(self.instance.id, proxy_pid=proxy.pid, proxy_pid_start=start_time)
+
+    def ready(self, **changes: Any) -> Instance:
+        """The server answered: record it as running (with ``changes``), release the guards."""
+        fields = {"phase": "running", **changes}
+        if not state.update(self.instance.id, **fields):
+            raise ServerError(
+                f"instance {self.instance.id} was stopped (zoo stop) while it was starting"
+            )
+        for guard in self._guards:
+            guard.keep()
+        self._ready = True
+        self.instance = replace(self.instance, **fields, status="running")
+        return self.instance
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._ready:
+            self._clean_up(forget=True)
+
+    def _clean_up(self, *, forget: bool) -> None:
+        try:
+            if forget:
+                with contextlib.suppress(ZooError):  # the error that brought us here matters more
+                    stop_instance(self.instance, grace=5, reap=self.server, reap_proxy=self.proxy)
+            else:
+                for popen in (self.proxy, self.server):
+                    if popen is not None:
+                        process.stop_group(popen.pid, grace=5, reap=popen)
+        finally:
+            for guard in self._guards:
+                guard.close()
