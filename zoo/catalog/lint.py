@@ -106,8 +106,14 @@ def _lint_spec(document: Document, path: DataPath, spec: dict[str, Any], add: An
     size = spec.get("size")
     for key in ("size", "activated_size"):
         value = spec.get(key)
-        if isinstance(value, float) and math.isinf(value):
-            add(document.problem((*path, key), "E202", f"{field_name((*path, key))} is infinite"))
+        if isinstance(value, float) and math.isnan(value):
+            # NaN passes every comparison the schema makes (> 0, <= 100000): caught here.
+            # (Infinities fail the schema's bounds.)
+            add(
+                document.problem(
+                    (*path, key), "E202", f"{field_name((*path, key))} is not a number"
+                )
+            )
     activated = spec.get("activated_size")
     if (
         isinstance(size, int | float)

@@ -24,7 +24,7 @@ CODES: dict[str, str] = {
     "E104": "a YAML feature spec files do not use (tags, merge keys, complex keys, documents)",
     "E200": "a value has the wrong type or a required field is missing",
     "E201": "an unknown key",
-    "E202": "a number that must be positive is zero or negative",
+    "E202": "a number out of range (zero or negative, not a number, infinite or too large)",
     "E203": "a value that is not one of the allowed choices",
     "E204": "a string that does not match the required pattern",
     "E300": "a quantization name the spec's format does not have",

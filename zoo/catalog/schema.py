@@ -198,6 +198,13 @@ def _problems_for(document: Document, error: Any, path: DataPath) -> list[Proble
                 path, "E202", f"{name} must be {relation} {error.validator_value}, not {instance}"
             )
         ]
+    if keyword in ("exclusiveMaximum", "maximum"):
+        relation = "less than" if keyword == "exclusiveMaximum" else "at most"
+        return [
+            document.problem(
+                path, "E202", f"{name} must be {relation} {error.validator_value}, not {instance}"
+            )
+        ]
     if keyword == "enum":
         return [document.problem(path, "E203", _not_allowed(name, instance, error.validator_value))]
     if keyword == "pattern":
