@@ -10,17 +10,19 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from zoo import launch
 from zoo.catalog.catalog import load_catalog
 from zoo.host import BUILTIN_PROFILES
 from zoo.plan import LaunchOptions
 from zoo.plugins import get_engines, new_plugin_manager, plugin_records
-from zoo.resolve import Request, launch_context, resolve
+from zoo.resolve import Request, resolve
+from zoo.runtime import launcher, state
+from zoo.testing.hubserver import HubServer
 
 SOURCE = Path(__file__).parent / "thirdparty_engine"
 
@@ -91,7 +93,9 @@ def test_entry_point_registers_the_engine(on_path: Path) -> None:
     assert engines["echo"].display_name == "Echo"
 
 
-def test_a_plan_with_the_thirdparty_engine_launches(on_path: Path, tmp_path: Path) -> None:
+def test_a_plan_with_the_thirdparty_engine_launches(
+    on_path: Path, tmp_path: Path, hub_server: HubServer
+) -> None:
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / "tiny-echo.yaml").write_text(FAMILY)
@@ -101,7 +105,7 @@ def test_a_plan_with_the_thirdparty_engine_launches(on_path: Path, tmp_path: Pat
     plan = resolve(catalog, Request("tiny-echo"), engines, host)
     assert (plan.engine, plan.quantization) == ("echo", "Q8_0")
     assert plan.requirements == ()  # nothing to install: it runs on zoo's own Python
-    assert plan.files == ("tiny-echo.Q8_0.gguf",)
+    assert plan.source.selection.exact == ("tiny-echo.Q8_0.gguf",)
 
     # Its own check rule (not expressible as data) is applied too.
     small = BUILTIN_PROFILES["cpu-8g"].__class__(os="linux", arch="x86_64", ram_bytes=2**29)
@@ -110,37 +114,55 @@ def test_a_plan_with_the_thirdparty_engine_launches(on_path: Path, tmp_path: Pat
     echo = next(c for c in tiny.candidates if c.engine == "echo")
     assert echo.reason == "needs at least 1 GiB of RAM"
 
-    model = tmp_path / plan.files[0]
-    model.write_bytes(b"GGUF" + bytes(16))
+
+def test_the_thirdparty_engine_runs_through_zoos_runtime(
+    on_path: Path, tmp_path: Path, hub_server: HubServer
+) -> None:
+    """Resolve, download from the (local) hub, start, check readiness and the key, stop: all
+    through zoo.launch, the path `zoo launch` takes; the dry run's command is what started."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "tiny-echo.yaml").write_text(FAMILY)
+    hub_server.add_repo("example/tiny-echo-GGUF", {"tiny-echo.Q8_0.gguf": b"GGUF" + bytes(16)})
+    catalog = load_catalog([specs])
+    engines = get_engines(new_plugin_manager())
     port = _free_port()
-    ctx = launch_context(plan, str(model), LaunchOptions(api_key="s3cret"), host, port=port)
-    command = engines["echo"].server_command(ctx)
-    env = {**os.environ, **command.env}
-    server = subprocess.Popen(command.argv, env=env)
+    options = LaunchOptions(port=port, api_key="s3cret", detach=True, ready_timeout=30)
+    request = Request("tiny-echo", hub="huggingface")
+    launch.fetch(launch.plan(request, options, catalog=catalog, engines=engines), progress=False)
+    # Planned once the files are cached: the dry run shows the real model path.
+    plan = launch.plan(request, options, catalog=catalog, engines=engines)
+    said: list[str] = []
+    instance = launch.run(plan, engines=engines, say=said.append, out=said.append)
     try:
+        started = next(line for line in said if line.startswith("Starting echo: "))
+        # Behind the proxy the engine takes a private port chosen at launch (0 in the plan).
+        assert instance.engine_port is not None
+        ran = started.removeprefix("Starting echo: ").split(" ")
+        private = str(instance.engine_port)
+        assert [("0" if a == private else a) for a in ran] == list(plan.command)
+        assert "s3cret" not in " ".join(said)
+        # The echo engine says nothing about checking keys, so zoo's proxy checks it.
+        assert instance.proxy_pid is not None
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + str(command.health_path), timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
         body = json.dumps(
             {"model": "tiny-echo", "messages": [{"role": "user", "content": "hello"}]}
         ).encode()
-        request = urllib.request.Request(
-            base + "/v1/chat/completions",
-            data=body,
-            headers={"Authorization": "Bearer s3cret", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            answer = json.loads(response.read())
-        assert answer["model"] == "tiny-echo"
-        assert answer["choices"][0]["message"]["content"] == "echo(GGUF): hello"
+        for key, status in (("wrong", 401), ("s3cret", 200)):
+            request_ = urllib.request.Request(
+                base + "/v1/chat/completions",
+                data=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request_, timeout=5) as response:
+                    answer = json.loads(response.read())
+                    assert response.status == status
+            except urllib.error.HTTPError as error:
+                assert error.code == status
+                continue
+            assert answer["model"] == "tiny-echo"
+            assert answer["choices"][0]["message"]["content"] == "echo(GGUF): hello"
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        launcher.stop(instance)
+    assert state.list_instances() == []
