@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 
 import pytest
 from typer.testing import CliRunner
@@ -21,9 +23,12 @@ def test_dry_run_prints_the_plan() -> None:
     lines = dict(line.split(":", 1) for line in out.splitlines())
     assert lines["engine"].strip() == "vllm on cuda"
     assert lines["quantization"].strip() == "none"
-    assert lines["repo"].strip() == "ByteDance-Seed/Seed-OSS-36B-Instruct"
+    assert lines["hub"].strip() == "huggingface: ByteDance-Seed/Seed-OSS-36B-Instruct"
     assert "of 72.0 GiB GPU memory usable" in lines["memory"]
-    assert lines["command"].strip().startswith("vllm serve")
+    # What will really run: the vllm of the engine's own environment (under ZOO_HOME).
+    argv = shlex.split(lines["command"])
+    assert argv[1:3] == ["serve", "<huggingface:ByteDance-Seed/Seed-OSS-36B-Instruct>"]
+    assert argv[0].startswith(os.environ["ZOO_HOME"]) and argv[0].endswith("/bin/vllm")
 
 
 def test_explain_lists_every_candidate() -> None:
@@ -47,7 +52,7 @@ def test_json_plan() -> None:
     )
     assert code == 0, out
     data = json.loads(out)
-    assert data["version"] == 1 and data["quantization"] == "Q4_1"
+    assert data["version"] == 2 and data["quantization"] == "Q4_1"
     assert data["engine"] == "llamacpp" and "9000" in data["command"]
 
 
@@ -77,12 +82,10 @@ def test_opt_in_flag() -> None:
 
 
 def test_launch_hands_the_plan_to_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    import zoo.runtime.launcher as launcher
+    from zoo import launch
 
     seen = {}
-    monkeypatch.setattr(
-        launcher, "launch", lambda plan, options: seen.update(plan=plan, options=options)
-    )
+    monkeypatch.setattr(launch, "run", lambda plan: seen.update(plan=plan))
     code, out = run(
         "launch",
         "smollm2-135m-instruct",
@@ -99,7 +102,7 @@ def test_launch_hands_the_plan_to_the_runtime(monkeypatch: pytest.MonkeyPatch) -
     )
     assert code == 0, out
     assert seen["plan"].engine == "llamacpp"
-    options = seen["options"]
+    options = seen["plan"].options  # the plan carries everything the launch uses
     assert (options.port, options.detach, options.api_key, options.served_name) == (
         8123,
         True,
@@ -111,10 +114,10 @@ def test_launch_hands_the_plan_to_the_runtime(monkeypatch: pytest.MonkeyPatch) -
 
 def _forbid_launching(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Record (instead of running) any launch, so a missing guard shows as a call."""
-    import zoo.runtime.launcher as launcher
+    from zoo import launch
 
     launched: list[object] = []
-    monkeypatch.setattr(launcher, "launch", lambda plan, options: launched.append(plan))
+    monkeypatch.setattr(launch, "run", launched.append)
     return launched
 
 

