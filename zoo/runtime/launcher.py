@@ -10,19 +10,20 @@ imports no hub: it is given the engine and the files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.errors import UsageError
-from zoo.runtime import process, state
+from zoo.runtime import control, process, state
 from zoo.runtime.invocation import ModelFiles, invocation
 from zoo.runtime.process import ServerError
 
@@ -102,62 +103,69 @@ def start_instance(
 
         env["PYTHONPATH"] = str(runner_path(engine))
     instance_id = state.new_id()
-    log_path = state.logs_dir() / f"{instance_id}.log"
-    state.private_dirs()
-    log_path.touch(mode=0o600)
+    log_path = state.new_log(instance_id)
     follower = _LogEcho(log_path) if echo_log else None
     say(f"Starting {engine.name}: {' '.join(call.shown_argv())}")
+
+    def waiting(elapsed: float, line: str | None) -> None:
+        say(
+            f"waiting for {engine.name} ({process.seconds_text(elapsed)}): "
+            f"{line or 'no output yet'}"
+        )
+
     started = time.monotonic()
-    server = process.start(command.argv, log_path=log_path, env=env, foreground=not detach)
     proxy: subprocess.Popen[bytes] | None = None
     try:
-        process.wait_ready(
-            f"http://{_url_host(call.context.host)}:{call.engine_port}",
-            health_path=command.health_path,
-            model=call.request_model or None,
-            api_key=call.engine_api_key,
-            alive=lambda: server.poll() is None,
-            timeout=options.ready_timeout or DEFAULT_READY_TIMEOUT,
-            log_path=log_path,
-            what=f"the {engine.name} server",
-        )
-        if call.proxied:
-            proxy = _start_proxy(
-                public_host,
-                public_port,
-                call.engine_port,
-                call.context.served_name,
-                command.request_model,
-                api_key,
-                log_path,
-                detach,
+        # A SIGTERM while starting cleans up like Ctrl-C: nothing is left half-started.
+        with _sigterm_interrupts():
+            server = process.start(command.argv, log_path=log_path, env=env, foreground=not detach)
+            record = state.Instance(
+                id=instance_id,
+                model=plan.family.name,
+                engine=engine.name,
+                quantization=plan.quantization,
+                format=plan.spec.format,
+                served_name=call.context.served_name,
+                host=public_host,
+                port=public_port,
+                pid=server.pid,
+                pid_start=process.process_start_time(server.pid),
+                pgid=server.pid,
+                proxy_pid=None,
+                engine_port=call.engine_port if call.proxied else None,
+                log_path=str(log_path),
+                started_at=time.time(),
+                detached=detach,
+                api_key=bool(api_key),
             )
-            _wait_proxy(public_host, public_port, api_key, proxy, log_path)
-        ready_s = time.monotonic() - started
-        instance = state.Instance(
-            id=instance_id,
-            model=plan.family.name,
-            engine=engine.name,
-            quantization=plan.quantization,
-            format=plan.spec.format,
-            served_name=call.context.served_name,
-            host=public_host,
-            port=public_port,
-            pid=server.pid,
-            pid_start=process.process_start_time(server.pid),
-            pgid=server.pid,
-            proxy_pid=proxy.pid if proxy else None,
-            engine_port=call.engine_port if call.proxied else None,
-            log_path=str(log_path),
-            started_at=time.time() - ready_s,
-            detached=detach,
-            api_key=bool(api_key),
-        )
-        state.add(instance)
+            with control.Startup(record, server, detach=detach) as startup:
+                process.wait_ready(
+                    f"http://{_url_host(call.context.host)}:{call.engine_port}",
+                    health_path=command.health_path,
+                    model=call.request_model or None,
+                    api_key=call.engine_api_key,
+                    alive=lambda: server.poll() is None,
+                    timeout=options.ready_timeout or DEFAULT_READY_TIMEOUT,
+                    log_path=log_path,
+                    what=f"the {engine.name} server",
+                    on_wait=waiting,
+                )
+                if call.proxied:
+                    proxy = _start_proxy(
+                        public_host,
+                        public_port,
+                        call.engine_port,
+                        call.context.served_name,
+                        command.request_model,
+                        api_key,
+                        log_path,
+                        detach,
+                    )
+                    startup.add_proxy(proxy)
+                    _wait_proxy(public_host, public_port, api_key, proxy, log_path)
+                ready_s = time.monotonic() - started
+                instance = startup.ready(started_at=time.time() - ready_s)
     except BaseException:
-        if proxy is not None:
-            process.stop_group(proxy.pid, grace=5, reap=proxy)
-        process.stop_group(server.pid, grace=5, reap=server)
         if follower:
             follower.stop()
         raise
@@ -239,20 +247,35 @@ def _wait_proxy(
 
 
 def stop(
-    instance: state.Instance, *, grace: float = 10.0, reap: subprocess.Popen[bytes] | None = None
+    instance: state.Instance,
+    *,
+    grace: float = 10.0,
+    reap: subprocess.Popen[bytes] | None = None,
+    reap_proxy: subprocess.Popen[bytes] | None = None,
 ) -> None:
     """Stop an instance's process group (the engine and its children), its proxy, forget it.
 
-    A group whose leader's pid now belongs to another process (pid reuse) is not ours: left alone.
+    A group whose leader's pid now belongs to another process (pid reuse) is not ours: left
+    alone (``zoo.runtime.control.stop_instance``).
     """
-    if instance.proxy_pid is not None and process.group_alive(instance.proxy_pid):
-        process.stop_group(instance.proxy_pid, grace=grace)
-    reused = process.pid_alive(instance.pid) and not process.pid_alive(
-        instance.pid, instance.pid_start
-    )
-    if not reused and process.group_alive(instance.pgid):
-        process.stop_group(instance.pgid, grace=grace, reap=reap)
-    state.remove(instance.id)
+    control.stop_instance(instance, grace=grace, reap=reap, reap_proxy=reap_proxy)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt here (main thread only), so clean-up code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _LogEcho:
@@ -287,12 +310,16 @@ def banner(running: Running) -> str:
     )
     return "\n".join(
         [
-            f"{inst.model} ({inst.engine}, {inst.format} {inst.quantization}) is ready "
-            f"after {running.ready_s:.1f} s  [instance {inst.id}]",
+            (
+                f"{inst.model} ({inst.engine}, {inst.format} {inst.quantization}) is ready "
+                f"after {running.ready_s:.1f} s  [instance {inst.id}]"
+            ),
             f"  endpoint: http://{host}:{inst.port}/v1",
             f"  model:    {inst.served_name}",
-            f"  try:      curl http://{host}:{inst.port}/v1/chat/completions"
-            f" -H 'Content-Type: application/json'{auth} -d '{body}'",
+            (
+                f"  try:      curl http://{host}:{inst.port}/v1/chat/completions"
+                f" -H 'Content-Type: application/json'{auth} -d '{body}'"
+            ),
         ]
     )
 
@@ -316,7 +343,7 @@ def serve_foreground(running: Running, *, out: Callable[[str], None] = print) ->
     except KeyboardInterrupt:
         out(f"Stopping {running.instance.model} ...")
         echo.stop()
-        stop(running.instance, reap=server)
+        stop(running.instance, reap=server, reap_proxy=running.proxy)
         out("Stopped.")
         return replace(running.instance, status="stopped")
     finally:
@@ -324,7 +351,7 @@ def serve_foreground(running: Running, *, out: Callable[[str], None] = print) ->
             signal.signal(signal.SIGTERM, previous)
     echo.stop()
     code = server.returncode
-    stop(running.instance, reap=server, grace=2)
+    stop(running.instance, reap=server, reap_proxy=running.proxy, grace=2)
     raise ServerError(
         process._with_log(
             f"the {running.instance.engine} server exited with status {code}", log_path
