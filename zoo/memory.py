@@ -3,8 +3,9 @@
     total = weights + KV cache + engine overhead
 
 - weights: the known file size when the plan has it, else ``size × 10⁹ × bits / 8`` with the
-  bits per weight of the quantization (``zoo.quantization``). MoE models load every expert,
-  so ``size`` (not ``activated_size``) counts.
+  bits per weight of the quantization *in the spec's format* (``zoo.quantization``: "none" is
+  16 bits in pytorch but 8.4 in an fp8 repository). MoE models load every expert, so ``size``
+  (not ``activated_size``) counts.
 - KV cache: ``context × bytes per token``. Without the architecture (layers, KV heads, head
   size) we estimate bytes per token from the size: ``48 KiB × √(size in billions)`` at 16 bits.
   Fitted to grouped-query models: Llama-3-8B 128 KiB/token (formula 136), Seed-OSS-36B
@@ -13,6 +14,8 @@
 - overhead: the engine's ``Capabilities.overhead_bytes`` (CUDA context, compute buffers).
 
 These are estimates for choosing, not guarantees; they err on the large side for big models.
+A size that is not a finite number (validation rejects ``.nan`` and ``1e308``; a spec built in
+code may still carry one) never raises: its estimate is ``UNKNOWABLE_BYTES``, which fits nowhere.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from zoo.quantization import bits_per_weight
 KIB = 1024
 GIB = 1024**3
 KV_BYTES_PER_TOKEN_PER_SQRT_B = 48 * KIB
+# What a part of an estimate is when its inputs are not finite numbers: more than any machine.
+UNKNOWABLE_BYTES = 2**62
 
 
 @dataclass(frozen=True)
@@ -49,22 +54,30 @@ def gib(n: int) -> str:
     return f"{n / GIB:.1f} GiB"
 
 
+def _bytes(value: float) -> int:
+    """``value`` as a byte count; UNKNOWABLE_BYTES for nan, ±inf, negative or huge values."""
+    if not math.isfinite(value) or value < 0 or value >= UNKNOWABLE_BYTES:
+        return UNKNOWABLE_BYTES
+    return int(value)
+
+
 def weights_bytes(spec: Spec, quantization: str, file_bytes: int | None = None) -> int:
     if file_bytes:
         return file_bytes
-    return int(spec.size * 1e9 * bits_per_weight(quantization) / 8)
+    bits = bits_per_weight(quantization, fmt=spec.format)
+    return _bytes(spec.size * 1e9 * bits / 8)
 
 
 def kv_bytes_per_token(family: Family | None, spec: Spec) -> int:
     if family is not None:
         exact = family.extra.get("kv_bytes_per_token")
-        if isinstance(exact, int) and exact > 0:
+        if isinstance(exact, int) and not isinstance(exact, bool) and exact > 0:
             return exact
-    return int(KV_BYTES_PER_TOKEN_PER_SQRT_B * math.sqrt(max(spec.size, 0.01)))
+    return _bytes(KV_BYTES_PER_TOKEN_PER_SQRT_B * math.sqrt(max(spec.size, 0.01)))
 
 
 def kv_cache_bytes(family: Family | None, spec: Spec, context_length: int) -> int:
-    return kv_bytes_per_token(family, spec) * max(context_length, 0)
+    return min(kv_bytes_per_token(family, spec) * max(context_length, 0), UNKNOWABLE_BYTES)
 
 
 def estimate(

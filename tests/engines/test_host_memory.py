@@ -67,21 +67,23 @@ def test_profiles_by_name_and_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "bits"),
+    ("name", "fmt", "bits"),
     [
-        ("Q4_K_M", 4.85),
-        ("q4_k_m", 4.85),
-        ("Q8_0", 8.5),
-        ("BF16", 16),
-        ("none", 16),
-        ("Int4", 4.25),
-        ("4bit", 4.5),
-        ("IQ1_S", 1.56),
-        ("q6_k_m", 6.56),
+        ("Q4_K_M", "ggufv2", 4.80),
+        ("q4_k_m", None, 4.80),
+        ("Q8_0", "ggufv2", 8.5),
+        ("BF16", None, 16),
+        ("none", "pytorch", 16),
+        ("none", "fp8", 8.4),  # an fp8 repository "as published" is FP8
+        ("Int4", "gptq", 4.6),
+        ("4bit", "mlx", 4.5),
+        ("4bit", "awq", 4.6),  # same word, another layout
+        ("IQ1_S", "ggufv2", 1.56),
+        ("q6_k_m", "ggufv2", 6.56),
     ],
 )
-def test_bits_per_weight(name: str, bits: float) -> None:
-    assert quant.bits_per_weight(name) == pytest.approx(bits)
+def test_bits_per_weight(name: str, fmt: str | None, bits: float) -> None:
+    assert quant.bits_per_weight(name, fmt=fmt) == pytest.approx(bits)
 
 
 def test_precision_follows_the_format_guide() -> None:
@@ -117,7 +119,7 @@ def test_quantization_info_is_total(name: str) -> None:
 def test_memory_estimate() -> None:
     spec = Spec("ggufv2", 8, ("Q4_K_M",), (Source("huggingface", "o/m", ("Q4_K_M",)),))
     est = estimate(None, spec, "Q4_K_M", 8192, 300 * 1024**2)
-    assert est.weights_bytes == int(8e9 * 4.85 / 8)
+    assert est.weights_bytes == int(8e9 * 4.80 / 8)
     assert kv_bytes_per_token(None, spec) == pytest.approx(136 * 1024, rel=0.05)
     assert est.total_bytes == est.weights_bytes + est.kv_cache_bytes + est.overhead_bytes
     assert 5 * GIB < est.total_bytes < 7 * GIB

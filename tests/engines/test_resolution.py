@@ -41,7 +41,9 @@ TABLE = [
     # A CPU with AVX512-BF16/AMX gets the BF16 file.
     ("cpu-64g-bf16", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "bf16", "cpu")),
     ("rtx4090-24g", "seed-coder-8b-instruct", ("vllm", "pytorch", "none", "cuda")),
-    ("rtx4090-24g", "seed-oss", ("transformers", "gptq", "Int4", "cuda")),
+    # GPTQ Int4 keeps 16-bit embeddings (4.6 bits: 19.3 GiB of weights), too much with a KV
+    # cache on 24 GB; the largest GGUF that fits on the GPU wins.
+    ("rtx4090-24g", "seed-oss", ("llamacpp", "ggufv2", "Q4_K_S", "cuda")),
     ("rtx4090-24g", "smollm2-135m-instruct", ("llamacpp", "ggufv2", "Q4_1", "cuda")),
     # 16 GiB T4: F16 does not fit; a hybrid 8-bit does, on the GPU.
     ("t4-16g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "f16_q8_0", "cuda")),
