@@ -19,9 +19,11 @@ from typing import Any
 
 from zoo.errors import ZooError
 
-# Engine and hub names: users type them (--engine, --hub), specs use hub names as keys, and
-# both become parts of file names (engine environments, caches), so no slashes or dots first.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Engine names: users type them (--engine) and they become parts of file names (engine
+# environments), so no slashes and no dot first.
+ENGINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Hub names are keys under a spec's ``sources``: the schema's pattern for them.
+HUB_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class PluginError(ZooError):
@@ -55,7 +57,12 @@ def engine_problems(engine: object) -> list[str]:
         return [
             f"returned {describe(engine)}, not an engine (a zoo.engine.Engine subclass instance)"
         ]
-    problems = _name_problems(engine, "engine", "--engine")
+    problems = _name_problems(
+        engine,
+        "engine",
+        ENGINE_NAME,
+        "letters, digits, '.', '_', '-'; users type it after --engine",
+    )
     caps = getattr(engine, "capabilities", None)
     if not isinstance(caps, Capabilities):
         problems.append(f"capabilities is {describe(caps)}, not a zoo.engine.Capabilities")
@@ -92,7 +99,9 @@ def hub_problems(hub: object) -> list[str]:
         return [f"returned the class {hub.__name__}, not an instance: return {hub.__name__}()"]
     if not isinstance(hub, Hub):
         return [f"returned {describe(hub)}, not a hub (a zoo.hubs.base.Hub subclass instance)"]
-    problems = _name_problems(hub, "hub", "--hub and spec sources")
+    problems = _name_problems(
+        hub, "hub", HUB_NAME, "lower-case letters, digits, '_'; spec files name it under sources"
+    )
     for flag in ("cheap_listing", "names_exact_files"):
         value = getattr(hub, flag, None)
         if not isinstance(value, bool):
@@ -149,13 +158,12 @@ def capabilities_problems(caps: Any) -> list[str]:
     return problems
 
 
-def _name_problems(obj: object, kind: str, used_by: str) -> list[str]:
+def _name_problems(obj: object, kind: str, pattern: re.Pattern[str], rule: str) -> list[str]:
     problems: list[str] = []
     name = getattr(obj, "name", None)
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if not isinstance(name, str) or not pattern.fullmatch(name):
         problems.append(
-            f"name is {describe(name) if name else 'not set'}: set name to a short name "
-            f"(letters, digits, '.', '_', '-'; used by {used_by})"
+            f"name is {describe(name) if name else 'not set'}: set name to a short name ({rule})"
         )
     display = getattr(obj, "display_name", None)
     if not isinstance(display, str) or not display.strip() or "\n" in display:

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -92,8 +92,12 @@ class _State:
 
 
 _STATES: weakref.WeakKeyDictionary[pluggy.PluginManager, _State] = weakref.WeakKeyDictionary()
-# Set while ``zoo plugins`` builds its report: it lists the problems itself, no warning lines.
-_quiet = False
+
+
+class _Warnings:
+    """Off while ``zoo plugins`` builds its report: it lists the problems itself."""
+
+    quiet = False
 
 
 def _state(pm: pluggy.PluginManager) -> _State:
@@ -259,7 +263,7 @@ def _problem(
     if message in record.problems:
         return False
     record.problems.append(message)
-    if (plugin, where) not in state.warned and not _quiet:
+    if (plugin, where) not in state.warned and not _Warnings.quiet:
         state.warned.add((plugin, where))
         print(
             f"zoo: warning: plugin {plugin!r}: {message} (`zoo plugins` lists plugin "
@@ -422,8 +426,7 @@ def plugin_report(pm: pluggy.PluginManager | None = None) -> list[dict[str, obje
 
     from zoo.plugin_problems import remembered
 
-    global _quiet
-    quiet, _quiet = _quiet, True
+    quiet, _Warnings.quiet = _Warnings.quiet, True
     try:
         pm = _manager(pm)
         get_engines(pm)
@@ -431,7 +434,7 @@ def plugin_report(pm: pluggy.PluginManager | None = None) -> list[dict[str, obje
         get_catalog_paths(pm)
         add_plugin_commands(typer.Typer(), pm)
     finally:
-        _quiet = quiet
+        _Warnings.quiet = quiet
     report: list[dict[str, object]] = []
     for record in plugin_records(pm):
         plugin = pm.get_plugin(record.name)
@@ -470,21 +473,31 @@ def _iso(when: float) -> str:
 
 
 def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
-    """``ZOO_TRACE_PLUGINS=1``: one stderr line per hook call and one for its outcome."""
+    """``ZOO_TRACE_PLUGINS=1``: one stderr line per hook call and one for its outcome.
+
+    zoo calls each plugin's implementation on its own, so a line names one plugin and shows
+    what that plugin returned (pluggy's list of results, unwrapped).
+    """
     started: list[float] = []
 
-    def before(hook: str, impls: Any, kwargs: Mapping[str, object]) -> None:
+    def who(hook: str, impls: Sequence[Any]) -> str:
+        names = [_plugin_name(pm, impl.plugin) for impl in impls]
+        return f"{names[0]}.{hook}" if len(names) == 1 else f"{hook} [{', '.join(names)}]"
+
+    def before(hook: str, impls: Sequence[Any], kwargs: Mapping[str, object]) -> None:
         started.append(time.perf_counter())
         args = ", ".join(f"{key}={describe(value)}" for key, value in kwargs.items())
-        names = ", ".join(_plugin_name(pm, impl.plugin) for impl in impls) or "no plugin"
-        print(f"zoo: trace: {hook}({args}) -> {names}", file=sys.stderr)
+        print(f"zoo: trace: {who(hook, impls)}({args})", file=sys.stderr)
 
-    def after(outcome: Any, hook: str, impls: Any, kwargs: Mapping[str, object]) -> None:
+    def after(outcome: Any, hook: str, impls: Sequence[Any], kwargs: Mapping[str, object]) -> None:
         took = (time.perf_counter() - started.pop()) * 1000 if started else 0.0
         if outcome.exception is not None:
             result = f"raised {_error_words(outcome.exception)}"
         else:
-            result = f"returned {describe(outcome.get_result())}"
-        print(f"zoo: trace: {hook} {result} ({took:.1f} ms)", file=sys.stderr)
+            value = outcome.get_result()
+            if len(impls) == 1 and isinstance(value, list):
+                value = value[0] if value else None  # pluggy leaves out a None result
+            result = f"-> {describe(value)}"
+        print(f"zoo: trace: {who(hook, impls)} {result} ({took:.1f} ms)", file=sys.stderr)
 
     pm.add_hookcall_monitoring(before, after)

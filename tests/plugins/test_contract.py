@@ -187,6 +187,7 @@ class PlainHub(Hub):
     [
         ({"name": ""}, "name is not set"),
         ({"name": "a/b"}, "name is str 'a/b'"),
+        ({"name": "my-mirror"}, "name is str 'my-mirror': set name to a short name (lower-case"),
         ({"display_name": None}, "display_name is not set"),
         ({"names_exact_files": "yes"}, "names_exact_files is str 'yes', not True or False"),
         ({"cheap_listing": 1}, "cheap_listing is int 1, not True or False"),

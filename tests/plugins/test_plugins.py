@@ -138,8 +138,10 @@ def test_a_misspelled_hook_is_recorded_and_the_plugin_not_loaded(
     record = _record(pm, "typo")
     assert not record.loaded and pm.get_plugin("typo") is None
     assert record.problems == [
-        "implements 'zoo_register_engine', which is not a zoo hook: did you mean "
-        "'zoo_register_engines'? (the plugin is not loaded until it is fixed)"
+        (
+            "implements 'zoo_register_engine', which is not a zoo hook: did you mean "
+            "'zoo_register_engines'? (the plugin is not loaded until it is fixed)"
+        )
     ]
     assert "llamacpp" in get_engines(pm)
     assert len(warnings(capsys.readouterr().err)) == 1
@@ -311,9 +313,9 @@ def test_trace_prints_each_hook_call_and_its_result(
     monkeypatch.setenv("ZOO_TRACE_PLUGINS", "1")
     get_engines(new_plugin_manager())
     lines = [li for li in capsys.readouterr().err.splitlines() if li.startswith("zoo: trace:")]
-    assert "zoo: trace: zoo_register_engines() -> llamacpp" in lines
+    assert "zoo: trace: llamacpp.zoo_register_engines()" in lines
     assert any(
-        li.startswith("zoo: trace: zoo_register_engines returned list [[<Engine llamacpp>]]")
+        li.startswith("zoo: trace: llamacpp.zoo_register_engines -> list [<Engine llamacpp>] (")
         for li in lines
     )
 

@@ -8,11 +8,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from zoo.cli.options import HostProfileOption, OptInOption, planning_host
+
+if TYPE_CHECKING:
+    from zoo.engine import Engine
+    from zoo.host import Host
 
 COMMANDS: tuple[str, ...] = ("engines", "plugins")
 
@@ -83,12 +88,12 @@ def engines(
         typer.echo(f"{row['name']:14} {mark}  {formats:36} {row['reason']}{env}")
 
 
-def _model_table(model: str, found: dict, host: object, as_json: bool) -> None:
+def _model_table(model: str, found: Mapping[str, Engine], host: Host, as_json: bool) -> None:
     from zoo.catalog.catalog import load_catalog
     from zoo.memory import gib
     from zoo.resolve import Request, candidates
 
-    judged = candidates(load_catalog(), Request(model), found, host)  # type: ignore[arg-type]
+    judged = candidates(load_catalog(), Request(model), found, host)
     runnable = [c for c in judged if c.kept or c.memory_bytes is not None]
     if as_json:
         typer.echo(

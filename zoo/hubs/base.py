@@ -83,8 +83,8 @@ ProgressCallback = Callable[[str, int, int | None], None]
 class Hub(abc.ABC):
     """Base class for hubs: subclass it, set the attributes, implement the abstract methods.
 
-    Required: ``name`` (the key spec files use under ``sources``: letters, digits, ``.``,
-    ``_``, ``-``), ``display_name``, and the methods ``reachable``, ``list_files``, ``fetch``
+    Required: ``name`` (the key spec files use under ``sources``: lower-case letters, digits
+    and ``_``), ``display_name``, and the methods ``reachable``, ``list_files``, ``fetch``
     and ``cached``. zoo checks these when the plugin registers the hub: a hub that misses one
     is left out, and ``zoo plugins`` (and one warning line) names the plugin and the problem.
 
