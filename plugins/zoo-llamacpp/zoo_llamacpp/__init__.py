@@ -54,6 +54,9 @@ class LlamaCppEngine(Engine):
             argv += ["--ctx-size", str(ctx.context_length)]
         if ctx.threads:
             argv += ["--threads", str(ctx.threads)]
+        if ctx.projector_path:
+            # Vision models: without the projector llama.cpp serves text only.
+            argv += ["--mmproj", ctx.projector_path]
         argv += list(ctx.extra_args)
         env = {API_KEY_ENV: ctx.api_key} if ctx.api_key else {}
         # The runner gives the key to llama.cpp's server (api_keys), which answers 401 without it.

@@ -51,6 +51,8 @@ def build_params(args: argparse.Namespace, xllamacpp: Any) -> Any:
         params.chat_template = args.chat_template
     if args.mmproj:
         params.mmproj.path = args.mmproj
+        # The projector goes where the layers go: on the CPU when no layer is offloaded.
+        params.mmproj_use_gpu = args.n_gpu_layers != 0
     api_key = os.environ.get(API_KEY_ENV)
     if api_key:
         params.api_keys = [api_key]

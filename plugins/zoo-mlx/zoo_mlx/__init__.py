@@ -3,6 +3,7 @@
 Native on Apple silicon (Metal). On Linux, MLX has a CPU backend (``mlx[cpu]``): slow but real,
 so it is an opt-in (``ZOO_ENGINE_OPT_IN=mlx-cpu``). ``mlx_lm.server`` has no served-name or API
 key flag: requests must name the model directory (or none) and the runtime guards the key.
+Nor does it take a context length, so ``zoo launch --context`` is refused for it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class MlxEngine(Engine):
         preferred_on=("apple",),
         overhead_bytes=512 * 1024**2,
         runtime_module="mlx_lm",
+        # mlx_lm.server has no context-length option (0.32.2): it uses the model's own.
+        honours_context=False,
         notes="MLX checkpoints on Apple silicon.",
     )
     variants = (
@@ -42,6 +45,7 @@ class MlxEngine(Engine):
             variant="cpu",
             overhead_bytes=512 * 1024**2,
             runtime_module="mlx_lm",
+            honours_context=False,
             notes="MLX's CPU backend on Linux: opt in with ZOO_ENGINE_OPT_IN=mlx-cpu.",
         ),
     )

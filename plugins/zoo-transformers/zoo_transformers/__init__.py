@@ -3,6 +3,7 @@
 Runs unquantized (pytorch) weights everywhere, CPU included; GPTQ, AWQ and bitsandbytes
 weights need their CUDA kernels. ``transformers serve`` has neither a served-name nor an API
 key flag: requests must name the model directory (or no model), and the runtime guards the key.
+Nor does it take a context length, so ``zoo launch --context`` is refused for it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class TransformersEngine(Engine):
         requirements=(TORCH, TRANSFORMERS),
         overhead_bytes=1024**3,
         runtime_module="transformers",
+        # `transformers serve` has no context-length option (5.24): it uses the model's own.
+        honours_context=False,
         notes="pytorch weights on any device; GPTQ/AWQ/bitsandbytes only with CUDA kernels.",
     )
 

