@@ -66,10 +66,14 @@ def test_a_family_defined_twice_is_reported_at_both_places_and_the_first_wins(
     duplicates = [p for p in catalog.problems if p.code == "E306"]
     assert sorted(str(p) for p in duplicates) == sorted(
         [
-            f"{later}:2:7: error[E306]: family 'twin' is already defined at "
-            f"{user_catalog_dir() / 'a.yaml'}:2:7 (the first definition wins)",
-            f"{user_catalog_dir() / 'a.yaml'}:2:7: error[E306]: family 'twin' is defined again at "
-            f"{later}:2:7",
+            (
+                f"{later}:2:7: error[E306]: family 'twin' is already defined at "
+                f"{user_catalog_dir() / 'a.yaml'}:2:7 (the first definition wins)"
+            ),
+            (
+                f"{user_catalog_dir() / 'a.yaml'}:2:7: error[E306]: family 'twin' is defined "
+                f"again at {later}:2:7"
+            ),
         ]
     )
 

@@ -133,10 +133,9 @@ def _fields(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
     """Every property anywhere in the schema, with ``$ref``s resolved."""
     found = []
     if isinstance(node, dict):
-        for name, child in node.get("properties", {}).items():
-            if "$ref" in child:
-                child = schema()["$defs"][child["$ref"].rsplit("/", 1)[1]]
-            found.append((f"{where}.{name}", child))
+        for name, prop in node.get("properties", {}).items():
+            resolved = schema()["$defs"][prop["$ref"].rsplit("/", 1)[1]] if "$ref" in prop else prop
+            found.append((f"{where}.{name}", resolved))
         for key, child in node.items():
             found.extend(_fields(child, f"{where}/{key}"))
     return found

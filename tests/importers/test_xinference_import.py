@@ -244,8 +244,10 @@ def test_export_of_the_repository_catalog_names_what_xinference_cannot_hold(tmp_
         ('{"model_name": "x"}', "expected a JSON list"),
         ('[{"model_name": "x"}]', "family 1: an entry without model_name and model_specs"),
         (
-            '[{"model_name": "x", "context_length": 1, "model_specs": '
-            '[{"model_format": "pytorch", "model_size_in_billions": "seven", "model_src": {}}]}]',
+            (
+                '[{"model_name": "x", "context_length": 1, "model_specs": [{"model_format": '
+                '"pytorch", "model_size_in_billions": "seven", "model_src": {}}]}]'
+            ),
             "size 'seven' is not a number",
         ),
     ],
