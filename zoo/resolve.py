@@ -565,10 +565,12 @@ def _plan(
         options = replace(options, tensor_parallel_size=best.tensor_parallel)
     reasons = [
         f"host: {describe_host(host)}",
-        "order: on the GPU where there is one, quality of 4 bits or better, the largest size, "
-        "then BF16 where the hardware has it, then F16, then the highest-precision "
-        "quantization that fits; GPU engines on GPUs, MLX on Apple silicon, "
-        "llama.cpp on plain CPUs",
+        (
+            "order: on the GPU where there is one, quality of 4 bits or better, the largest "
+            "size, then BF16 where the hardware has it, then F16, then the highest-precision "
+            "quantization that fits; GPU engines on GPUs, MLX on Apple silicon, "
+            "llama.cpp on plain CPUs"
+        ),
         f"chosen: {_describe(best)} on {c.device}: {c.reason}",
     ]
     better = _better_but_dropped(best, ordered, host)

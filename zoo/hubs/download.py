@@ -266,9 +266,8 @@ def fetch_plan(
                 continue
             raise HubError("; ".join(failures)) from error
         _check_complete(name, request, result)
-        if failures:
-            reason = f"{reason} ({'; '.join(failures)})"
-        return replace(result, reason=reason)
+        why = f"{reason} ({'; '.join(failures)})" if failures else reason
+        return replace(result, reason=why)
     raise HubError("; ".join(failures) or f"no hub could fetch {plan.family.name}")
 
 

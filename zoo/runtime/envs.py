@@ -262,8 +262,8 @@ def _run(argv: list[str], say: Progress, what: str) -> None:
     except OSError as error:
         raise EnvError(f"could not {what}: {error}") from error
     assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
+    for raw in proc.stdout:
+        line = raw.rstrip()
         if line:
             tail = [*tail[-19:], line]
             say("  " + line)
