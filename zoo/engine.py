@@ -61,6 +61,10 @@ class Capabilities:
     ``overhead_bytes`` is the runtime's own memory (CUDA context, buffers) beside weights and
     KV cache. ``runtime_module`` is a module that is importable once the runtime is installed.
     ``variant`` names this set when it is one of an engine's ``variants`` (e.g. "cpu").
+    ``uninstall``, ``honours_context`` and ``gpu_split`` are explained where they are declared.
+
+    Sequences are tuples: ``("*",)``, not ``("*")`` (a string). zoo checks the shapes when the
+    plugin registers the engine and names the field that is wrong.
     """
 
     formats: Mapping[str, tuple[str, ...]]
@@ -138,7 +142,20 @@ def _accelerator_words(names: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class LaunchContext:
-    """What the runtime knows when it asks an engine for its server command."""
+    """What the runtime knows when it asks an engine for its server command.
+
+    Built from the plan alone (the dry run gets the same one, with placeholder paths where
+    files are not downloaded yet). ``family``, ``spec`` and ``quantization`` are what was
+    chosen; ``model_path`` is where its files are (a folder for Hugging Face formats, the
+    first file for GGUF: split parts sit beside it); serve it as ``served_name`` on
+    ``host``:``port``. ``api_key`` is the key clients must send, or None; zoo asks once with
+    it to learn ``ServerCommand.api_key_enforced``, and when the engine does not enforce it,
+    the command that starts is built again with None, on loopback behind zoo's key-checking
+    proxy. ``python`` is the interpreter of the engine's own environment: start servers with
+    it. The other fields are the user's options and the plan's numbers, None when not set:
+    pass each to the server when it takes one, and leave the server's default otherwise.
+    ``extra_args`` are the user's own arguments after ``--``: append them last.
+    """
 
     family: Family
     spec: Spec

@@ -36,9 +36,13 @@ def problems_file() -> Path:
 
 def remember(plugin: str, version: str | None, where: str, message: str) -> None:
     """Keep ``message`` as the latest failure of ``plugin`` at ``where``."""
-    data = _read()
-    entries = data.setdefault(plugin, {})
-    entries[where] = {"message": message, "version": version, "when": time.time()}
+    now = time.time()
+    data = {
+        name: kept
+        for name, entries in _read().items()
+        if (kept := {w: e for w, e in entries.items() if _fresh(e, now)})
+    }
+    data.setdefault(plugin, {})[where] = {"message": message, "version": version, "when": now}
     path = problems_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,11 +61,15 @@ def remembered(plugin: str, version: str | None) -> list[Remembered]:
     for where, entry in _read().get(plugin, {}).items():
         if not isinstance(entry, dict) or entry.get("version") != version:
             continue
-        when = entry.get("when")
         message = entry.get("message")
-        if isinstance(when, int | float) and isinstance(message, str) and now - when < KEEP_SECONDS:
-            found.append(Remembered(where, message, float(when)))
+        if _fresh(entry, now) and isinstance(message, str):
+            found.append(Remembered(where, message, float(entry["when"])))
     return sorted(found, key=lambda r: r.when)
+
+
+def _fresh(entry: object, now: float) -> bool:
+    when = entry.get("when") if isinstance(entry, dict) else None
+    return isinstance(when, int | float) and now - when < KEEP_SECONDS
 
 
 def _read() -> dict[str, dict[str, object]]:

@@ -180,6 +180,22 @@ def test_a_check_that_returns_no_match_is_a_no() -> None:
     assert verdict.reason.startswith("check() returned bool True, not a Match")
 
 
+def test_a_failing_method_that_check_calls_is_reported_once_and_drops_the_candidate() -> None:
+    class Broken(Flaky):
+        def capabilities_for(self, host: Host) -> Capabilities:
+            raise RuntimeError("variant table")
+
+    pm = _manager(Broken())
+    engine = get_engines(pm)["flaky"]  # type: ignore[arg-type]
+    spec = Spec(format="ggufv2", size=1.0, quantizations=("Q8_0",), sources=())
+    verdict = engine.check(spec, "Q8_0", BUILTIN_PROFILES["cpu-8g"])  # the default check
+    assert not verdict.ok
+    assert "engine 'flaky': capabilities_for() raised RuntimeError: variant table" in verdict.reason
+    assert _problems(pm, "flaky-plugin") == [
+        "engine 'flaky': capabilities_for() raised RuntimeError: variant table"
+    ]
+
+
 def test_strict_mode_makes_a_failing_check_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     engines = get_engines(_manager(Flaky("check")))  # type: ignore[arg-type]
     monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")

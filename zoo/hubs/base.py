@@ -31,7 +31,12 @@ class UnsafePathError(HubError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file the hub has for a repository: path, size and sha256 where the hub knows them."""
+    """A file the hub has for a repository: path, size and sha256 where the hub knows them.
+
+    ``path`` is relative to the repository, with ``/`` separators. Sizes feed the dry run's
+    byte count. A hub that knows a file's sha256 checks the download against it
+    (``zoo.hubs.verify.verify_file``) before reporting the file fetched.
+    """
 
     path: str
     size: int | None = None
@@ -42,7 +47,11 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class FetchRequest:
-    """What to fetch. ``files`` are exact paths; ``patterns`` are globs (non-GGUF formats)."""
+    """What to fetch. ``files`` are exact paths; ``patterns`` are globs (non-GGUF formats).
+
+    ``repo`` is the spec's ``model_id`` (already checked with ``Hub.check_repo_id``) and
+    ``revision`` its revision, or None for the hub's default.
+    """
 
     repo: str
     revision: str | None = None
@@ -52,7 +61,13 @@ class FetchRequest:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """Where the fetched files are: ``root`` is the snapshot folder; ``files`` are absolute."""
+    """Where the fetched files are: ``root`` is the snapshot folder; ``files`` are absolute.
+
+    ``hub`` is the hub's ``name``; ``revision`` the revision actually fetched (a commit hash
+    where the hub has one). ``files`` lists every requested file, inside ``root``: engines are
+    given ``root`` (Hugging Face formats) or the first GGUF file. ``bytes_downloaded`` is 0
+    for a cache hit.
+    """
 
     hub: str
     repo: str
@@ -76,7 +91,8 @@ class CacheEntry:
     bytes: int
 
 
-# Called with (file path, bytes done, bytes total or None) while downloading.
+# Called with (file path, bytes done so far for that file, its total or None) while
+# downloading; zoo draws the progress bars from it. Hubs call it as often as they like.
 ProgressCallback = Callable[[str, int, int | None], None]
 
 
