@@ -85,9 +85,11 @@ def main() -> None:
     lines = [
         f"### Full catalog ({families} families, {specs} specs, {sources} hub sources)",
         "",
-        f"`{' '.join(['.venv/bin/python', 'bench/full_catalog.py', *sys.argv[1:]])}` on "
-        f"{platform.node() or 'this machine'} ({machine}), "
-        f"{time.strftime('%Y-%m-%d')}; median of {options.repeat} runs (build: 1 run).",
+        (
+            f"`{' '.join(['.venv/bin/python', 'bench/full_catalog.py', *sys.argv[1:]])}` on "
+            f"{platform.node() or 'this machine'} ({machine}), "
+            f"{time.strftime('%Y-%m-%d')}; median of {options.repeat} runs (build: 1 run)."
+        ),
         "",
         "| command | cold (s) | warm (s) |",
         "|---|---:|---:|",

@@ -91,8 +91,10 @@ def main() -> None:
         [
             f"### Start-up ({families} families), {time.strftime('%Y-%m-%d %H:%M')}",
             "",
-            f"`.venv/bin/python bench/startup.py --repeat {options.repeat}` on {machine}; "
-            f"medians of {options.repeat} interleaved runs.",
+            (
+                f"`.venv/bin/python bench/startup.py --repeat {options.repeat}` on {machine}; "
+                f"medians of {options.repeat} interleaved runs."
+            ),
             "",
             "| command | wall (s) | wall ratio | CPU (s) | CPU ratio |",
             "|---|---:|---:|---:|---:|",

@@ -80,15 +80,21 @@ def main() -> None:
         [
             f"### Validation of {options.families} families, {time.strftime('%Y-%m-%d %H:%M')}",
             "",
-            f"`.venv/bin/python bench/validate.py --families {options.families} --repeat "
-            f"{options.repeat}` on {machine}.",
+            (
+                f"`.venv/bin/python bench/validate.py --families {options.families} --repeat "
+                f"{options.repeat}` on {machine}."
+            ),
             "",
-            f"- generated catalog: {options.families} files, {size / 1e6:.1f} MB "
-            "(copies of the real specs/)",
-            f"- `zoo validate DIR`, fresh process, nothing cached: median {median:.2f} s, best "
-            f"{best:.2f} s ({options.families / median:.0f} families/s, "
-            f"{size / 1e6 / median:.1f} MB/s); CPU (user + system) median "
-            f"{statistics.median(cpus):.2f} s, best {min(cpus):.2f} s",
+            (
+                f"- generated catalog: {options.families} files, {size / 1e6:.1f} MB "
+                "(copies of the real specs/)"
+            ),
+            (
+                f"- `zoo validate DIR`, fresh process, nothing cached: median {median:.2f} s, best "
+                f"{best:.2f} s ({options.families / median:.0f} families/s, "
+                f"{size / 1e6 / median:.1f} MB/s); CPU (user + system) median "
+                f"{statistics.median(cpus):.2f} s, best {min(cpus):.2f} s"
+            ),
             f"- result line: `{summary}`",
             f"- the median {verdict} the {TARGET_S:.0f} s target",
             "",

@@ -75,10 +75,12 @@ def render_index(families: Sequence[Family], ability_docs: Sequence[str]) -> str
         [
             rst.label_line(INDEX_LABEL),
             rst.heading("Models", "=", overline=True),
-            f"The catalog has {len(families)} model families. Each page lists its specs with "
-            "the engines that run them, where to download them and a ``zoo launch`` line to "
-            "copy. Which engine runs which format: "
-            f"{rst.ref('the engine matrix', MATRIX_LABEL)}.\n",
+            (
+                f"The catalog has {len(families)} model families. Each page lists its specs with "
+                "the engines that run them, where to download them and a ``zoo launch`` line to "
+                "copy. Which engine runs which format: "
+                f"{rst.ref('the engine matrix', MATRIX_LABEL)}.\n"
+            ),
             "By ability: "
             + (", ".join(rst.ref(a, ability_label(a)) for a in abilities) or "none")
             + ".\n",
@@ -130,10 +132,12 @@ def render_matrix(families: Sequence[Family], ctx: DocsContext) -> str:
     parts = [
         rst.label_line(MATRIX_LABEL),
         rst.heading("Formats and engines", "=", overline=True),
-        "Which engine runs which spec format, and with which quantizations, as the installed "
-        'engine plugins declare it (``zoo.engine.Capabilities``). "any" means every '
-        'quantization of that format; "experimental" means zoo uses the engine for that '
-        "format only when it is named with ``--engine``.\n",
+        (
+            "Which engine runs which spec format, and with which quantizations, as the installed "
+            'engine plugins declare it (``zoo.engine.Capabilities``). "any" means every '
+            'quantization of that format; "experimental" means zoo uses the engine for that '
+            "format only when it is named with ``--engine``.\n"
+        ),
     ]
     if not ctx.engines:
         parts.append("No engine plugins were installed where this page was built.\n")
