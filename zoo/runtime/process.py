@@ -106,14 +106,20 @@ def check_api_key(key: str) -> None:
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A preexec hook: ask Linux to SIGTERM the child when zoo dies (PR_SET_PDEATHSIG)."""
+    """A preexec hook: ask Linux to SIGTERM the child when zoo dies (PR_SET_PDEATHSIG).
+
+    libc is loaded here, before the fork: between fork and exec the child may not import (a
+    thread of zoo's, such as the log echo, can hold the import lock at fork time and nobody
+    would release it in the child), so the hook only calls what is already bound.
+    """
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+    sigterm = int(signal.SIGTERM)
 
     def hook() -> None:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
         # zoo may have died between fork and prctl: then nobody would ever signal us.
         if os.getppid() != parent:
             os._exit(1)
@@ -151,7 +157,8 @@ def start(
                 cwd=str(cwd) if cwd else None,
                 start_new_session=process_group is None,
                 process_group=process_group,
-                preexec_fn=preexec,
+                # Nothing else replaces PR_SET_PDEATHSIG; the hook imports nothing (see above).
+                preexec_fn=preexec,  # noqa: PLW1509
                 close_fds=True,
             )
         except OSError as error:
