@@ -398,7 +398,8 @@ def test_a_failed_startup_stops_everything_and_forgets_it(
     spawn: Spawn, tmp_path: Path, failure: type[BaseException]
 ) -> None:
     server, port = _fake_server(spawn, tmp_path)
-    with pytest.raises(failure), control.Startup(record_unsaved(server), server, detach=True) as s:
+    # The failure is raised last, inside the startup: what is checked is what Startup does then.
+    with pytest.raises(failure), control.Startup(record_unsaved(server), server, detach=True) as s:  # noqa: PT012
         _wait(port, server, tmp_path)
         proxy = spawn()
         s.add_proxy(proxy)
@@ -419,7 +420,8 @@ def test_a_server_never_ready_is_stopped_and_forgotten(spawn: Spawn, tmp_path: P
 
 def test_a_startup_stopped_by_zoo_stop_says_so(spawn: Spawn, tmp_path: Path) -> None:
     server, _ = _fake_server(spawn, tmp_path)
-    with (
+    # zoo stop runs inside the startup; ready() is what must raise, after it.
+    with (  # noqa: PT012
         pytest.raises(process.ServerError, match=r"was stopped \(zoo stop\) while it was starting"),
         control.Startup(record_unsaved(server), server, detach=False) as startup,
     ):
