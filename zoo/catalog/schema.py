@@ -51,8 +51,8 @@ def schema_text() -> str:
 @cache
 def schema() -> dict[str, Any]:
     """The schema as zoo validates with it (patterns anchored for Python's ``re``)."""
-    loaded: dict[str, Any] = json.loads(schema_text())
-    return _anchor_patterns(loaded)
+    anchored: dict[str, Any] = _anchor_patterns(json.loads(schema_text()))
+    return anchored
 
 
 def _anchor_patterns(node: Any) -> Any:
