@@ -466,7 +466,7 @@ def _judge(
 def _rank(host: Host) -> Callable[[_Judged], tuple[float, ...]]:
     def key(j: _Judged) -> tuple[float, ...]:
         c = j.candidate
-        score = _precision(c.quantization, c.device or "cpu", host)
+        score = _precision(c.quantization, c.format, c.device or "cpu", host)
         caps = j.engine.capabilities_for(host)
         at_home = 1.0 if host.kind in caps.preferred_on else 0.0
         on_accelerator = c.device != "cpu" or host.kind == "cpu"
@@ -478,20 +478,20 @@ def _rank(host: Host) -> Callable[[_Judged], tuple[float, ...]]:
             -score,
             -at_home,
             -float(j.engine.priority),
-            -quant.bits_per_weight(c.quantization),
+            -quant.bits_per_weight(c.quantization, fmt=c.format),
         )
 
     return key
 
 
-def _precision(q: str, device: str, host: Host) -> float:
+def _precision(q: str, fmt: str, device: str, host: Host) -> float:
     if device == "cuda":
         bf16 = all(g.has_bf16 for g in host.cuda_gpus)
     elif device == "metal":
         bf16 = True
     else:
         bf16 = host.cpu_bf16
-    return quant.precision_score(q, bf16=bf16, gpu=device in ("cuda", "metal"))
+    return quant.precision_score(q, bf16=bf16, gpu=device in ("cuda", "metal"), fmt=fmt)
 
 
 def _describe(j: _Judged) -> str:
@@ -616,14 +616,18 @@ def _plan(
 
 def _better_but_dropped(best: _Judged, ordered: Sequence[_Judged], host: Host) -> _Judged | None:
     """The most precise candidate that ran here but did not fit, if more precise than best."""
-    best_score = _precision(best.candidate.quantization, best.candidate.device or "cpu", host)
+    c = best.candidate
+    best_score = _precision(c.quantization, c.format, c.device or "cpu", host)
     misses = [
         j
         for j in ordered
         if not j.candidate.kept
         and j.memory is not None
         and j.check.ok
-        and _precision(j.candidate.quantization, j.candidate.device or "cpu", host) > best_score
+        and _precision(
+            j.candidate.quantization, j.candidate.format, j.candidate.device or "cpu", host
+        )
+        > best_score
     ]
     return sorted(misses, key=_rank(host))[0] if misses else None
 

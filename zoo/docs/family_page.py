@@ -293,10 +293,11 @@ def launch_quantization(spec: Spec, quantizations: tuple[str, ...]) -> str:
     4 bits or more (good quality that fits most machines), else the most precise."""
     if PREFERRED_QUANTIZATION in quantizations:
         return PREFERRED_QUANTIZATION
-    good = [q for q in quantizations if info(q).nominal >= 4]
+    fmt = spec.format
+    good = [q for q in quantizations if info(q, fmt=fmt).nominal >= 4]
     if good:
-        return min(good, key=lambda q: (info(q).bits, quantizations.index(q)))
-    return max(quantizations, key=lambda q: (info(q).bits, -quantizations.index(q)))
+        return min(good, key=lambda q: (info(q, fmt=fmt).bits, quantizations.index(q)))
+    return max(quantizations, key=lambda q: (info(q, fmt=fmt).bits, -quantizations.index(q)))
 
 
 def launch_command(family: Family, spec: Spec, quantization: str, engine: str | None) -> str:
