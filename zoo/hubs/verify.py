@@ -7,6 +7,7 @@ or rewritten file changes its mtime). ``verify_file(..., full=True)`` always re-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -59,10 +60,16 @@ def _stamped(path: Path, expected: str) -> bool:
 
 def _stamp(path: Path, expected: str) -> None:
     target = _stamp_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_fingerprint(path, expected)))
-    os.replace(tmp, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(_fingerprint(path, expected)))
+        os.replace(tmp, target)
+    except OSError:
+        # A stamp only saves re-hashing; a full or read-only zoo cache must not fail a
+        # download that is complete and verified.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def verify_file(

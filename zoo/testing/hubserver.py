@@ -88,7 +88,10 @@ class Fault:
 
     kind: "drop" (close after ``after_bytes`` of the body), "slow" (``delay`` seconds per
     64 KiB), "status" (answer ``status`` to GETs), "checksum" (metadata advertises a wrong
-    sha256), "missing" (listed, but the download answers 404), "corrupt" (serve flipped bytes).
+    sha256), "missing" (listed, but the download answers 404), "corrupt" (serve flipped bytes),
+    "hang" (a GET of the file gets no answer at all until the server stops: timeout tests),
+    "redirect" (HEAD and GET answer 302 to ``location`` + ``/repo/path``, the file's metadata
+    on the 302 as a CDN redirect has it).
     ``times`` limits how many requests it hits (None: every one).
     """
 
@@ -98,6 +101,7 @@ class Fault:
     after_bytes: int = 0
     delay: float = 0.0
     status: int = 503
+    location: str = ""
     times: int | None = None
     hits: int = 0
 
@@ -135,6 +139,8 @@ class HubServer:
     listing_overrides: dict[str, list[str]] = field(default_factory=dict)
     _httpd: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set by stop(): releases requests held by a "hang" fault.
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     # -- building repositories -------------------------------------------------------------
     def add_repo(
@@ -203,16 +209,18 @@ class HubServer:
 
     def start(self) -> HubServer:
         server = self
+        self._stopping.clear()
 
         class Handler(_Handler):
             hub = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -241,6 +249,16 @@ class HubServer:
         if self._peek_fault("checksum", repo.repo_id, path):
             return hashlib.sha256(real.encode()).hexdigest()
         return real
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up (timeouts, drops: what the tests provoke) print no traceback."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -466,6 +484,19 @@ class _Handler(BaseHTTPRequestHandler):
         self, repo: Repo, file_path: str, item: _BytesFile | GeneratedFile, headers: dict[str, str]
     ) -> None:
         key = f"{repo.repo_id}/{file_path}"
+        redirect = self.hub._find_fault(("redirect",), repo.repo_id, file_path)
+        if redirect is not None:
+            self.send_response(302)
+            self.send_header("Location", f"{redirect.location.rstrip('/')}/{key}")
+            self.send_header("Content-Length", "0")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            return
+        if self.command == "GET" and self.hub._find_fault(("hang",), repo.repo_id, file_path):
+            self.hub._stopping.wait()  # the connection is open; no byte of an answer comes
+            self.close_connection = True
+            return
         if self.command == "GET":
             status_fault = self.hub._find_fault(("status",), repo.repo_id, file_path)
             if status_fault is not None:
