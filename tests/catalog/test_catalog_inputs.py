@@ -152,3 +152,66 @@ def test_control_characters_are_a_positioned_syntax_error(tmp_path: Path) -> Non
 def test_a_missing_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     result = check_file(tmp_path / "gone.yaml", "gone.yaml")
     assert codes(result) == ["E100"]
+
+
+def _strange_folder(tmp_path: Path) -> Path:
+    """A catalog folder with one good spec and every kind of entry that is not a file."""
+    import os
+    import socket
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "good.yaml").write_text(family_text("good"))
+    os.mkfifo(folder / "fifo.yaml")
+    (folder / "zero.yaml").symlink_to("/dev/zero")
+    (folder / "pipe-link.yaml").symlink_to(folder / "fifo.yaml")
+    (folder / "dir.yaml").mkdir()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(folder / "sock.yaml"))
+    listener.close()
+    return folder
+
+
+EXPECTED_KINDS = {
+    "dir.yaml": "a folder",
+    "fifo.yaml": "a FIFO (named pipe)",
+    "pipe-link.yaml": "a FIFO (named pipe)",
+    "sock.yaml": "a socket",
+    "zero.yaml": "a character device",
+}
+
+
+@pytest.mark.timeout(30)  # reading the FIFO or /dev/zero would hang or never end
+def test_fifos_devices_and_links_to_them_are_skipped_with_a_problem(tmp_path: Path) -> None:
+    from zoo.catalog.catalog import load_catalog
+
+    folder = _strange_folder(tmp_path)
+    catalog = load_catalog([folder])
+    assert list(catalog.families) == ["good"]
+    found = {Path(p.path).name: p for p in catalog.problems}
+    assert set(found) == set(EXPECTED_KINDS)
+    for name, kind in EXPECTED_KINDS.items():
+        assert str(found[name]).endswith(f"error[E100]: {kind}, not a spec file: skipped")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", sorted(EXPECTED_KINDS))
+def test_the_reader_itself_never_opens_them_for_a_read(tmp_path: Path, name: str) -> None:
+    folder = _strange_folder(tmp_path)
+    result = check_file(folder / name, name)
+    assert [str(p) for p in result.problems] == [
+        f"{name}:1:1: error[E100]: {EXPECTED_KINDS[name]}, not a spec file: skipped"
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_zoo_validate_lists_them(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from zoo.cli.app import build_app
+
+    folder = _strange_folder(tmp_path)
+    ran = CliRunner().invoke(build_app(), ["validate", str(folder)])
+    assert ran.exit_code == 1
+    for name, kind in EXPECTED_KINDS.items():
+        assert f"{name}: error[E100]: {kind}, not a spec file: skipped" in ran.output

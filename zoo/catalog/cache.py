@@ -30,6 +30,7 @@ _VALIDATOR_FILES = (
     "model.py",
     "spec.schema.json",
     "problems.py",
+    "files.py",
 )
 
 

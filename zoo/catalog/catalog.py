@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.catalog.files import not_a_file
 from zoo.catalog.problems import Problem
 from zoo.catalog.validate import FileResult
 from zoo.errors import NotFoundError
@@ -212,7 +213,12 @@ def _installation_key() -> list[Any]:
 
 
 def spec_files(paths: Iterable[Path]) -> list[Path]:
-    """The spec files in ``paths`` (folders are read flat, sorted; files are taken as given)."""
+    """The spec files in ``paths`` (folders are read flat, sorted; files are taken as given).
+
+    Every ``*.yaml`` entry is listed, FIFOs, devices and symlinks to them included:
+    ``check_files`` reports each of those as a problem instead of reading it (which would
+    hang or never end), so a strange entry is visible rather than silently ignored.
+    """
     files: list[Path] = []
     for path in paths:
         try:
@@ -224,7 +230,7 @@ def spec_files(paths: Iterable[Path]) -> list[Path]:
                         if p.suffix in SPEC_SUFFIXES and not p.name.startswith(".")
                     )
                 )
-            elif path.is_file():
+            elif os.path.lexists(path):
                 files.append(path)
         except OSError:
             continue  # an unreadable folder in ZOO_CATALOG_PATH is not worth a crash
@@ -257,6 +263,11 @@ def check_files(
             stat = file.stat()
         except OSError as error:
             reason = f"cannot read the file: {error.strerror or error}"
+            results.append(FileResult(name, None, [Problem(name, 0, 0, "E100", reason)]))
+            continue
+        kind = not_a_file(stat.st_mode)
+        if kind is not None:  # never opened: a FIFO would hang the read, /dev/zero never ends
+            reason = f"{kind}, not a spec file: skipped"
             results.append(FileResult(name, None, [Problem(name, 0, 0, "E100", reason)]))
             continue
         cached = cache.lookup(name, stat) if cache is not None else None

@@ -13,6 +13,7 @@ Mapping keys are always strings (the text as written).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, cast
 
 import yaml
 
+from zoo.catalog.files import not_a_file
 from zoo.catalog.problems import Problem
 
 # A spec file is a few KB; a catalog maintainer never writes 4 MB of YAML by hand. Reading and
@@ -90,13 +92,24 @@ def read_text(path: Path, display: str | None = None) -> tuple[str | None, list[
         return None, [Problem(name, line, column, "E100", message)]
 
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return fail(
-                f"file is {size / 1e6:.1f} MB; a spec file may be at most "
-                f"{MAX_FILE_BYTES // (1024 * 1024)} MiB"
-            )
-        raw = path.read_bytes()
+        kind = not_a_file(os.stat(path).st_mode)  # folders and sockets cannot be opened
+        if kind:
+            return fail(f"{kind}, not a spec file: skipped")
+        # Non-blocking: opening a FIFO would otherwise wait for a writer forever. The checks
+        # are made again on the opened file, so a path swapped for /dev/zero after the stat
+        # cannot make the read endless, and the read is bounded whatever the file claims.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            kind = not_a_file(info.st_mode)
+            if kind:
+                return fail(f"{kind}, not a spec file: skipped")
+            if info.st_size > MAX_FILE_BYTES:
+                return fail(
+                    f"file is {info.st_size / 1e6:.1f} MB; a spec file may be at most "
+                    f"{MAX_FILE_BYTES // (1024 * 1024)} MiB"
+                )
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         return fail(f"cannot read the file: {error.strerror or error}")
     return decode(raw, name)
