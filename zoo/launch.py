@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from zoo.engine import Engine
     from zoo.host import Host
     from zoo.hubs.base import FetchResult, Hub
+    from zoo.hubs.download import FetchListing
     from zoo.plan import LaunchOptions, Plan
     from zoo.runtime.invocation import ModelFiles
     from zoo.runtime.state import Instance
@@ -87,7 +88,7 @@ def _preview_files(plan: Plan, hubs: Mapping[str, Hub] | None) -> ModelFiles:
     from zoo.runtime.invocation import ModelFiles
 
     try:
-        found = cached_plan(plan, hubs=hubs)
+        found = cached_plan(plan, hubs=hubs if hubs is not None else _hubs())
     except Exception:  # a preview never fails a dry run; the launch reports it
         found = None
     if found is not None:
@@ -128,7 +129,7 @@ def fetch(
     """Download (or find in the cache) the plan's files through one of its hubs."""
     from zoo.hubs.download import fetch_plan
 
-    return fetch_plan(plan, progress=progress, hubs=hubs)
+    return fetch_plan(plan, progress=progress, hubs=hubs if hubs is not None else _hubs())
 
 
 def prepare_environment(plan: Plan, say: Say = _stderr) -> None:
@@ -147,6 +148,13 @@ def prepare_environment(plan: Plan, say: Say = _stderr) -> None:
             f"({status.python}, planned {plan.python})",
             hint="run the command again",
         )
+
+
+def describe_download(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> FetchListing:
+    """What ``fetch`` would download (``zoo download --dry-run``): hub, files, bytes."""
+    from zoo.hubs.download import describe_plan
+
+    return describe_plan(plan, hubs=hubs if hubs is not None else _hubs())
 
 
 def run(
@@ -180,9 +188,9 @@ def run(
 
 
 def _catalog() -> Catalog:
-    from zoo.catalog.catalog import load_catalog
+    from zoo.registry import catalog_with_plugins
 
-    return load_catalog()
+    return catalog_with_plugins()
 
 
 def _engines() -> Mapping[str, Engine]:

@@ -255,7 +255,7 @@ def _selection(spec: Spec, source: Source, q: str, hubs: Mapping[str, Hub] | Non
     """How this source's files are chosen: named exactly (GGUF, or a hub that serves named
     files such as PyPI packages), or by ``zoo.hubs.select``'s rule from the listing."""
     hub = hubs.get(source.hub) if hubs is not None else None
-    exact = spec.format == "ggufv2" or bool(getattr(hub, "names_exact_files", False))
+    exact = spec.format == "ggufv2" or (hub is not None and hub.names_exact_files)
     if exact:
         return FileSelection(exact=source.files_for(q) + source.multimodal_projectors[:1])
     return FileSelection(exclude=tuple(source.exclude))

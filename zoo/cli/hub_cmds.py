@@ -54,18 +54,17 @@ def download(
 ) -> None:
     """Fetch the files `zoo launch` would use for MODEL, without launching it."""
     from zoo import launch
-    from zoo.hubs.download import describe_plan, fetch_plan
 
     request = model_request(model, engine, format, size, quantization, hub, context)
     plan = launch.plan(request, host=planning_host(host_profile, opt_in))
     if dry_run:
-        listing = describe_plan(plan)
+        listing = launch.describe_download(plan)
         if as_json:
             typer.echo(json.dumps(listing.to_json(), indent=2))
         else:
             typer.echo(render_listing(listing))
         return
-    result = fetch_plan(plan, progress=not (quiet or as_json))
+    result = launch.fetch(plan, progress=not (quiet or as_json))
     if as_json:
         typer.echo(json.dumps(result_json(result), indent=2))
     else:

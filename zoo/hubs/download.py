@@ -1,5 +1,7 @@
 """From a Plan to local files: which of the plan's hubs, which files, fetched once, verified.
 
+The installed hubs are given (``zoo.launch`` looks them up); this module calls no plugin hook.
+
 ``describe_plan`` is the dry run (hub, repository, revision, files, bytes, and why that hub);
 ``fetch_plan`` downloads. Resolution already ordered the hubs (``--hub``, ``$ZOO_HUB``, the
 spec's order: ``zoo.resolve.hub_order``) and decided how each hub's files are selected; here,
@@ -64,14 +66,6 @@ class FetchListing:
             "reason": self.reason,
             "skipped": list(self.skipped),
         }
-
-
-def _hubs(hubs: Mapping[str, Hub] | None) -> Mapping[str, Hub]:
-    if hubs is not None:
-        return hubs
-    from zoo.plugins import get_hubs
-
-    return get_hubs()
 
 
 def _source(plan: Plan, name: str) -> PlannedSource:
@@ -199,9 +193,8 @@ def _pick(
     return order, tuple(skipped), None
 
 
-def cached_plan(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> FetchResult | None:
+def cached_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchResult | None:
     """The plan's files from the first of its hubs that has them cached, with no request."""
-    hubs = _hubs(hubs)
     names = [s.hub for s in plan.sources if s.hub in hubs]
     for name in names[:1] if plan.hub_locked else names:
         found = _cached(plan, name, hubs[name])
@@ -210,9 +203,8 @@ def cached_plan(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> FetchRe
     return None
 
 
-def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> FetchListing:
+def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchListing:
     """What ``fetch_plan`` would download: hub, repository, revision, files and bytes."""
-    hubs = _hubs(hubs)
     order, skipped, found = _pick(plan, hubs)
     name, reason = order[0]
     hub = hubs[name]
@@ -236,7 +228,7 @@ def fetch_plan(
     plan: Plan,
     progress: bool = True,
     *,
-    hubs: Mapping[str, Hub] | None = None,
+    hubs: Mapping[str, Hub],
 ) -> FetchResult:
     """Download what ``plan`` needs (reusing caches) and return where the files are."""
     from dataclasses import replace
@@ -244,7 +236,6 @@ def fetch_plan(
     from zoo.hubs import reachability
     from zoo.hubs.progress import make_progress
 
-    hubs = _hubs(hubs)
     order, skipped, found = _pick(plan, hubs)
     if found is not None:
         return replace(found, reason=order[0][1])

@@ -96,7 +96,9 @@ def invocation(
     """The server command ``plan`` leads to on ``files``, for clients on ``port``.
 
     ``engine_port`` is the private port the engine takes when a proxy stands in front of it
-    (0 in a dry run: chosen at launch). Everything else comes from the plan.
+    (0 in a dry run: chosen at launch). Everything else comes from the plan. A plugin's
+    ``server_command`` that raises or returns something else is reported by the guard
+    ``zoo.plugins`` puts on registered engines (one line naming the plugin).
     """
     options = plan.options
     check_engine_args(options.extra_args)
@@ -122,7 +124,7 @@ def invocation(
         threads=plan.threads,
         projector_path=files.projector_path,
     )
-    command = _server_command(engine, context)
+    command = engine.server_command(context)
     proxied = needs_proxy(command, api_key)
     if proxied:
         # The engine listens privately on loopback; the proxy takes the public address.
@@ -132,7 +134,7 @@ def invocation(
             port=engine_port,
             api_key=api_key if command.api_key_enforced else None,
         )
-        command = _server_command(engine, context)
+        command = engine.server_command(context)
     elif not command.api_key_enforced:
         context = replace(context, api_key=None)
     return Invocation(
@@ -144,20 +146,3 @@ def invocation(
         proxied=proxied,
         api_key=api_key,
     )
-
-
-def _server_command(engine: Engine, context: LaunchContext) -> ServerCommand:
-    from zoo.errors import ZooError
-
-    try:
-        command = engine.server_command(context)
-    except ZooError:
-        raise
-    except Exception as error:  # plugin code: one line naming it, never a traceback
-        raise UsageError(
-            f"the {engine.name} engine plugin failed to build its server command: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    if not isinstance(command, ServerCommand) or not command.argv:
-        raise UsageError(f"the {engine.name} engine plugin returned no server command")
-    return command
