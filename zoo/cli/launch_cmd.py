@@ -139,9 +139,12 @@ def render_plan(plan: Plan) -> str:
         f"KV cache {gib(memory.kv_cache_bytes)} for {plan.context_length} tokens, engine "
         f"{gib(memory.overhead_bytes)}) of {gib(memory.budget_bytes)} {memory.place}{gpus} usable"
     )
-    env = (
-        "ready" if plan.env_ready else f"will be created: pip install {' '.join(plan.requirements)}"
-    )
+    if plan.env_ready:
+        env = "ready"
+    elif plan.requirements:
+        env = f"will be created: pip install {' '.join(plan.requirements)}"
+    else:
+        env = "will be created (an empty virtual environment: nothing to install)"
     rows = [
         ("model", plan.family.name),
         ("host", plan.host_name),
