@@ -14,6 +14,7 @@ from zoo.catalog.catalog import builtin_catalog_dir, load_catalog
 from zoo.errors import NotFoundError
 from zoo.paths import user_catalog_dir
 from zoo.plugins import new_plugin_manager
+from zoo.registry import catalog_with_plugins
 
 BUILTIN = {
     "seed-coder-8b-base",
@@ -49,7 +50,7 @@ def test_user_folder_environment_and_plugin_folders_all_contribute(
 
     pm = new_plugin_manager(load_entry_points=False)
     pm.register(Plugin())
-    catalog = load_catalog(pm=pm)
+    catalog = catalog_with_plugins(pm=pm)
     assert {"mine", "env-one", "env-two", "from-plugin"} <= set(catalog.families)
     assert catalog.sources[:2] == [builtin_catalog_dir(), user_catalog_dir()]
     assert catalog.sources[-1] == plugin_dir
@@ -154,19 +155,20 @@ def test_plugin_folders_are_cached_until_distributions_change(
         return [plugin_dir]
 
     import zoo.plugins
+    import zoo.registry
 
     monkeypatch.setattr(zoo.plugins, "get_catalog_paths", fake_paths)
     site = tmp_path / "site-packages"
     site.mkdir()
-    monkeypatch.setattr(catalog_module, "site_dirs", lambda: [str(site)])
-    assert "plugged" in load_catalog().families
-    assert "plugged" in load_catalog().families
+    monkeypatch.setattr(zoo.registry, "site_dirs", lambda: [str(site)])
+    assert "plugged" in catalog_with_plugins().families
+    assert "plugged" in catalog_with_plugins().families
     assert len(calls) == 1
     (site / "newdist-1.0.dist-info").mkdir()  # installing a distribution changes the folder
     import os
 
     os.utime(site, ns=(0, 10**18))
-    assert "plugged" in load_catalog().families
+    assert "plugged" in catalog_with_plugins().families
     assert len(calls) == 2
 
 
@@ -217,3 +219,54 @@ def test_a_large_batch_is_checked_in_worker_processes_with_the_same_results(
         (r.path, r.data, r.problems) for r in sequential
     ]
     assert [r.ok for r in parallel].count(False) == 1
+
+
+def test_the_catalog_is_given_plugin_folders_and_never_asks_plugins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zoo.plugins
+
+    def forbidden(*args: object, **kwargs: object) -> list[Path]:
+        raise AssertionError("the catalog asked the plugins")
+
+    monkeypatch.setattr(zoo.plugins, "get_catalog_paths", forbidden)
+    monkeypatch.setattr(zoo.plugins, "plugin_manager", forbidden)
+    given = write(tmp_path / "plugin", "given.yaml", family_text("given")).parent
+    catalog = load_catalog(plugin_dirs=[given])
+    assert "given" in catalog.families and catalog.sources[-1] == given
+    assert "given" not in load_catalog().families  # no folders given: none asked for
+
+
+def test_the_catalog_package_does_not_import_the_plugin_layer() -> None:
+    # Layering, checked on the source: no module of zoo.catalog imports zoo.plugins (or pluggy).
+    import ast
+
+    package = Path(catalog_module.__file__).parent
+    for module in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(("zoo.plugins", "pluggy", "zoo.registry")), (
+                    module.name,
+                    name,
+                )
+
+
+def test_every_command_loads_the_catalog_with_the_plugin_folders() -> None:
+    # The callers go through zoo.registry; calling the catalog's loader without the plugin
+    # folders would drop the families plugins ship.
+    import ast
+
+    root = Path(catalog_module.__file__).parents[1]
+    callers = [*sorted((root / "cli").glob("*.py")), *sorted((root / "docs").glob("*.py"))]
+    callers += [root / "demo.py", root / "launch.py"]
+    for module in callers:
+        if not module.exists():
+            continue
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "zoo.catalog.catalog":
+                assert "load_catalog" not in {a.name for a in node.names}, module

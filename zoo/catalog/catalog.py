@@ -1,8 +1,10 @@
 """The Catalog: every family from every catalog folder, indexed by name.
 
 Public API used across zoo:
-- ``load_catalog(paths=None) -> Catalog``: built-in specs, the user folder,
-  ``ZOO_CATALOG_PATH`` folders and plugin folders (or exactly ``paths`` when given).
+- ``load_catalog(paths=None, plugin_dirs=()) -> Catalog``: built-in specs, the user folder,
+  ``ZOO_CATALOG_PATH`` folders and the plugin folders it is given (or exactly ``paths``).
+  The catalog never asks plugins itself (it sits below them): ``zoo.registry`` asks them and
+  passes their folders in, and is what commands call.
 - ``Catalog.families`` (a Mapping name -> Family, sorted by name; a FamilyIndex that builds
   each Family on first access), ``Catalog.get(name)`` (raises NotFoundError with a
   did-you-mean), ``Catalog.problems`` (every Problem found, warnings too; ``errors`` only the
@@ -31,8 +33,6 @@ from zoo.catalog.validate import FileResult
 from zoo.errors import NotFoundError
 
 if TYPE_CHECKING:
-    import pluggy
-
     from zoo.catalog.cache import CompiledCatalog
     from zoo.catalog.model import Family
 
@@ -160,56 +160,12 @@ def env_catalog_dirs() -> list[Path]:
     return [Path(p).expanduser() for p in extra.split(os.pathsep) if p]
 
 
-def default_catalog_dirs(
-    pm: pluggy.PluginManager | None = None, cache: CompiledCatalog | None = None
-) -> list[Path]:
+def default_catalog_dirs(plugin_dirs: Sequence[Path] = ()) -> list[Path]:
+    """The catalog folders in the order they are read: built-in, the user's, ZOO_CATALOG_PATH,
+    then the plugin folders the caller got from the plugins (``zoo.registry``)."""
     from zoo.paths import user_catalog_dir
 
-    dirs = [builtin_catalog_dir(), user_catalog_dir(), *env_catalog_dirs()]
-    dirs.extend(plugin_catalog_dirs(pm, cache))
-    return dirs
-
-
-def plugin_catalog_dirs(
-    pm: pluggy.PluginManager | None = None, cache: CompiledCatalog | None = None
-) -> list[Path]:
-    """Folders that plugins contribute through ``zoo_catalog_paths``.
-
-    Asking the plugins means importing pluggy and every plugin module, which alone costs more
-    than the whole of ``zoo list`` may take. The answer only changes when distributions are
-    installed or removed, or ZOO_DISABLE_PLUGINS changes, so it is cached under a key made of
-    the modification times of the sys.path folders (installing or removing a distribution
-    adds or removes a ``*.dist-info`` entry there, which changes its folder's mtime) and that
-    variable. An explicit ``pm`` (tests, the docs build) is always asked directly.
-    """
-    key = _installation_key()
-    stored = cache.extra.get("plugin_catalog_paths") if cache is not None else None
-    if pm is None and isinstance(stored, dict) and stored.get("key") == key:
-        return [Path(p) for p in stored.get("paths", [])]
-    from zoo.plugins import get_catalog_paths
-
-    if pm is not None or cache is None:
-        return get_catalog_paths(pm)
-    paths = get_catalog_paths()
-    cache.set_extra("plugin_catalog_paths", {"key": key, "paths": [str(p) for p in paths]})
-    return paths
-
-
-def site_dirs() -> list[str]:
-    """The folders distributions are installed into (editable ones too: their dist-info
-    lives there). Other sys.path entries, like the working folder, change for unrelated
-    reasons, so they are not part of the key."""
-    return [entry for entry in sys.path if entry.endswith(("site-packages", "dist-packages"))]
-
-
-def _installation_key() -> list[Any]:
-    stamps: list[Any] = [os.environ.get("ZOO_DISABLE_PLUGINS", "")]
-    for entry in site_dirs():
-        try:
-            stamps.append([entry, os.stat(entry).st_mtime_ns])
-        except OSError:
-            continue
-    return stamps
+    return [builtin_catalog_dir(), user_catalog_dir(), *env_catalog_dirs(), *plugin_dirs]
 
 
 def spec_files(paths: Iterable[Path]) -> list[Path]:
@@ -319,15 +275,22 @@ def _check_job(job: tuple[Path, str, bool]) -> FileResult:
 def load_catalog(
     paths: Sequence[Path] | None = None,
     *,
-    pm: pluggy.PluginManager | None = None,
+    plugin_dirs: Sequence[Path] = (),
     use_cache: bool = True,
+    cache: CompiledCatalog | None = None,
 ) -> Catalog:
-    """Every valid family in the catalog folders (or exactly ``paths``), with every problem."""
+    """Every valid family in the catalog folders (or exactly ``paths``), with every problem.
+
+    ``plugin_dirs`` are the folders plugins contribute, read last (ignored with ``paths``).
+    ``cache`` is a compiled-catalog cache the caller already opened (it is saved here);
+    without one, the default cache is opened unless ``use_cache`` is false.
+    """
     from zoo.catalog.cache import CompiledCatalog
     from zoo.catalog.validate import duplicate_problems
 
-    cache = CompiledCatalog.open() if use_cache else None
-    sources = default_catalog_dirs(pm, cache) if paths is None else [Path(p) for p in paths]
+    if cache is None and use_cache:
+        cache = CompiledCatalog.open()
+    sources = default_catalog_dirs(plugin_dirs) if paths is None else [Path(p) for p in paths]
     files = spec_files(sources)
     results = check_files(files, cache)
     if cache is not None:

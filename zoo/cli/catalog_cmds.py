@@ -29,9 +29,9 @@ def _print_json(document: dict[str, Any]) -> None:
 
 
 def _load() -> Catalog:
-    from zoo.catalog.catalog import load_catalog
+    from zoo.registry import catalog_with_plugins
 
-    catalog = load_catalog()
+    catalog = catalog_with_plugins()
     broken = sorted({p.path for p in catalog.errors})
     if broken:
         typer.echo(
@@ -232,10 +232,11 @@ def _validate(paths: list[Path] | None) -> tuple[list[Problem], int]:
     from zoo.catalog.catalog import check_files, default_catalog_dirs, spec_files
     from zoo.catalog.problems import Problem
     from zoo.catalog.validate import duplicate_problems
+    from zoo.registry import plugin_catalog_dirs
 
     problems: list[Problem] = []
     if paths is None:
-        roots = default_catalog_dirs()
+        roots = default_catalog_dirs(plugin_catalog_dirs())
     else:
         roots = []
         for path in paths:

@@ -89,11 +89,11 @@ def engines(
 
 
 def _model_table(model: str, found: Mapping[str, Engine], host: Host, as_json: bool) -> None:
-    from zoo.catalog.catalog import load_catalog
     from zoo.memory import gib
+    from zoo.registry import catalog_with_plugins
     from zoo.resolve import Request, candidates
 
-    judged = candidates(load_catalog(), Request(model), found, host)
+    judged = candidates(catalog_with_plugins(), Request(model), found, host)
     runnable = [c for c in judged if c.kept or c.memory_bytes is not None]
     if as_json:
         typer.echo(

@@ -77,14 +77,14 @@ def export_xinference(
     ] = None,
 ) -> None:
     """Write the catalog as Xinference's llm_family.json."""
-    from zoo.catalog.catalog import load_catalog
     from zoo.errors import UsageError
     from zoo.importers.xinference import dumps_registry, export_catalog
+    from zoo.registry import catalog_with_plugins
 
     for folder in specs or ():
         if not folder.is_dir():
             raise UsageError(f"--specs {folder}: not a folder")
-    catalog = load_catalog(list(specs) if specs else None)
+    catalog = catalog_with_plugins(list(specs) if specs else None)
     families, notes = export_catalog(catalog.families.values())
     _print_notes(notes)
     text = dumps_registry(families)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from zoo.catalog.catalog import load_catalog
 from zoo.catalog.model import Family
 from zoo.errors import ZooError
+from zoo.registry import catalog_with_plugins
 
 
 class CatalogError(ZooError):
@@ -28,7 +28,7 @@ class CatalogError(ZooError):
 
 def load_families(paths: Sequence[Path] | None = None) -> list[Family]:
     """Families of the catalog at ``paths`` (default: zoo's catalog folders), by name."""
-    catalog = load_catalog(paths)
+    catalog = catalog_with_plugins(paths)
     errors = [p for p in catalog.problems if getattr(p, "is_error", True)]
     if errors:
         listing = "\n".join(f"  {p}" for p in errors)
