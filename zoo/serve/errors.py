@@ -1,0 +1,76 @@
+"""Errors a gateway client sees, each an OpenAI-shaped JSON body with an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """An error answered to the client as ``{"error": {...}}`` with ``status``."""
+
+    status = 500
+    code = "internal_error"
+    kind = "server_error"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {"message": self.message, "type": self.kind, "code": self.code, "param": None}
+        }
+
+
+class ModelNotFound(GatewayError):
+    status = 404
+    code = "model_not_found"
+    kind = "invalid_request_error"
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    code = "invalid_request"
+    kind = "invalid_request_error"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    code = "invalid_api_key"
+    kind = "authentication_error"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = "model_not_allowed"
+    kind = "permission_error"
+
+
+class TooBusy(GatewayError):
+    status = 429
+    code = "too_many_requests"
+    kind = "rate_limit_error"
+
+
+class DoesNotFit(GatewayError):
+    status = 507
+    code = "model_does_not_fit"
+    kind = "server_error"
+
+
+class LoadFailed(GatewayError):
+    status = 503
+    code = "model_load_failed"
+    kind = "server_error"
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(f"{message}\n{log_tail}".strip() if log_tail else message)
+        self.log_tail = log_tail
+
+
+class NotDownloaded(GatewayError):
+    status = 404
+    code = "model_not_downloaded"
+    kind = "invalid_request_error"
