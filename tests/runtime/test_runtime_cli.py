@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 from runtime_helpers import FakeEngine, start
 from typer.testing import CliRunner
@@ -84,7 +85,6 @@ def test_logs_follow_prints_new_lines_and_ends_when_the_instance_stops(
     import queue
     import subprocess
     import threading
-    from pathlib import Path
 
     running = _start(fetched)
     proc = subprocess.Popen(
@@ -122,3 +122,16 @@ def test_logs_follow_prints_new_lines_and_ends_when_the_instance_stops(
         if proc.poll() is None:
             proc.kill()
         reader.join(30)
+
+
+def test_what_logs_shows_and_what_it_follows_meet_exactly(tmp_path: Path) -> None:
+    """The tail ends where following starts: a line written between the two (which the CLI
+    cannot time) is printed once, neither lost nor repeated."""
+    log = tmp_path / "server.log"
+    log.write_bytes(b"first\nsecond\n")
+    shown_until = log.stat().st_size
+    with log.open("ab") as writer:
+        writer.write(b"written in between\n")
+    assert process.tail(log, 50, until=shown_until) == ["first", "second"]
+    followed = b"".join(process.follow(log, lambda: False, offset=shown_until))
+    assert followed == b"written in between\n"

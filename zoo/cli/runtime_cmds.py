@@ -147,7 +147,10 @@ def logs(
         raise NotFoundError(
             f"the log of {instance.id} ({instance.model}) is gone: {path} does not exist"
         )
-    for line in process.tail(path, lines):
+    # Following starts exactly where the lines shown end: a line written in between is
+    # printed once, never lost.
+    shown_until = path.stat().st_size
+    for line in process.tail(path, lines, until=shown_until):
         typer.echo(line)
     if not follow:
         return
@@ -156,7 +159,7 @@ def logs(
         for chunk in process.follow(
             path,
             lambda: process.pid_alive(instance.pid, instance.pid_start),
-            from_start=False,
+            offset=shown_until,
             watch_path=True,
         ):
             out.write(chunk)

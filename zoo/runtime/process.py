@@ -357,16 +357,19 @@ def _wait_group(pgid: int, seconds: float, reap: subprocess.Popen[bytes] | None)
     return False
 
 
-def tail(path: Path, lines: int = 20) -> list[str]:
-    """The last ``lines`` lines of a log file (reads only its end); none for ``lines <= 0``."""
+def tail(path: Path, lines: int = 20, *, until: int | None = None) -> list[str]:
+    """The last ``lines`` lines of a log file (reads only its end); none for ``lines <= 0``.
+
+    ``until`` ends the file at that offset, so a follower started there (``follow(offset=)``)
+    neither repeats nor skips a line written in between.
+    """
     if lines <= 0:
         return []  # [-0:] would be every line
     try:
         with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
+            size = handle.seek(0, os.SEEK_END) if until is None else until
             handle.seek(max(0, size - 64 * 1024))
-            data = handle.read()
+            data = handle.read(size - handle.tell())
     except OSError:
         return []
     text = data.decode("utf-8", errors="replace").replace("\r", "\n")
@@ -382,10 +385,14 @@ def follow(
     keep_going: Callable[[], bool],
     *,
     from_start: bool = True,
+    offset: int | None = None,
     interval: float = 0.1,
     watch_path: bool = False,
 ) -> Iterator[bytes]:
     """Yield chunks appended to ``path`` while ``keep_going()``, then what is left.
+
+    From the start, from the end (``from_start=False``) or from ``offset`` (where what was
+    already shown ends).
 
     With ``watch_path``, raise LogGone once ``path`` no longer names the file being read
     (deleted or replaced): the server would go on writing into a file nobody can see, and a
@@ -397,7 +404,9 @@ def follow(
             handle = stack.enter_context(open(path, "rb"))
         except OSError as error:
             raise LogGone(f"cannot read the log {path}: {error.strerror or error}") from error
-        if not from_start:
+        if offset is not None:
+            handle.seek(offset)
+        elif not from_start:
             handle.seek(0, os.SEEK_END)
         while True:
             chunk = handle.read(65536)
