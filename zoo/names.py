@@ -44,23 +44,34 @@ def _control(text: str) -> str | None:
     return None
 
 
-def repo_id_problem(repo_id: str) -> str | None:
-    """Why ``repo_id`` is not a plain ``org/name`` repository id, or None."""
+# Hubs whose ids are exactly "org/name" with Hugging Face's naming rules (ModelScope, OpenMind
+# and CSGHub follow the same shape). Other hubs (plugins) take "name" or "org/name".
+ORG_NAME_HUBS = ("huggingface", "modelscope", "openmind_hub", "csghub")
+
+
+def repo_id_problem(repo_id: str, hub: str | None = None) -> str | None:
+    """Why ``repo_id`` is not a plain repository id on ``hub``, or None.
+
+    On the ``ORG_NAME_HUBS`` (and with no hub named): exactly ``org/name``. On other hubs:
+    ``name`` or ``org/name``. Each part is a plain name either way, so an id is one or two
+    folder names and nothing more.
+    """
     control = _control(repo_id)
     if control:
         return control
     parts = repo_id.split("/")
-    if len(parts) != 2:
-        return "expected 'org/name'"
+    strict = hub is None or hub in ORG_NAME_HUBS
+    if len(parts) != 2 if strict else len(parts) not in (1, 2):
+        return "expected 'org/name'" if strict else "expected 'name' or 'org/name'"
     for part in parts:
         if not _REPO_PART.fullmatch(part):
             return (
                 f"{part!r} must be 1-96 letters, digits, '.', '_' or '-', starting with a "
                 "letter or digit and not ending with '.' or '-'"
             )
-        if "--" in part or ".." in part:
+        if ".." in part or (strict and "--" in part):
             # '--' joins org and name in the caches' folder names (models--org--name).
-            return f"{part!r} contains '--' or '..'"
+            return f"{part!r} contains '--' or '..'" if strict else f"{part!r} contains '..'"
     return None
 
 

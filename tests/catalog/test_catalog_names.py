@@ -49,7 +49,8 @@ def _download_refuses(check: object, value: str) -> bool:
 @pytest.mark.parametrize("model_id", REPO_IDS)
 def test_repository_ids(model_id: str) -> None:
     result = check(_spec(model_id))
-    assert (not result.ok) is _download_refuses(check_repo_id, model_id), result.problems
+    refused = _download_refuses(lambda repo: check_repo_id(repo, "huggingface"), model_id)
+    assert (not result.ok) is refused, result.problems
 
 
 @pytest.mark.parametrize("revision", REVISIONS)

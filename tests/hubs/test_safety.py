@@ -30,10 +30,16 @@ def test_escaping_file_names_are_rejected(path: str) -> None:
 def test_escaping_repository_ids_are_rejected(repo: str) -> None:
     with pytest.raises(UnsafePathError, match="not a plain"):
         check_repo_id(repo)
+    with pytest.raises(UnsafePathError, match="not a plain"):
+        check_repo_id(repo, "huggingface")
 
 
 def test_plain_names_pass() -> None:
-    assert check_repo_id("unsloth/Seed-OSS-36B-Instruct-GGUF")
+    assert check_repo_id("unsloth/Seed-OSS-36B-Instruct-GGUF", "huggingface")
+    # Hugging Face's naming is exactly org/name; a plugin's hub may use a plain name.
+    assert check_repo_id("tinymodel", "mirror") == "tinymodel"
+    with pytest.raises(UnsafePathError, match="expected 'org/name'"):
+        check_repo_id("tinymodel", "huggingface")
     assert check_relative_path("BF16/Seed-OSS-36B-Instruct-BF16-00001-of-00002.gguf")
 
 

@@ -19,7 +19,7 @@ from zoo.catalog.yamlpos import DataPath, Document
 
 # Hubs whose ids are "org/name" repositories with Hugging Face's naming rules (ModelScope,
 # OpenMind and CSGHub follow the same shape). Hubs added by plugins define their own ids.
-REPO_HUBS = ("huggingface", "modelscope", "openmind_hub", "csghub")
+REPO_HUBS = names.ORG_NAME_HUBS
 # Ids, revisions and file names are checked by zoo.names, exactly as the hubs check them
 # before a download: what validates is what downloads.
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
@@ -398,7 +398,7 @@ def _check_hub_id(
     else:
         candidates = [model_id]
     for candidate in candidates:
-        reason = names.repo_id_problem(candidate)
+        reason = names.repo_id_problem(candidate, hub)
         if reason:
             add(
                 document.problem(

@@ -16,12 +16,14 @@ from zoo.hubs.base import UnsafePathError
 
 
 def check_repo_id(repo: str, hub: str = "hub") -> str:
-    """Return ``repo`` if it is a safe ``org/name`` id, else raise UnsafePathError."""
-    problem = names.repo_id_problem(repo)
+    """Return ``repo`` if it is a safe id on ``hub``, else raise UnsafePathError.
+
+    Hugging Face and hubs named like it (``zoo.names.ORG_NAME_HUBS``): exactly ``org/name``,
+    as ``zoo validate`` checks their ids; other hubs: ``name`` or ``org/name``.
+    """
+    problem = names.repo_id_problem(repo, hub)
     if problem:
-        raise UnsafePathError(
-            f"{hub}: repository id {repo!r} is not a plain 'org/name' id: {problem}"
-        )
+        raise UnsafePathError(f"{hub}: repository id {repo!r} is not a plain id: {problem}")
     return repo
 
 
