@@ -157,9 +157,17 @@ class Startup:
     """
 
     def __init__(
-        self, instance: Instance, server: subprocess.Popen[bytes], *, detach: bool
+        self,
+        instance: Instance,
+        server: subprocess.Popen[bytes],
+        *,
+        detach: bool,
+        tied: bool = False,
     ) -> None:
         self.instance = replace(instance, phase="starting")
+        # Tied: the guards stay armed after readiness (the server dies with this process);
+        # the caller closes ``guards`` once it stopped the server itself.
+        self._tied = tied
         self.server = server
         self.proxy: subprocess.Popen[bytes] | None = None
         self._detach = detach
@@ -193,11 +201,16 @@ class Startup:
             raise ServerError(
                 f"instance {self.instance.id} was stopped (zoo stop) while it was starting"
             )
-        for guard in self._guards:
-            guard.keep()
+        if not self._tied:
+            for guard in self._guards:
+                guard.keep()
         self._ready = True
         self.instance = replace(self.instance, **fields, status="running")
         return self.instance
+
+    @property
+    def guards(self) -> tuple[process.Guard, ...]:
+        return tuple(self._guards)
 
     def __exit__(self, *exc: object) -> None:
         if not self._ready:

@@ -92,11 +92,14 @@ def invocation(
     port: int,
     engine_port: int = 0,
     python: str | None = None,
+    own_proxy: bool = True,
 ) -> Invocation:
     """The server command ``plan`` leads to on ``files``, for clients on ``port``.
 
     ``engine_port`` is the private port the engine takes when a proxy stands in front of it
-    (0 in a dry run: chosen at launch). Everything else comes from the plan. A plugin's
+    (0 in a dry run: chosen at launch). ``own_proxy`` False is for a caller that proxies
+    itself (``zoo serve``): the engine then takes ``port`` on the plan's host and is given the
+    key only if it checks keys. Everything else comes from the plan. A plugin's
     ``server_command`` that raises or returns something else is reported by the guard
     ``zoo.plugins`` puts on registered engines (one line naming the plugin).
     """
@@ -125,7 +128,7 @@ def invocation(
         projector_path=files.projector_path,
     )
     command = engine.server_command(context)
-    proxied = needs_proxy(command, api_key)
+    proxied = own_proxy and needs_proxy(command, api_key)
     if proxied:
         # The engine listens privately on loopback; the proxy takes the public address.
         context = replace(

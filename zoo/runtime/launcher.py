@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from zoo.errors import UsageError
 from zoo.runtime import control, process, state
-from zoo.runtime.invocation import ModelFiles, invocation
+from zoo.runtime.invocation import Invocation, ModelFiles, invocation
 from zoo.runtime.process import ServerError
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ class Running:
     # Foreground: the thread copying the log to the terminal since the start, kept running
     # into serve_foreground so no line falls between the two.
     log_echo: _LogEcho | None = None
+    invocation: Invocation | None = None
+    # Watchdogs tying the server to this process (``tied``): closed after it is stopped.
+    guards: tuple[process.Guard, ...] = ()
 
     @property
     def endpoint(self) -> str:
@@ -73,11 +76,16 @@ def start_instance(
     *,
     say: Say = _stderr,
     echo_log: bool = False,
+    own_proxy: bool = True,
+    tied: bool = False,
 ) -> Running:
     """Start the plan's engine server on ``files`` and wait until it is ready.
 
     Records the instance; on any failure everything started is stopped again and a
-    ServerError carries the last lines of the log.
+    ServerError carries the last lines of the log. A caller that proxies requests itself
+    (``zoo serve``) passes ``own_proxy=False`` (no zoo proxy in front: ``Running.invocation``
+    says how to reach and address the engine) and ``tied=True`` (the server lives only as long
+    as this process, kill -9 included: ``Running.guards`` are closed when it is stopped).
     """
     options = plan.options
     detach = options.detach
@@ -89,7 +97,7 @@ def start_instance(
             "this machine can use the model"
         )
     public_port = options.port or process.free_port(public_host)
-    call = invocation(plan, engine, files, port=public_port, engine_port=0)
+    call = invocation(plan, engine, files, port=public_port, own_proxy=own_proxy)
     if call.proxied:
         call = invocation(
             plan, engine, files, port=public_port, engine_port=process.free_port("127.0.0.1")
@@ -138,7 +146,7 @@ def start_instance(
                 detached=detach,
                 api_key=bool(api_key),
             )
-            with control.Startup(record, server, detach=detach) as startup:
+            with control.Startup(record, server, detach=detach or tied, tied=tied) as startup:
                 process.wait_ready(
                     f"http://{_url_host(call.context.host)}:{call.engine_port}",
                     health_path=command.health_path,
@@ -176,6 +184,8 @@ def start_instance(
         ready_s=ready_s,
         api_key=api_key,
         log_echo=follower,
+        invocation=call,
+        guards=startup.guards if tied else (),
     )
 
 
