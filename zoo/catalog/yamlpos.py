@@ -110,6 +110,8 @@ def read_text(path: Path, display: str | None = None) -> tuple[str | None, list[
                     f"{MAX_FILE_BYTES // (1024 * 1024)} MiB"
                 )
             raw = handle.read(MAX_FILE_BYTES + 1)
+            if raw is None:  # a non-blocking read with nothing to give (/proc/kmsg)
+                return fail("cannot read the file: it has no data without waiting")
     except OSError as error:
         return fail(f"cannot read the file: {error.strerror or error}")
     return decode(raw, name)

@@ -7,6 +7,7 @@ must start in well under 0.2 s, so this module costs nothing at start-up.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -240,7 +241,7 @@ def _validate(paths: list[Path] | None) -> tuple[list[Problem], int]:
     else:
         roots = []
         for path in paths:
-            if path.exists():
+            if os.path.lexists(path):  # a symlink loop or dangling link is read and reported
                 roots.append(path)
             else:
                 problems.append(Problem(str(path), 0, 0, "E100", "no such file or folder"))
@@ -262,7 +263,8 @@ def _display(path: Path) -> str:
     """Paths under the working folder as relative paths (clickable, short), others absolute."""
     try:
         return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
+        # RuntimeError: Python 3.11's resolve() on a symlink loop; the loop is reported later.
         return str(path)
 
 
