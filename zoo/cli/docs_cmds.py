@@ -59,7 +59,9 @@ def build(
 ) -> None:
     """Build the HTML documentation site with Sphinx (model pages generated on the way)."""
     from zoo.docs.site import build_site
+    from zoo.docs.source import require_paths
 
+    require_paths(catalog)  # before Sphinx, which would report it as a failed event handler
     index = build_site(out, source=source, catalog=catalog or None, strict=strict)
     typer.echo(f"built the site in {out}; open {index}")
 

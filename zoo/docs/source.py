@@ -6,11 +6,12 @@ render with one message naming each problem (``path:line:col: error[code]: ...``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from zoo.catalog.model import Family
-from zoo.errors import ZooError
+from zoo.errors import NotFoundError, ZooError
 from zoo.registry import catalog_with_plugins
 
 
@@ -26,8 +27,17 @@ class CatalogError(ZooError):
         self.problems = list(problems)
 
 
+def require_paths(paths: Sequence[Path] | None) -> None:
+    """Every named spec file or folder exists: a mistyped ``--catalog`` would otherwise
+    publish an empty site without a word."""
+    missing = [str(p) for p in paths or () if not os.path.lexists(p)]
+    if missing:
+        raise NotFoundError(f"no such spec file or folder: {', '.join(missing)}")
+
+
 def load_families(paths: Sequence[Path] | None = None) -> list[Family]:
     """Families of the catalog at ``paths`` (default: zoo's catalog folders), by name."""
+    require_paths(paths)
     catalog = catalog_with_plugins(paths)
     errors = [p for p in catalog.problems if getattr(p, "is_error", True)]
     if errors:
