@@ -106,6 +106,7 @@ class _Judged:
     sources: tuple[PlannedSource, ...] = ()
     gpus: int = 0
     tensor_parallel: int | None = None
+    hub_locked: bool = False  # the user named the hub (``hub_order``)
 
 
 def resolve(
@@ -245,7 +246,10 @@ def hub_order(
         first = [s for s in installed if s.hub == default]
         if first:
             return [(first[0], f"hub {default} ($ZOO_HUB)")], True, ""
-    note = f" ($ZOO_HUB={default} has no source for it)" if default else " (first in the spec)"
+    note = " (first in the spec)"
+    if default:
+        why = "is not installed" if default in missing else "has no source for it"
+        note = f" ($ZOO_HUB={default} {why})"
     order = [(installed[0], f"hub {installed[0].hub}{note}")]
     order += [(s, f"hub {s.hub} (next in the spec)") for s in installed[1:]]
     return order, False, ""
@@ -393,9 +397,10 @@ def _judge(
             sources,
             budget.gpus,
             budget.tensor_parallel,
+            locked,
         )
 
-    order, _, why_none = hub_order(spec, q, request.hub, request.default_hub, hubs)
+    order, locked, why_none = hub_order(spec, q, request.hub, request.default_hub, hubs)
     if not order:
         check = engine.check(spec, q, host)
         return verdict(False, check.reason if not check.ok else why_none)
@@ -560,7 +565,6 @@ def _plan(
     caps = engine.capabilities_for(host)
     environment = engine_environment(engine, host)
     ready, python = (env_probe or _not_probed)(environment)
-    _, locked, _ = hub_order(spec, c.quantization, request.hub, request.default_hub)
     if best.tensor_parallel and options.tensor_parallel_size is None:
         options = replace(options, tensor_parallel_size=best.tensor_parallel)
     reasons = [
@@ -604,7 +608,7 @@ def _plan(
         env_ready=ready,
         python=python,
         options=options,
-        hub_locked=locked,
+        hub_locked=best.hub_locked,
         device=c.device or "cpu",
         variant=caps.variant,
         threads=host.cpu_count or None,

@@ -13,6 +13,7 @@ from zoo.errors import NotFoundError, UsageError
 from zoo.host import BUILTIN_PROFILES, GIB, Gpu, Host
 from zoo.launch import with_command
 from zoo.plan import LaunchOptions
+from zoo.plugins import get_hubs, new_plugin_manager
 from zoo.resolve import Request, candidates, hub_order, resolve
 
 
@@ -246,6 +247,22 @@ def test_hub_order(catalog, engines):
     assert plan.hub_locked and len(plan.sources) == 1
     with pytest.raises(UsageError, match="not on hub pypi"):
         plan_for(catalog, engines, "h100-80g", "seed-oss", hub="pypi")
+
+
+def test_zoo_hub_naming_a_hub_that_is_not_installed_locks_nothing(catalog, engines):
+    """$ZOO_HUB=modelscope without the modelscope hub: the plan takes the installed hubs in
+    spec order and is not locked (the lock and the sources come from one hub_order call)."""
+    installed = {"huggingface": get_hubs(new_plugin_manager())["huggingface"]}
+    plan = resolve(
+        catalog,
+        Request("seed-oss", format="gptq", quantization="int4", default_hub="modelscope"),
+        engines,
+        BUILTIN_PROFILES["h100-80g"],
+        hubs=installed,
+    )
+    assert [s.hub for s in plan.sources] == ["huggingface"]
+    assert not plan.hub_locked
+    assert plan.source.reason == "hub huggingface ($ZOO_HUB=modelscope is not installed)"
 
 
 def test_file_selection_decided_in_the_plan(catalog, engines):
