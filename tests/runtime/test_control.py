@@ -464,3 +464,43 @@ def test_a_detached_launch_killed_before_readiness_leaves_no_server(tmp_path: Pa
     code, out = zoo("stop", "killed01")
     assert code == 0 and "already exited before it was ready" in out
     assert state.list_instances() == []
+
+
+def test_interrupts_wait_until_the_process_is_owned() -> None:
+    """Ctrl-C or SIGTERM between a start and Startup owning the process is held back, then
+    raised: the block (the start and the record) always completes first."""
+    reached = []
+    previous = signal.getsignal(signal.SIGTERM)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with pytest.raises(KeyboardInterrupt), control.interrupts_deferred():  # noqa: PT012
+            os.kill(os.getpid(), sig)
+            time.sleep(0.05)  # the handler has run by now; a plain one would have raised
+            reached.append(sig)
+    assert reached == [signal.SIGINT, signal.SIGTERM]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == previous
+    with control.interrupts_deferred():
+        pass  # nothing caught: nothing raised
+
+
+def test_a_proxy_whose_guard_fails_is_stopped_with_the_server(
+    spawn: Spawn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = _fake_server(spawn, tmp_path)
+    proxy = spawn()
+
+    real_guard = process.guard
+
+    def no_watchdog_for_the_proxy(popen: subprocess.Popen[bytes]) -> process.Guard:
+        if popen is proxy:
+            raise process.ServerError("could not start zoo's start-up watchdog")
+        return real_guard(popen)
+
+    monkeypatch.setattr(process, "guard", no_watchdog_for_the_proxy)
+    with (
+        pytest.raises(process.ServerError, match="watchdog"),
+        control.Startup(record_unsaved(server), server, detach=True) as startup,
+    ):
+        startup.add_proxy(proxy)
+    assert wait_gone(proxy) and wait_gone(server)
+    assert state.list_instances() == []

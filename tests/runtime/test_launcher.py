@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -85,6 +86,38 @@ def test_engine_that_exits_fails_launch_with_log_and_leaves_nothing(fetched: Fet
         _start(FakeEngine("exit"), fetched)
     assert caught.value.exit_code != 0
     assert state.list_instances() == []
+
+
+@pytest.mark.parametrize("what", ["engine", "proxy"])
+def test_a_sigterm_just_after_a_process_starts_leaves_nothing(
+    fetched: FetchResult, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """The SIGTERM arrives the moment process.start returns, before Startup owns the engine
+    (or records the proxy): it is held until they are owned, then everything is stopped."""
+    real_start = process.start
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start_then_sigterm(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        popen = real_start(argv, **options)
+        started.append(popen)
+        if (what == "proxy") == ("zoo.runtime.proxy" in argv):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler runs here: an undeferred one raises in this sleep
+        return popen
+
+    monkeypatch.setattr(process, "start", start_then_sigterm)
+    engine = FakeEngine(api_key_enforced=False)  # with a key: zoo's proxy in front
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _start(engine, fetched, api_key="k-1")
+        assert len(started) == (2 if what == "proxy" else 1)
+        for popen in started:
+            assert popen.wait(timeout=15) is not None
+        assert state.list_instances() == []
+    finally:
+        for popen in started:
+            if process.group_alive(popen.pid):
+                process.stop_group(popen.pid, grace=1, reap=popen)
 
 
 def test_never_ready_engine_is_stopped_after_the_timeout(fetched: FetchResult) -> None:

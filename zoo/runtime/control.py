@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -143,16 +145,48 @@ def stop_instance(
     return StopReport(instance=instance, stopped=tuple(stopped), left_alone=tuple(left))
 
 
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back until the block ends, then raise KeyboardInterrupt.
+
+    Between ``process.start`` returning and ``Startup`` owning the process (or ``add_proxy``
+    recording a proxy) nobody would stop it: an interrupt there left a server running. Main
+    thread only (elsewhere signals never arrive, and the block runs as it is).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
 class Startup:
     """A server between its start and readiness: recorded as "starting" at once, stopped and
     forgotten if anything fails before ``ready()`` (an error, Ctrl-C, a SIGTERM turned into
     KeyboardInterrupt), and, when detached, guarded against a zoo killed outright.
 
-    Use it right after ``process.start``::
+    Enter it right after ``process.start``, both inside ``interrupts_deferred`` (an
+    ``ExitStack`` keeps the startup open after the deferral ends)::
 
-        with control.Startup(record, server, detach=detach) as startup:
+        with contextlib.ExitStack() as stack:
+            with control.interrupts_deferred():
+                server = process.start(...)
+                startup = stack.enter_context(control.Startup(record, server, detach=detach))
             process.wait_ready(...)
-            proxy = ...start the proxy...; startup.add_proxy(proxy)
+            with control.interrupts_deferred():
+                proxy = ...start the proxy...
+                startup.add_proxy(proxy)
             instance = startup.ready()
     """
 
@@ -186,12 +220,16 @@ class Startup:
         return self
 
     def add_proxy(self, proxy: subprocess.Popen[bytes]) -> None:
-        """Record the proxy as soon as it exists (and guard it too, when detached)."""
+        """Record the proxy as soon as it exists (and guard it too, when detached).
+
+        It joins ``self.instance`` before anything here can fail, so a failing guard or
+        database write still has the clean-up stop it.
+        """
         self.proxy = proxy
-        if self._detach:
-            self._guards.append(process.guard(proxy))
         start_time = process.process_start_time(proxy.pid)
         self.instance = replace(self.instance, proxy_pid=proxy.pid, proxy_pid_start=start_time)
+        if self._detach:
+            self._guards.append(process.guard(proxy))
         state.update(self.instance.id, proxy_pid=proxy.pid, proxy_pid_start=start_time)
 
     def ready(self, **changes: Any) -> Instance:

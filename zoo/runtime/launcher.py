@@ -124,41 +124,48 @@ def start_instance(
     started = time.monotonic()
     proxy: subprocess.Popen[bytes] | None = None
     try:
-        # A SIGTERM while starting cleans up like Ctrl-C: nothing is left half-started.
-        with _sigterm_interrupts():
-            server = process.start(command.argv, log_path=log_path, env=env, foreground=not detach)
-            record = state.Instance(
-                id=instance_id,
-                model=plan.family.name,
-                engine=engine.name,
-                quantization=plan.quantization,
-                format=plan.spec.format,
-                served_name=call.context.served_name,
-                host=public_host,
-                port=public_port,
-                pid=server.pid,
-                pid_start=process.process_start_time(server.pid),
-                pgid=server.pid,
-                proxy_pid=None,
-                engine_port=call.engine_port if call.proxied else None,
-                log_path=str(log_path),
-                started_at=time.time(),
-                detached=detach,
-                api_key=bool(api_key),
-            )
-            with control.Startup(record, server, detach=detach or tied, tied=tied) as startup:
-                process.wait_ready(
-                    f"http://{_url_host(call.context.host)}:{call.engine_port}",
-                    health_path=command.health_path,
-                    model=call.request_model or None,
-                    api_key=call.engine_api_key,
-                    alive=lambda: server.poll() is None,
-                    timeout=options.ready_timeout or DEFAULT_READY_TIMEOUT,
-                    log_path=log_path,
-                    what=f"the {engine.name} server",
-                    on_wait=waiting,
+        # A SIGTERM while starting cleans up like Ctrl-C: nothing is left half-started. From
+        # a process's start until Startup owns it, interrupts wait (no window to leak it).
+        with _sigterm_interrupts(), contextlib.ExitStack() as owned:
+            with control.interrupts_deferred():
+                server = process.start(
+                    command.argv, log_path=log_path, env=env, foreground=not detach
                 )
-                if call.proxied:
+                record = state.Instance(
+                    id=instance_id,
+                    model=plan.family.name,
+                    engine=engine.name,
+                    quantization=plan.quantization,
+                    format=plan.spec.format,
+                    served_name=call.context.served_name,
+                    host=public_host,
+                    port=public_port,
+                    pid=server.pid,
+                    pid_start=process.process_start_time(server.pid),
+                    pgid=server.pid,
+                    proxy_pid=None,
+                    engine_port=call.engine_port if call.proxied else None,
+                    log_path=str(log_path),
+                    started_at=time.time(),
+                    detached=detach,
+                    api_key=bool(api_key),
+                )
+                startup = owned.enter_context(
+                    control.Startup(record, server, detach=detach or tied, tied=tied)
+                )
+            process.wait_ready(
+                f"http://{_url_host(call.context.host)}:{call.engine_port}",
+                health_path=command.health_path,
+                model=call.request_model or None,
+                api_key=call.engine_api_key,
+                alive=lambda: server.poll() is None,
+                timeout=options.ready_timeout or DEFAULT_READY_TIMEOUT,
+                log_path=log_path,
+                what=f"the {engine.name} server",
+                on_wait=waiting,
+            )
+            if call.proxied:
+                with control.interrupts_deferred():
                     proxy = _start_proxy(
                         public_host,
                         public_port,
@@ -170,9 +177,9 @@ def start_instance(
                         detach,
                     )
                     startup.add_proxy(proxy)
-                    _wait_proxy(public_host, public_port, api_key, proxy, log_path)
-                ready_s = time.monotonic() - started
-                instance = startup.ready(started_at=time.time() - ready_s)
+                _wait_proxy(public_host, public_port, api_key, proxy, log_path)
+            ready_s = time.monotonic() - started
+            instance = startup.ready(started_at=time.time() - ready_s)
     except BaseException:
         if follower:
             follower.stop()
