@@ -93,6 +93,15 @@ def download_resumable(
                         size = done + int(response.headers["Content-Length"])
                     with _named_errors(partial), open(partial, "ab") as handle:
                         for block in response.iter_bytes(_CHUNK):
+                            if size is not None and done + len(block) > size:
+                                # A server that sends more than the hub announced could fill
+                                # the disk: stop at the first byte too many.
+                                handle.close()
+                                partial.unlink(missing_ok=True)
+                                raise HubError(
+                                    f"{hub}: {label}: the server sent more than the {size} "
+                                    "bytes announced for it; deleted it, run again to retry"
+                                )
                             handle.write(block)
                             digest.update(block)
                             done += len(block)
