@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "zoo.cli.launch_cmd",
     "zoo.cli.hub_cmds",
     "zoo.cli.runtime_cmds",
+    "zoo.cli.serve_cmd",
     "zoo.cli.engines_cmds",
     "zoo.cli.docs_cmds",
     "zoo.cli.import_cmds",

@@ -1,0 +1,127 @@
+"""``zoo serve``: one endpoint for every model; ``zoo serve reload|stop|status|schema``.
+
+The gateway itself lives in ``zoo.serve`` (starlette, uvicorn, httpx), imported only when a
+serve command runs so the rest of the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+COMMANDS: tuple[str, ...] = ("serve",)
+
+serve_app = typer.Typer(
+    help="One OpenAI- and Ollama-compatible endpoint for every model, started on demand.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@serve_app.callback()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 11435).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Gateway config (YAML; `zoo serve schema`).")
+    ] = None,
+    allow_download: Annotated[
+        bool,
+        typer.Option("--allow-download", help="Download models on request (any catalog model)."),
+    ] = False,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option("--memory-budget", help="Memory the models may use, e.g. 12GiB."),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Run in the background; print the URL.")
+    ] = False,
+) -> None:
+    """Serve every model behind one endpoint (Ctrl-C stops it and every model it started)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import sys
+
+    from zoo.errors import UsageError
+    from zoo.serve.server import DEFAULT_PORT, ServeOptions
+    from zoo.serve.server import detach as run_detached
+    from zoo.serve.server import serve as run
+
+    if port is not None and not 0 < port < 65536:
+        raise UsageError(f"--port {port} is not a TCP port")
+    budget = None
+    if memory_budget is not None:
+        from zoo.serve.config import parse_size
+
+        try:
+            budget = parse_size(memory_budget)
+        except ValueError as error:
+            raise UsageError(f"--memory-budget {memory_budget!r}: {error}") from error
+    if config is not None and not config.is_file():
+        raise UsageError(f"--config {config}: no such file")
+    options = ServeOptions(
+        host=host,
+        port=port or DEFAULT_PORT,
+        config=config.resolve() if config else None,
+        allow_download=allow_download,
+        memory_budget=budget,
+    )
+    if detach:
+        argv = [a for a in sys.argv[1:] if a not in ("--detach", "-d")]
+        typer.echo(run_detached(argv, options) + "/v1")
+        return
+    run(options, say=lambda line: typer.echo(line, err=True))
+
+
+@serve_app.command("reload")
+def reload() -> None:
+    """Read the running gateway's config again (the same as sending it SIGHUP)."""
+    from zoo.serve.server import signal_gateway
+
+    data = signal_gateway(signal.SIGHUP)
+    typer.echo(
+        f"Asked the gateway (pid {data['pid']}) to reload {data.get('config') or 'its config'}."
+    )
+
+
+@serve_app.command("stop")
+def stop() -> None:
+    """Stop the running gateway and every model it started."""
+    from zoo.serve.server import signal_gateway
+
+    data = signal_gateway(signal.SIGTERM)
+    typer.echo(f"Stopping the gateway (pid {data['pid']}).")
+
+
+@serve_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Whether a gateway runs here, where, and what it serves."""
+    from zoo.errors import UsageError
+    from zoo.serve.server import running_gateway
+
+    data = running_gateway()
+    if data is None:
+        raise UsageError("no zoo serve is running", hint="start one with `zoo serve`")
+    if as_json:
+        typer.echo(json.dumps({"version": 1, **data}, indent=2))
+        return
+    typer.echo(f"zoo serve (pid {data['pid']}) on http://{data['host']}:{data['port']}/v1")
+
+
+@serve_app.command("schema")
+def schema() -> None:
+    """Print the gateway config's JSON Schema (for editors)."""
+    from zoo.serve.config import config_schema
+
+    typer.echo(json.dumps(config_schema(), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(serve_app, name="serve")

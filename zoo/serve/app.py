@@ -1,0 +1,242 @@
+"""The gateway's HTTP app: OpenAI routes, Ollama routes, health, status and metrics.
+
+Every route but ``/health`` needs a key when keys are configured (``Authorization: Bearer``,
+or Ollama clients' same header); a key may be scoped to some models. Errors are OpenAI-shaped
+JSON. Answers stream through as the engine sends them, with the lease on the model held until
+the last byte (or until the client goes away, which closes the upstream request too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from zoo.serve.config import ApiKey
+from zoo.serve.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
+from zoo.serve.gateway import Gateway, served_models, stream_with
+from zoo.serve.types import ModelEntry
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from zoo.serve.fim import Fim
+
+OLLAMA_VERSION = "0.12.0"
+# Largest request body read (a chat with a long context is a few MB at most).
+MAX_BODY = 32 * 1024 * 1024
+
+
+def build_app(gateway: Gateway, keys: Sequence[ApiKey] = ()) -> Starlette:
+    """The ASGI app for ``gateway``; ``keys`` empty means no key is needed."""
+    from zoo.serve.ollama import ollama_routes
+
+    async def chat(request: Request) -> Response:
+        return await _openai(gateway, request, "/v1/chat/completions", route="chat")
+
+    async def completions(request: Request) -> Response:
+        return await _openai(gateway, request, "/v1/completions", route="completions")
+
+    async def fim(request: Request) -> Response:
+        return await _openai(gateway, request, "/v1/completions", route="fim", fim_only=True)
+
+    async def models(request: Request) -> Response:
+        data = [m for m in served_models(gateway) if _allowed(request, gateway.entries[m["id"]])]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def status(request: Request) -> Response:
+        states = [s.to_json() for s in gateway.scheduler.snapshot()]
+        return JSONResponse({"version": 1, "models": states, "started_at": gateway.started_at})
+
+    async def metrics(request: Request) -> Response:
+        body, content_type = gateway.metrics.render(gateway.scheduler)
+        return Response(body, media_type=content_type)
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/fim", fim, methods=["POST"]),
+        Route("/status", status, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *ollama_routes(_OllamaSide(gateway)),
+        # Ollama clients probe the root before anything else.
+        Route("/", _running, methods=["GET", "HEAD"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={GatewayError: _error})
+    app.add_middleware(_Auth, keys=tuple(keys))
+    return app
+
+
+async def _error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, GatewayError)
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying what is wrong with it."""
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise InvalidRequest(f"the request body is larger than {MAX_BODY // 2**20} MB")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as error:
+        raise InvalidRequest(f"the request body is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return body
+
+
+async def _running(request: Request) -> Response:
+    return Response("zoo serve is running", media_type="text/plain")
+
+
+async def _openai(
+    gateway: Gateway, request: Request, path: str, *, route: str, fim_only: bool = False
+) -> Response:
+    body = await read_json(request)
+    name = body.get("model")
+    entry = gateway.entry(name)
+    if not _allowed(request, entry):
+        raise Forbidden(f"this API key may not use {entry.name}")
+    fim = _fim_of(gateway, entry.family) if (fim_only or "suffix" in body) else None
+    if fim is not None:
+        from zoo.serve.fim import fim_request
+
+        body = fim_request(body, fim)
+    _, answer, stack = await gateway.complete(str(name), body, path, route=route)
+    if answer.streaming:
+        stream = answer.body
+        if fim is not None:
+            from zoo.serve.fim import cut_sse
+
+            stream = cut_sse(stream, fim)
+        return StreamingResponse(
+            stream_with(stack, stream), status_code=answer.status, headers=answer.headers
+        )
+    try:
+        raw = b"".join([chunk async for chunk in answer.body])
+    finally:
+        await stack.aclose()
+    if fim is not None and answer.status == 200:
+        from zoo.serve.fim import cut_completion
+
+        with contextlib.suppress(ValueError):
+            raw = json.dumps(cut_completion(json.loads(raw), fim)).encode()
+    headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-type"}
+    return Response(
+        raw,
+        status_code=answer.status,
+        headers=headers,
+        media_type=answer.headers.get("content-type", "application/json"),
+    )
+
+
+def _fim_of(gateway: Gateway, family_name: str) -> Fim:
+    """The family's fill-in-the-middle template and stops."""
+    from zoo.serve.fim import Fim
+
+    family = gateway.catalog.get(family_name)
+    fim = Fim.from_family(family)
+    if fim is None:
+        raise InvalidRequest(f"{family_name} has no fill-in-the-middle template: omit `suffix`")
+    return fim
+
+
+def _allowed(request: Request, entry: ModelEntry) -> bool:
+    key: ApiKey | None = request.scope.get("zoo.key")
+    return key is None or key.allows(entry)
+
+
+class _Auth:
+    """Requires one of ``keys`` on every route but /health (constant-time comparison)."""
+
+    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys or scope["path"] == "/health":
+            await self.app(scope, receive, send)
+            return
+        sent = _bearer(scope.get("headers", ()))
+        match = next(
+            (k for k in self.keys if sent is not None and hmac.compare_digest(k.key, sent)), None
+        )
+        if match is None:
+            error = Unauthorized("a valid API key is required (Authorization: Bearer KEY)")
+            response = JSONResponse(error.body(), status_code=error.status)
+            await response(scope, receive, send)
+            return
+        scope["zoo.key"] = match
+        await self.app(scope, receive, send)
+
+
+def _bearer(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            text = value.decode("latin-1").strip()
+            if text.lower().startswith("bearer "):
+                return text[7:].strip()
+    return None
+
+
+class _OllamaSide:
+    """The gateway as the Ollama routes see it (``zoo.serve.ollama.GatewayLike``)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    @property
+    def version(self) -> str:
+        # Clients compare it with the Ollama release they need: answer as a recent one would.
+        return OLLAMA_VERSION
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return served_models(self.gateway)
+
+    def show(self, name: str) -> dict[str, Any]:
+        from zoo.serve.fim import Fim
+
+        entry = self.gateway.entry(name)
+        family = self.gateway.catalog.get(entry.family)
+        found = next((m for m in served_models(self.gateway) if m["id"] == entry.name), {})
+        return {
+            **found,
+            "id": entry.name,
+            "family": family.name,
+            "context_length": family.context_length,
+            "abilities": list(family.abilities),
+            "fim": Fim.from_family(family),
+        }
+
+    async def complete(
+        self, name: str, body: dict[str, Any], path: str
+    ) -> tuple[int, Mapping[str, str], AsyncIterator[bytes]]:
+        _, answer, stack = await self.gateway.complete(name, body, path, route="ollama")
+        return answer.status, answer.headers, stream_with(stack, answer.body)
+
+    async def load(self, name: str, keep_alive: Any) -> None:
+        from zoo.serve.config import parse_duration
+
+        entry = self.gateway.entry(name)
+        seconds = None if keep_alive is None else parse_duration(keep_alive)
+        async with self.gateway.scheduler.lease(entry.name, keep_alive=seconds):
+            pass
+
+    async def unload(self, name: str) -> bool:
+        entry = self.gateway.entry(name)
+        return await self.gateway.scheduler.unload(entry.name)

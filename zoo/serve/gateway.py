@@ -1,0 +1,168 @@
+"""The gateway's core: a request's model name → an entry → a lease on a loaded model → the
+engine's answer, passed through while the lease is held.
+
+The routes (``zoo.serve.app`` for OpenAI, ``zoo.serve.ollama`` for Ollama) call
+``Gateway.complete``; what is served comes from the config's entries plus, with no config,
+what is already downloaded (and, with ``allow_download``, anything in the catalog).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ZooError
+from zoo.serve.errors import GatewayError, InvalidRequest, ModelNotFound, NotDownloaded
+from zoo.serve.proxy import Answer, Forwarder
+from zoo.serve.types import ModelEntry
+
+if TYPE_CHECKING:
+    from zoo.catalog.catalog import Catalog
+    from zoo.serve.backend import LocalBackend
+    from zoo.serve.metrics import Metrics
+    from zoo.serve.scheduler import Scheduler
+
+
+@dataclass
+class Gateway:
+    """What the routes share: the catalog, the entries, the scheduler and the forwarder."""
+
+    catalog: Catalog
+    entries: dict[str, ModelEntry]
+    scheduler: Scheduler
+    backend: LocalBackend
+    forwarder: Forwarder
+    metrics: Metrics
+    allow_download: bool = False
+    started_at: float = field(default_factory=time.time)
+
+    def entry(self, name: object) -> ModelEntry:
+        """The entry a request names (its name, an alias, or a catalog tag form)."""
+        from zoo.errors import NotFoundError
+        from zoo.serve.names import resolve_name
+
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidRequest("the request names no model: set `model`")
+        try:
+            entry = resolve_name(name, self.entries, self.catalog, discovered=True)
+        except NotFoundError as error:
+            raise ModelNotFound(_with_hint(error)) from error
+        except ZooError as error:
+            raise InvalidRequest(_with_hint(error)) from error
+        if entry.name not in self.entries:
+            # A catalog model the config does not list: servable once downloaded, or with
+            # --allow-download (a request must not start a 70 GB download by surprise).
+            if not (self.allow_download or self.backend.downloaded(entry)):
+                raise NotDownloaded(
+                    f"{name} is not downloaded and not listed in the gateway config: "
+                    f"run `zoo download {entry.family}` or start zoo serve with --allow-download"
+                )
+            entry = replace(entry, download=self.allow_download)
+            self.entries[entry.name] = entry
+            self.scheduler.update_entries(self.entries)
+        return entry
+
+    async def complete(
+        self, name: str, body: dict[str, Any], path: str, *, route: str
+    ) -> tuple[ModelEntry, Answer, contextlib.AsyncExitStack]:
+        """Forward ``body`` to ``path`` on the model ``name`` names, with a lease held until
+        the returned stack is closed (after the last byte of the answer, or when the client
+        goes away)."""
+        entry = self.entry(name)
+        keep_alive = pop_keep_alive(body)
+        stack = contextlib.AsyncExitStack()
+        started = time.monotonic()
+        try:
+            upstream = await stack.enter_async_context(
+                self.scheduler.lease(entry.name, keep_alive=keep_alive)
+            )
+            answer = await self.forwarder.send(upstream, path, body, name)
+        except BaseException as error:
+            await stack.aclose()
+            self.metrics.request_done(entry.name, route, _status(error), time.monotonic() - started)
+            raise
+        stack.callback(
+            lambda: self.metrics.request_done(
+                entry.name, route, answer.status, time.monotonic() - started
+            )
+        )
+        stack.push_async_callback(answer.close)
+        return entry, answer, stack
+
+
+def _with_hint(error: ZooError) -> str:
+    hint = getattr(error, "hint", None)
+    return f"{error} ({hint})" if hint else str(error)
+
+
+def _status(error: BaseException) -> int:
+    return error.status if isinstance(error, GatewayError) else 499
+
+
+def pop_keep_alive(body: dict[str, Any]) -> float | None:
+    """The request's own keep-alive (Ollama's semantics, also on the OpenAI routes), removed
+    from the body: engines do not know it."""
+    from zoo.serve.config import parse_duration
+
+    if "keep_alive" not in body:
+        return None
+    raw = body.pop("keep_alive")
+    if raw is None:
+        return None
+    try:
+        return parse_duration(raw)
+    except ValueError as error:
+        raise InvalidRequest(f"keep_alive {raw!r}: {error}") from error
+
+
+async def stream_with(
+    stack: contextlib.AsyncExitStack, body: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """Yield ``body``, then release the lease (also when the client disconnects)."""
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        await stack.aclose()
+
+
+def served_models(gateway: Gateway) -> list[dict[str, Any]]:
+    """Every servable model with its state, for ``/v1/models`` and ``/api/tags``."""
+    states = {s.name: s for s in gateway.scheduler.snapshot()}
+    now_wall, now_clock = time.time(), gateway.scheduler.clock()
+    out: list[dict[str, Any]] = []
+    for name, entry in gateway.entries.items():
+        try:
+            family = gateway.catalog.get(entry.family)
+        except ZooError:
+            continue
+        state = states.get(name)
+        status: str = state.status if state is not None else "idle"
+        if status == "idle" and not gateway.backend.downloaded(entry):
+            status = "not downloaded"
+        expires = None
+        if state is not None and state.expires_at is not None:
+            expires = now_wall + (state.expires_at - now_clock)  # the scheduler's clock → Unix
+        out.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": int(gateway.started_at),
+                "owned_by": "zoo",
+                "family": entry.family,
+                "aliases": list(entry.aliases),
+                "status": "loaded" if status == "ready" else status,
+                "loaded": status == "ready",
+                "context_length": entry.context_length or family.context_length,
+                "abilities": list(family.abilities),
+                "format": entry.format,
+                "quantization": entry.quantization,
+                "parameters": entry.size,
+                "memory_bytes": state.memory_bytes if state is not None else None,
+                "expires_at": expires,
+            }
+        )
+    return out

@@ -1,0 +1,148 @@
+"""Forward one request to a loaded model's engine and pass the answer back as it comes.
+
+One shared ``httpx.AsyncClient`` (a client per request would close mid-stream); the body goes
+upstream with ``model`` set to the name the engine serves, and comes back with ``model`` set
+to the name the client asked for: in a JSON answer, and in every ``data:`` line of a stream,
+which is otherwise passed through byte for byte as the engine sends it (no buffering).
+A client that goes away closes the upstream request, so the engine frees its slot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from zoo.runtime.proxy import EventRenamer
+from zoo.serve.errors import LoadFailed
+from zoo.serve.types import Upstream
+
+# Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus those httpx sets.
+_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "content-encoding",
+    "host",
+}
+
+
+@dataclass
+class Answer:
+    """An upstream answer: status, headers to pass on, and its body as it arrives."""
+
+    status: int
+    headers: dict[str, str]
+    body: AsyncIterator[bytes]
+    streaming: bool
+    close: Any  # an async callable closing the upstream response
+
+
+class Forwarder:
+    """Sends requests to engines; one per gateway (it owns the connection pool)."""
+
+    def __init__(self) -> None:
+        # No read timeout: a long generation streams for minutes; connecting must be quick.
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=10.0, read=None, write=60.0, pool=None),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def send(
+        self, upstream: Upstream, path: str, body: dict[str, Any], client_model: str
+    ) -> Answer:
+        """POST ``body`` to ``path`` on ``upstream``; the answer names ``client_model``."""
+        payload = dict(body)
+        if upstream.request_model:
+            payload["model"] = upstream.request_model
+        else:
+            payload.pop("model", None)
+        headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if upstream.api_key:
+            headers["authorization"] = f"Bearer {upstream.api_key}"
+        request = self.client.build_request(
+            "POST", upstream.base_url + path, content=json.dumps(payload), headers=headers
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            raise LoadFailed(f"the engine behind {client_model} did not answer: {error}") from error
+        kept = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
+        streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+        if streaming:
+            kept["x-accel-buffering"] = "no"  # tell any proxy in front not to buffer
+            return Answer(
+                response.status_code,
+                kept,
+                _renamed_stream(response, client_model),
+                True,
+                response.aclose,
+            )
+        data = await response.aread()
+        await response.aclose()
+        return Answer(
+            response.status_code, kept, _once(_renamed_json(data, client_model)), False, _noop
+        )
+
+
+async def _renamed_stream(response: httpx.Response, client_model: str) -> AsyncIterator[bytes]:
+    """The engine's events, renamed; an answer cut short by the engine (it died, or closed the
+    connection before ``[DONE]``) ends with an error event, so the client knows it is cut."""
+    renamer = EventRenamer(client_model)
+    tail = b""
+    try:
+        try:
+            async for chunk in response.aiter_raw():
+                out = renamer.feed(chunk)
+                if out:
+                    tail = (tail + out)[-64:]
+                    yield out
+        except httpx.HTTPError:
+            pass  # reported below: the stream did not end with [DONE]
+        rest = renamer.close()
+        if rest:
+            tail = (tail + rest)[-64:]
+            yield rest
+        if response.status_code == 200 and b"[DONE]" not in tail:
+            yield _CUT_SHORT
+    finally:
+        await response.aclose()
+
+
+# An OpenAI-style error event: the official clients raise it as an APIError.
+_CUT_SHORT = (
+    b'data: {"error": {"message": "the engine stopped in the middle of the answer", '
+    b'"type": "server_error", "code": "engine_stopped", "param": null}}\n\n'
+)
+
+
+def _renamed_json(data: bytes, client_model: str) -> bytes:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(parsed, dict) and "model" in parsed and parsed["model"] != client_model:
+        parsed["model"] = client_model
+        return json.dumps(parsed, ensure_ascii=False).encode()
+    return data
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _noop() -> None:
+    return None
