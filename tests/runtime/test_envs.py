@@ -75,3 +75,20 @@ def test_a_failed_install_says_why_and_leaves_no_ready_env() -> None:
     with pytest.raises(envs.EnvError, match="could not install reqs's requirements"):
         envs.ensure_env(engine)
     assert not envs.env_status(engine).ready
+
+
+def test_the_runner_folder_links_the_plugin_and_an_unwritable_one_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime_helpers import FakeEngine
+
+    monkeypatch.setenv("ZOO_ENVS_DIR", str(tmp_path / "envs"))
+    engine = FakeEngine()
+    folder = envs.runner_path(engine)
+    assert folder == envs.runner_dir(engine)
+    assert (folder / "zoo").resolve() == Path(envs.__file__).parent.parent.resolve()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("ZOO_ENVS_DIR", str(blocked))
+    with pytest.raises(envs.EnvError, match=r"could not prepare .* for the fake engine"):
+        envs.runner_path(engine)

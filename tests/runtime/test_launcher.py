@@ -8,16 +8,20 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from runtime_helpers import FakeEngine, start
+from runtime_helpers import FakeEngine, make_plan, start
 
+from zoo.engine import LaunchContext, ServerCommand
 from zoo.errors import UsageError
 from zoo.hubs.base import FetchResult
+from zoo.plan import LaunchOptions
 from zoo.runtime import launcher, process, state
+from zoo.runtime.invocation import ModelFiles, invocation
 from zoo.runtime.process import ServerError
 
 
@@ -162,6 +166,79 @@ def test_engine_with_its_own_key_check_gets_no_proxy(fetched: FetchResult) -> No
         assert running.instance.api_key is True
     finally:
         launcher.stop(running.instance, reap=running.server)
+
+
+class KeyInArgvEngine(FakeEngine):
+    """Says it checks the key, and puts it on its command line (where `ps` shows it)."""
+
+    def server_command(self, ctx: LaunchContext) -> ServerCommand:
+        command = super().server_command(ctx)
+        key = ("--api-key", ctx.api_key) if ctx.api_key else ()
+        return replace(command, argv=(*command.argv, *key))
+
+
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def _environ(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_an_engine_that_puts_the_key_in_its_argv_never_gets_it(fetched: FetchResult) -> None:
+    engine = KeyInArgvEngine()
+    running = _start(engine, fetched, api_key="sekret-9")
+    inst = running.instance
+    try:
+        # Run without the key, behind zoo's proxy, which checks it instead.
+        assert engine.contexts[-1].api_key is None and inst.proxy_pid is not None
+        assert not any("sekret-9" in arg for arg in _cmdline(inst.pid))
+        assert _chat(inst.endpoint).status_code == 401
+        assert _chat(inst.endpoint, key="sekret-9").status_code == 200
+    finally:
+        launcher.stop(inst, reap=running.server)
+
+
+def test_an_engine_behind_its_callers_proxy_gets_a_key_only_if_it_checks_it(
+    fetched: FetchResult,
+) -> None:
+    plan = make_plan(options=LaunchOptions(api_key="k-7"))
+    files = ModelFiles(str(fetched.root))
+    for engine, given in ((FakeEngine(), "k-7"), (FakeEngine(api_key_enforced=False), None)):
+        call = invocation(plan, engine, files, port=8000, own_proxy=False)
+        assert not call.proxied and call.engine_api_key == given
+        # The command that starts is the one built with what the engine is given.
+        assert engine.contexts[-1].api_key == given
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_the_server_gets_exactly_the_invocations_argv_and_env(fetched: FetchResult) -> None:
+    """The argv and environment the dry run shows (from invocation) are what the process
+    has, the key hidden in what is shown and present only in the environment."""
+
+    class KeyInEnvEngine(FakeEngine):
+        def server_command(self, ctx: LaunchContext) -> ServerCommand:
+            command = super().server_command(ctx)
+            return replace(command, env={"FAKE_KEY": ctx.api_key or ""})
+
+    engine = KeyInEnvEngine()
+    running = _start(engine, fetched, api_key="k-42")
+    inst = running.instance
+    try:
+        call = running.invocation
+        assert call is not None and not call.proxied
+        assert _cmdline(inst.pid)[: len(call.command.argv)] == list(call.shown_argv())
+        environ = _environ(inst.pid)
+        shown = dict(call.shown_env())
+        assert shown["FAKE_KEY"] == "***" and environ["FAKE_KEY"] == "k-42"
+        assert shown["HF_HUB_OFFLINE"] == "1"
+        assert {k: v for k, v in environ.items() if k in shown and k != "FAKE_KEY"} == {
+            k: v for k, v in shown.items() if k != "FAKE_KEY"
+        }
+    finally:
+        launcher.stop(inst, reap=running.server)
 
 
 def test_banner_has_endpoint_model_and_a_curl(fetched: FetchResult) -> None:

@@ -1,7 +1,7 @@
 """``zoo launch``: resolve a model to a plan, print it (--dry-run/--explain/--json) or run it.
 
-Resolution is cheap and imports no engine library; running is handed to
-``zoo.runtime.launcher.launch``, imported only when a launch really happens.
+Resolution is cheap and imports no engine library; ``zoo.launch`` makes the plan (with the
+server command it leads to) and runs it, importing the runtime only when a launch happens.
 """
 
 from __future__ import annotations
@@ -171,7 +171,14 @@ def render_plan(plan: Plan) -> str:
         ("environment", env),
         ("command", _shell_join(plan.command) or "(the engine builds it at launch)"),
     ]
-    if not plan.options.port:
+    if plan.command_env:
+        rows.append(("command env", " ".join(f"{k}={v}" for k, v in plan.command_env)))
+    if plan.proxied:
+        options = plan.options
+        where = f"{options.host}:{options.port}" if options.port else f"{options.host}, a free port"
+        behind = "the engine behind it listens on a private loopback port chosen at launch"
+        rows.append(("proxy", f"zoo's proxy serves {where}; {behind} (0 above)"))
+    elif not plan.options.port:
         rows.append(("port", "a free one, chosen at launch (0 above)"))
     return "\n".join(f"{label + ':' if label else '':14}{value}" for label, value in rows)
 

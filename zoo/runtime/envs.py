@@ -8,7 +8,8 @@ instead (no venv at all). venvs are made with ``python -m venv`` and filled with
 machine's pip configuration (local wheel folders, constraints, indexes) applies.
 
 Nothing here imports an engine library: ``env_status`` only reads package metadata and a small
-marker file, so the resolver can call it for every candidate.
+marker file, so a dry run can ask it (``probe``: what ``zoo.launch`` gives resolution, which
+reads no file itself) and stay fast.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ def venv_python(env_path: Path) -> Path:
 def satisfied_here(requirements: Sequence[str]) -> bool:
     """Whether this interpreter already has every requirement (metadata only, no imports).
 
-    Asked twice per launch (by resolution, then by the launcher); this interpreter's
-    packages do not change meanwhile (environments are built elsewhere), so it is asked once.
+    Asked twice per launch (when the plan is made, then when its environment is prepared);
+    this interpreter's packages do not change meanwhile (environments are built elsewhere),
+    so it is answered once.
     """
     return _satisfied_here(tuple(requirements))
 
@@ -272,9 +274,14 @@ def _run(argv: list[str], say: Progress, what: str) -> None:
         raise EnvError(f"could not {what} (exit {proc.returncode}): {last}")
 
 
+def runner_dir(engine: Engine) -> Path:
+    """Where ``runner_path`` links the engine plugin's package (no file system access)."""
+    return envs_dir() / f"{engine.name}.pythonpath"
+
+
 def runner_path(engine: Engine) -> Path:
     """A folder for the engine's PYTHONPATH that holds only the engine plugin's own package,
-    zoo's package and pluggy (links, not copies).
+    zoo's package and pluggy (links, not copies); EnvError when it cannot be made.
 
     Engine plugins start small runner modules in their environment (``python -m
     zoo_llamacpp.runner``); that environment has the engine's libraries, not the plugin, so
@@ -282,16 +289,21 @@ def runner_path(engine: Engine) -> Path:
     """
     import importlib
 
-    folder = envs_dir() / f"{engine.name}.pythonpath"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = runner_dir(engine)
     top = type(engine).__module__.split(".")[0]
-    for name in dict.fromkeys((top, "zoo", "pluggy")):
-        module = importlib.import_module(name)
-        source = Path(module.__file__ or "").parent
-        link = folder / name
-        if link.is_symlink() and link.resolve() == source.resolve():
-            continue
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(source, target_is_directory=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in dict.fromkeys((top, "zoo", "pluggy")):
+            source = Path(importlib.import_module(name).__file__ or "").parent
+            link = folder / name
+            if link.is_symlink() and link.resolve() == source.resolve():
+                continue
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(source, target_is_directory=True)
+    except OSError as error:
+        raise EnvError(
+            f"could not prepare {folder} for the {engine.name} engine: {error.strerror or error}",
+            hint="make it writable, or point ZOO_ENVS_DIR at a writable folder",
+        ) from error
     return folder

@@ -1,15 +1,20 @@
 """From a Plan to the server command that runs: one function for the dry run and the launch.
 
-``invocation(plan, engine, files, ...)`` builds the ``LaunchContext`` from the plan alone and
-asks the engine for its ``ServerCommand``. Where the engine cannot check an API key or serve
-the model under its name, zoo's proxy takes the public address and the engine listens on a
-private loopback port; the command is built a second time for that address. The dry run calls
-the same function with the files not yet downloaded, so what it prints is what runs.
+``invocation(plan, engine, files, ...)`` builds the ``LaunchContext`` from the plan alone, asks
+the engine for its ``ServerCommand`` and adds the environment zoo gives every server. Where the
+engine cannot check an API key or serve the model under its name, zoo's proxy takes the public
+address and the engine listens on a private loopback port; the command is built a second time
+for that address. The dry run calls the same function with the files not yet downloaded, so
+what it prints (argv and environment, the key hidden) is what runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.engine import LaunchContext, ServerCommand
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 # about; ``zoo launch --host/--port`` set them instead.
 _ADDRESS_FLAGS = ("--host", "--port", "--bind", "--listen")
 REDACTED = "***"
+# Given to every server: the files are downloaded already, and nothing reports home.
+BASE_ENV: Mapping[str, str] = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,11 @@ class Invocation:
     engine_port: int
     proxied: bool
     api_key: str | None  # what clients must send (zoo's proxy checks it when proxied)
+    # What the server's environment gets on top of zoo's own: ``BASE_ENV``, the engine's
+    # ``ServerCommand.env`` and, for an engine running in its own venv, a PYTHONPATH of
+    # ``runner`` (the folder ``zoo.runtime.envs.runner_path`` links the plugin into).
+    env: Mapping[str, str] = field(default_factory=dict)
+    runner: Path | None = None
 
     @property
     def engine_api_key(self) -> str | None:
@@ -61,11 +73,30 @@ class Invocation:
         """The argv with the API key (if an engine put it there) replaced by ``***``."""
         return redact(self.command.argv, self.api_key)
 
+    def shown_env(self) -> tuple[tuple[str, str], ...]:
+        """The added environment, sorted, with the API key replaced by ``***``."""
+        names = sorted(self.env)
+        return tuple(zip(names, redact([self.env[n] for n in names], self.api_key), strict=True))
+
+
+def _as_word(secret: str) -> re.Pattern[str]:
+    """``secret`` wherever it is not part of a longer word (``KEY``, ``--api-key=KEY``,
+    ``a,KEY``, ``{"key": "KEY"}``): a short key such as ``k`` is not found inside ``ok``."""
+    before = "(?<![A-Za-z0-9])" if secret[0].isalnum() else ""
+    after = "(?![A-Za-z0-9])" if secret[-1].isalnum() else ""
+    return re.compile(before + re.escape(secret) + after)
+
 
 def redact(argv: tuple[str, ...] | list[str], secret: str | None) -> tuple[str, ...]:
     if not secret:
         return tuple(argv)
-    return tuple(arg.replace(secret, REDACTED) for arg in argv)
+    word = _as_word(secret)
+    return tuple(word.sub(REDACTED, arg) for arg in argv)
+
+
+def holds(argv: tuple[str, ...] | list[str], secret: str | None) -> bool:
+    """Whether ``secret`` is a word of one of ``argv``'s arguments."""
+    return bool(secret) and redact(argv, secret) != tuple(argv)
 
 
 def needs_proxy(command: ServerCommand, api_key: str | None) -> bool:
@@ -91,17 +122,18 @@ def invocation(
     *,
     port: int,
     engine_port: int = 0,
-    python: str | None = None,
     own_proxy: bool = True,
 ) -> Invocation:
     """The server command ``plan`` leads to on ``files``, for clients on ``port``.
 
     ``engine_port`` is the private port the engine takes when a proxy stands in front of it
     (0 in a dry run: chosen at launch). ``own_proxy`` False is for a caller that proxies
-    itself (``zoo serve``): the engine then takes ``port`` on the plan's host and is given the
-    key only if it checks keys. Everything else comes from the plan. A plugin's
-    ``server_command`` that raises or returns something else is reported by the guard
-    ``zoo.plugins`` puts on registered engines (one line naming the plugin).
+    itself (``zoo serve``): the engine then takes ``port`` on the plan's host. Either way the
+    engine is given the key only if it checks keys, and keeps it out of its argv (which every
+    user of the machine can read): an engine that puts it there is run without it, behind the
+    proxy. Everything else comes from the plan. A plugin's ``server_command`` that raises or
+    returns something else is reported by the guard ``zoo.plugins`` puts on registered engines
+    (one line naming the plugin).
     """
     options = plan.options
     check_engine_args(options.extra_args)
@@ -120,7 +152,7 @@ def invocation(
         tensor_parallel_size=options.tensor_parallel_size,
         gpu_memory_fraction=options.gpu_memory_fraction,
         extra_args=options.extra_args,
-        python=python or plan.python,
+        python=plan.python,
         device=plan.device,
         variant=plan.variant,
         kv_cache_bytes=plan.memory.kv_cache_bytes or None,
@@ -128,18 +160,26 @@ def invocation(
         projector_path=files.projector_path,
     )
     command = engine.server_command(context)
-    proxied = own_proxy and needs_proxy(command, api_key)
+    leaked = holds(command.argv, api_key)
+    checks_key = command.api_key_enforced and not leaked
+    proxied = own_proxy and (needs_proxy(command, api_key) or leaked)
     if proxied:
         # The engine listens privately on loopback; the proxy takes the public address.
         context = replace(
-            context,
-            host="127.0.0.1",
-            port=engine_port,
-            api_key=api_key if command.api_key_enforced else None,
+            context, host="127.0.0.1", port=engine_port, api_key=api_key if checks_key else None
         )
         command = engine.server_command(context)
-    elif not command.api_key_enforced:
+    elif api_key and not checks_key:
         context = replace(context, api_key=None)
+        command = engine.server_command(context)
+    runner = None
+    if plan.python != sys.executable:
+        from zoo.runtime.envs import runner_dir
+
+        runner = runner_dir(engine)
+    env = {**BASE_ENV, **command.env}
+    if runner is not None:
+        env["PYTHONPATH"] = str(runner)
     return Invocation(
         command=command,
         context=context,
@@ -148,4 +188,6 @@ def invocation(
         engine_port=engine_port if proxied else port,
         proxied=proxied,
         api_key=api_key,
+        env=env,
+        runner=runner,
     )

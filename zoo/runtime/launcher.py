@@ -97,19 +97,18 @@ def start_instance(
             "this machine can use the model"
         )
     public_port = options.port or process.free_port(public_host)
-    call = invocation(plan, engine, files, port=public_port, own_proxy=own_proxy)
-    if call.proxied:
-        call = invocation(
-            plan, engine, files, port=public_port, engine_port=process.free_port("127.0.0.1")
-        )
+    # The private port is taken only if a proxy stands in front (the invocation decides).
+    private_port = process.free_port("127.0.0.1")
+    call = invocation(
+        plan, engine, files, port=public_port, engine_port=private_port, own_proxy=own_proxy
+    )
     command = call.command
     api_key = call.api_key
-
-    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", **command.env}
-    if plan.python != sys.executable:
+    env = dict(call.env)
+    if call.runner is not None:
         from zoo.runtime.envs import runner_path
 
-        env["PYTHONPATH"] = str(runner_path(engine))
+        runner_path(engine)  # links the plugin into the folder the invocation put on the path
     instance_id = state.new_id()
     log_path = state.new_log(instance_id)
     follower = _LogEcho(log_path) if echo_log else None
