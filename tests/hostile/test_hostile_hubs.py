@@ -8,9 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hostile_helpers import assert_one_error_line, zoo
 
 from zoo.hubs.base import HubError
 from zoo.hubs.transfer import download_resumable
+from zoo.testing.hubserver import HubServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,3 +62,35 @@ def test_a_body_longer_than_announced_stops_at_the_announced_size(
         download_resumable(oversized, dest, hub="huggingface", label="m.gguf", size=MB)
     assert "\n" not in str(caught.value)
     assert list(dest.parent.iterdir()) == []  # no partial file, no blob
+
+
+SPEC = """\
+name: toy-ms
+description: A toy model on ModelScope.
+context_length: 2048
+languages: [en]
+abilities: [chat]
+specs:
+  - format: ggufv2
+    size: 0.1
+    quantizations: [Q4_0]
+    sources:
+      modelscope:
+        model_id: org/toy
+        file: toy-{quantization}.gguf
+"""
+
+
+@pytest.mark.parametrize("fault", ["missing", "checksum"])
+def test_modelscope_failures_are_one_line_without_the_clients_log(
+    hub_server: HubServer, tmp_path: Path, fault: str
+) -> None:
+    # Was: the modelscope client's own WARNING/ERROR records (with request and response
+    # dumps, and one per retry) on stderr above zoo's line.
+    hub_server.add_repo("org/toy", {"toy-Q4_0.gguf": bytes(4096)})
+    hub_server.fault(fault, repo="org/toy")
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "toy-ms.yaml").write_text(SPEC)
+    result = zoo("download", "toy-ms", "--quiet", env={"ZOO_CATALOG_PATH": str(tmp_path / "specs")})
+    assert_one_error_line(result, "modelscope:", "org/toy")
+    assert result.stderr.count("\n") == 1, result.stderr

@@ -314,7 +314,11 @@ def _client_timeouts() -> None:
 
 
 def _quiet_client() -> None:
-    """Silence the client's own tqdm bars and INFO lines: zoo reports progress itself."""
+    """Silence the client's own tqdm bars and log lines: zoo reports progress itself.
+
+    Its WARNING and ERROR records too: they are multi-line (request and response dumps) and
+    repeat the failure that zoo reports as one line.
+    """
     import functools
     import logging
 
@@ -326,7 +330,7 @@ def _quiet_client() -> None:
     if bars is not None and not isinstance(bars, functools.partial):
         vars(client)["tqdm"] = functools.partial(bars, disable=True)  # a private module
     for name in ("modelscope_hub", "modelscope_hub.download", "modelscope"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _callback_class(progress: ProgressCallback) -> type[Any]:
