@@ -274,3 +274,27 @@ def test_an_engine_that_cannot_start_is_an_error_with_its_log(catalog) -> None: 
         error = answer.json()["error"]
         assert error["code"] == "model_load_failed"
         assert "cannot load the model" in error["message"]
+
+
+def test_metrics_count_requests_and_tokens(catalog) -> None:  # type: ignore[no-untyped-def]
+    engine = GatewayEngine("--chunks", "4")
+    with running_gateway(catalog, entries("gw-a"), engine=engine) as gw:
+        client = OpenAI(base_url=gw.v1, api_key="none")
+        client.chat.completions.create(model="gw-a", messages=[{"role": "user", "content": "x"}])
+        list(
+            client.chat.completions.create(
+                model="gw-a", messages=[{"role": "user", "content": "x"}], stream=True
+            )
+        )
+        text = httpx.get(gw.url + "/metrics").text
+        values = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+        # The engine reported 3 in / 5 out for the plain answer; the stream had 4 events.
+        assert values['zoo_tokens_total{direction="in",model="gw-a"}'] == 3
+        assert values['zoo_tokens_total{direction="out",model="gw-a"}'] == 5 + 4
+        assert values['zoo_requests_total{model="gw-a",route="chat",status="200"}'] == 2
+        assert values['zoo_loads_total{model="gw-a"}'] == 1
+        assert values['zoo_model_loaded{model="gw-a"}'] == 1

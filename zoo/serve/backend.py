@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
-from zoo.serve.errors import DoesNotFit, LoadFailed, NotDownloaded
+from zoo.serve.errors import DoesNotFit, GatewayError, LoadFailed, NotDownloaded
 from zoo.serve.types import ModelEntry, Upstream
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class LocalBackend:
 
         try:
             return cached_plan(self.plan(entry), hubs=self._hubs) is not None
-        except ZooError:
+        except (ZooError, GatewayError):  # a model that cannot run here is not servable either
             return False
 
     def start(self, entry: ModelEntry) -> Upstream:

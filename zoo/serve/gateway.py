@@ -79,7 +79,13 @@ class Gateway:
             upstream = await stack.enter_async_context(
                 self.scheduler.lease(entry.name, keep_alive=keep_alive)
             )
-            answer = await self.forwarder.send(upstream, path, body, name)
+            answer = await self.forwarder.send(
+                upstream,
+                path,
+                body,
+                name,
+                on_usage=lambda p, c: self.metrics.tokens_used(entry.name, p, c),
+            )
         except BaseException as error:
             await stack.aclose()
             self.metrics.request_done(entry.name, route, _status(error), time.monotonic() - started)

@@ -10,7 +10,7 @@ A client that goes away closes the upstream request, so the engine frees its slo
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,9 +62,16 @@ class Forwarder:
         await self.client.aclose()
 
     async def send(
-        self, upstream: Upstream, path: str, body: dict[str, Any], client_model: str
+        self,
+        upstream: Upstream,
+        path: str,
+        body: dict[str, Any],
+        client_model: str,
+        on_usage: Usage | None = None,
     ) -> Answer:
-        """POST ``body`` to ``path`` on ``upstream``; the answer names ``client_model``."""
+        """POST ``body`` to ``path`` on ``upstream``; the answer names ``client_model``.
+        ``on_usage(prompt_tokens, completion_tokens)`` is called once the answer is complete
+        (from the engine's usage report; for a stream without one, its events count)."""
         payload = dict(body)
         if upstream.request_model:
             payload["model"] = upstream.request_model
@@ -87,28 +94,35 @@ class Forwarder:
             return Answer(
                 response.status_code,
                 kept,
-                _renamed_stream(response, client_model),
+                _renamed_stream(response, client_model, on_usage),
                 True,
                 response.aclose,
             )
         data = await response.aread()
         await response.aclose()
+        if on_usage is not None and response.status_code == 200:
+            on_usage(*_usage_of(data))
         return Answer(
             response.status_code, kept, _once(_renamed_json(data, client_model)), False, _noop
         )
 
 
-async def _renamed_stream(response: httpx.Response, client_model: str) -> AsyncIterator[bytes]:
+async def _renamed_stream(
+    response: httpx.Response, client_model: str, on_usage: Usage | None = None
+) -> AsyncIterator[bytes]:
     """The engine's events, renamed; an answer cut short by the engine (it died, or closed the
     connection before ``[DONE]``) ends with an error event, so the client knows it is cut."""
     renamer = EventRenamer(client_model)
     tail = b""
+    counter = _StreamUsage()
     try:
         try:
             async for chunk in response.aiter_raw():
                 out = renamer.feed(chunk)
                 if out:
                     tail = (tail + out)[-64:]
+                    if on_usage is not None:
+                        counter.feed(out)
                     yield out
         except httpx.HTTPError:
             pass  # reported below: the stream did not end with [DONE]
@@ -120,6 +134,42 @@ async def _renamed_stream(response: httpx.Response, client_model: str) -> AsyncI
             yield _CUT_SHORT
     finally:
         await response.aclose()
+        if on_usage is not None and response.status_code == 200:
+            on_usage(*counter.totals())
+
+
+Usage = Callable[[int, int], None]
+
+
+class _StreamUsage:
+    """Token counts of a stream: its usage event where the engine sends one, else one
+    completion token per content event (engines stream a token per event)."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.reported: tuple[int, int] | None = None
+
+    def feed(self, data: bytes) -> None:
+        for line in data.split(b"\n"):
+            if not line.startswith(b"data: {"):
+                continue
+            if b'"usage"' in line:
+                found = _usage_of(line[6:])
+                if any(found):
+                    self.reported = found
+                    continue
+            self.events += 1
+
+    def totals(self) -> tuple[int, int]:
+        return self.reported or (0, self.events)
+
+
+def _usage_of(data: bytes) -> tuple[int, int]:
+    try:
+        usage = json.loads(data).get("usage") or {}
+        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    except (ValueError, AttributeError, TypeError):
+        return 0, 0
 
 
 # An OpenAI-style error event: the official clients raise it as an APIError.
