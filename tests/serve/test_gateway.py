@@ -298,3 +298,25 @@ def test_metrics_count_requests_and_tokens(catalog) -> None:  # type: ignore[no-
         assert values['zoo_requests_total{model="gw-a",route="chat",status="200"}'] == 2
         assert values['zoo_loads_total{model="gw-a"}'] == 1
         assert values['zoo_model_loaded{model="gw-a"}'] == 1
+
+
+def test_nothing_is_downloaded_by_surprise(catalog) -> None:  # type: ignore[no-untyped-def]
+    """A model neither listed for download nor cached is refused (a request must not start a
+    big download); one listed in the config, or any with --allow-download, is fetched."""
+    listed = {"gw-a": ModelEntry(name="gw-a", family="gw-a", download=True)}
+    with running_gateway(catalog, listed, allow_download=False) as gw:
+        client = OpenAI(base_url=gw.v1, api_key="none", max_retries=0)
+        with pytest.raises(APIStatusError) as error:
+            client.chat.completions.create(
+                model="gw-b", messages=[{"role": "user", "content": "x"}]
+            )
+        assert error.value.status_code == 404
+        assert "not downloaded" in str(error.value) and "--allow-download" in str(error.value)
+        client.chat.completions.create(model="gw-a", messages=[{"role": "user", "content": "x"}])
+    # Now that gw-a is in the cache, a gateway that lists nothing serves it all the same.
+    with running_gateway(catalog, {}, allow_download=False) as gw:
+        client = OpenAI(base_url=gw.v1, api_key="none", max_retries=0)
+        reply = client.chat.completions.create(
+            model="gw-a", messages=[{"role": "user", "content": "x"}]
+        )
+        assert reply.model == "gw-a"
