@@ -78,6 +78,13 @@ def _stop_group(
     legacy: Callable[[list[str]], bool] | None = None,
 ) -> str:
     """ "stopped", "gone", or a sentence saying why the group was left alone."""
+    if pgid <= 1 or leader <= 1:
+        # Never a server zoo started (a damaged or hand-made record): group 0 is zoo's own
+        # (the user's shell job), 1 is init's, and negative ids signal every process.
+        return (
+            f"the {what}'s recorded process {leader} (group {pgid}) cannot be one zoo "
+            "started; it was left alone"
+        )
     if reap is not None:
         reap.poll()  # a child of this process that exited is reaped, not signalled
     if not process.group_alive(pgid):
