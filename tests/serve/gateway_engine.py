@@ -4,6 +4,8 @@ Every answer's text is the JSON of what the request carried (model, prompt or me
 suffix, Authorization), so tests see exactly what the gateway sent upstream. Streams send
 ``--chunks`` events ``--delay`` seconds apart (long enough to test eviction waits, client
 disconnects and uncut streams). ``--mode crash-after`` exits in the middle of a stream.
+``--events FILE`` appends one JSON line per request event there: ``start``, ``done``, and
+``gone`` when the gateway closed the connection before the stream ended (the client left).
 """
 
 from __future__ import annotations
@@ -25,8 +27,16 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=3)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--reply", default=None, help="answer this text instead of the echo")
+    parser.add_argument("--events", default=None, help="append request events to this file")
     args, rest = parser.parse_known_args()
     key = os.environ.get("GW_API_KEY") or None
+
+    def event(kind: str, request: dict[str, object]) -> None:
+        if args.events:
+            line = {"event": kind, "stream": bool(request.get("stream")), "pid": os.getpid()}
+            with open(args.events, "a") as out:
+                out.write(json.dumps(line) + "\n")
+
     print(f"gateway engine up: {args.name} {rest}", flush=True)
     if args.mode == "exit":
         print("fatal: cannot load the model", flush=True)
@@ -74,6 +84,7 @@ def main() -> None:
             # "<" escaped: the echo must survive the gateway cutting FIM output at sentinels.
             text = args.reply or json.dumps(seen).replace("<", "\\u003c")
             chat = self.path.endswith("/chat/completions")
+            event("start", request)
             if request.get("stream"):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -81,23 +92,30 @@ def main() -> None:
                 self.end_headers()
                 step = max(1, len(text) // args.chunks + 1)
                 pieces = [text[i : i + step] for i in range(0, len(text), step)]
-                for index, piece in enumerate(pieces):
-                    if args.mode == "crash-after" and index == 1:
-                        os._exit(4)
-                    choice = (
-                        {"index": 0, "delta": {"content": piece}}
-                        if chat
-                        else {"index": 0, "text": piece}
-                    )
-                    event = {"model": args.name, "object": "chunk", "choices": [choice]}
-                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                try:
+                    for index, piece in enumerate(pieces):
+                        if args.mode == "crash-after" and index == 1:
+                            os._exit(4)
+                        choice = (
+                            {"index": 0, "delta": {"content": piece}}
+                            if chat
+                            else {"index": 0, "text": piece}
+                        )
+                        chunk = {"model": args.name, "object": "chunk", "choices": [choice]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        time.sleep(args.delay)
+                    self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
-                    time.sleep(args.delay)
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
+                except OSError:  # BrokenPipe, ConnectionReset: the gateway hung up
+                    event("gone", request)
+                    self.close_connection = True
+                    return
+                event("done", request)
                 self.close_connection = True
                 return
             time.sleep(args.delay)
+            event("done", request)
             choice = (
                 {
                     "index": 0,

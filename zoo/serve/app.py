@@ -25,7 +25,7 @@ from zoo.serve.gateway import Gateway, served_models, stream_with
 from zoo.serve.types import ModelEntry
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from zoo.serve.fim import Fim
 
@@ -76,6 +76,7 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] = ()) -> Starlette:
     ]
     app = Starlette(routes=routes, exception_handlers={GatewayError: _error})
     app.add_middleware(_Auth, keys=tuple(keys))
+    app.add_middleware(_LeaveWhenGone)
     return app
 
 
@@ -183,6 +184,60 @@ class _Auth:
             return
         scope["zoo.key"] = match
         await self.app(scope, receive, send)
+
+
+class _LeaveWhenGone:
+    """Cancels a request whose client goes away before its answer begins.
+
+    Starlette notices a disconnect only while it streams an answer; a request waiting for
+    its model (queued behind a swap, or for a load) would keep its place in the queue, count
+    against the model's concurrency, and be sent to the engine for nobody (editors cancel FIM
+    requests all the time). Once the body is read, only ``http.disconnect`` can arrive: this
+    waits for it and cancels the request if no answer has started (the scheduler's waits are
+    cancellation-safe); an answer under way is ended by starlette's own watch, which closes
+    the upstream request. The app's later ``receive`` calls get the disconnect from here.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        import anyio
+
+        body_read, gone = anyio.Event(), anyio.Event()
+        started = False
+
+        async def app_receive() -> Message:
+            if body_read.is_set():
+                await gone.wait()
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            elif not message.get("more_body", False):
+                body_read.set()
+            return message
+
+        async def app_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                await body_read.wait()
+                await receive()  # the disconnect (or the end of the answer)
+                gone.set()
+                if not started:
+                    group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            await self.app(scope, app_receive, app_send)
+            group.cancel_scope.cancel()
 
 
 def _bearer(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
