@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
-from hostile_helpers import COMMAND_TIMEOUT_S, assert_friendly
+from hostile_helpers import (
+    COMMAND_TIMEOUT_S,
+    assert_friendly,
+    assert_json_error,
+    assert_one_error_line,
+    zoo,
+)
 
 from zoo.runtime import control, process, state
 
@@ -63,3 +70,19 @@ def test_stop_never_signals_init(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [s for s in sent if s[1] != 0] == []
     assert report.stopped == ()
     assert "cannot be one zoo started" in report.left_alone[0]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("pid", "abc"), ("pgid", 2**62), ("port", 1.5), ("started_at", "soon")]
+)
+def test_a_row_with_values_zoo_never_writes(column: str, value: object) -> None:
+    # Was: "internal error: TypeError: '<=' not supported between 'str' and 'int'" (a text
+    # pid) or "OverflowError: signed integer is greater than maximum" (from os.kill) on
+    # every ps, stop and logs: SQLite keeps any value in any column.
+    _record("odd", 12345, 12345)
+    with sqlite3.connect(state.db_path()) as conn:
+        conn.execute(f"UPDATE instances SET {column} = ?", (value,))  # noqa: S608 - fixed names
+    for command in (("ps",), ("stop", "--all"), ("logs", "odd")):
+        assert_one_error_line(zoo(*command), "is damaged", f"has {column} = ")
+    assert_json_error(zoo("ps", "--json"), "state")
+    assert state.db_path().exists()  # left as it is: it may name servers that still run

@@ -265,9 +265,47 @@ def _status(instance: Instance) -> str:
     return "running"
 
 
+# Column kinds, checked on read: SQLite stores any value in any column, and a hand-edited or
+# damaged row ("abc" as a pid, 2**62) would otherwise crash every command deep in os.kill.
+_INT_COLUMNS = ("port", "pid", "pgid", "proxy_pid", "engine_port", "owner_pid")
+_NUMBER_COLUMNS = ("started_at", "detached", "api_key")
+_NULLABLE = (
+    "pid_start",
+    "proxy_pid",
+    "engine_port",
+    "proxy_pid_start",
+    "owner_pid",
+    "owner_start",
+    "phase",
+)
+_INT_LIMIT = 2**31  # pids and ports are C ints for the kernel
+
+
+def _row_problem(data: dict[str, Any]) -> str | None:
+    """Why a row cannot be an instance zoo wrote, or None."""
+    missing = [name for name in _STORED if name not in data and name not in _NULLABLE]
+    if missing:
+        return f"the instances table has no {', '.join(missing)} column"
+    for name, value in data.items():
+        if value is None and name in _NULLABLE:
+            continue
+        if name in _INT_COLUMNS:
+            ok = type(value) is int and -_INT_LIMIT <= value < _INT_LIMIT
+        elif name in _NUMBER_COLUMNS:
+            ok = type(value) in (int, float)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            return f"instance {str(data.get('id'))[:40]!r} has {name} = {str(value)[:40]!r}"
+    return None
+
+
 def _from_row(row: sqlite3.Row) -> Instance:
     # Columns a newer zoo may have added are ignored; ones an older one lacked keep defaults.
     data = {k: v for k, v in dict(row).items() if k in _STORED}
+    problem = _row_problem(data)
+    if problem is not None:
+        raise _damaged(db_path(), problem)
     data["detached"] = bool(data["detached"])
     data["api_key"] = bool(data["api_key"])
     if data.get("phase") is None:
