@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from zoo.errors import ZooError
     from zoo.plan import LaunchOptions
     from zoo.resolve import Request
-    from zoo.runtime import launcher, state
+    from zoo.runtime import launcher
 
     args = sys.argv[1:] if argv is None else argv
     question = " ".join(args) or QUESTION
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"A: {(reply.choices[0].message.content or '').strip()}\n", flush=True)
     finally:
-        launcher.stop(state.find(instance.id)[0])
+        launcher.stop(instance)  # safe even if it died: only groups zoo started are signalled
         print(f"zoo demo: stopped {MODEL}; {time.monotonic() - started:.0f} s in all.")
     return 0
 

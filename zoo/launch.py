@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,16 +97,24 @@ def _preview_files(plan: Plan, hubs: Mapping[str, Hub] | None) -> ModelFiles:
         return model_files(plan, found)
     where = f"<{plan.hub}:{plan.repo}>"
     exact = plan.source.selection.exact
-    if plan.spec.format == "ggufv2" and exact:
-        projectors = _projector_names(plan)
-        weights = [f for f in exact if f.rsplit("/", 1)[-1] not in projectors] or list(exact)
-        shown = [f for f in exact if f.rsplit("/", 1)[-1] in projectors]
-        return ModelFiles(f"{where}/{sorted(weights)[0]}", f"{where}/{shown[0]}" if shown else None)
-    return ModelFiles(where)
+    chosen = _gguf_files(plan, exact) if plan.spec.format == "ggufv2" and exact else None
+    if chosen is None:
+        return ModelFiles(where)
+    weights, projector = chosen
+    return ModelFiles(f"{where}/{weights}", f"{where}/{projector}" if projector else None)
 
 
-def _projector_names(plan: Plan) -> set[str]:
-    return {p.rsplit("/", 1)[-1] for s in plan.spec.sources for p in s.multimodal_projectors}
+def _gguf_files(plan: Plan, paths: Sequence[str]) -> tuple[str, str | None] | None:
+    """The one rule for what a GGUF engine is given, for the dry run (repository paths) and
+    the launch (downloaded files) alike: the first weights file (split parts follow it) and
+    the multimodal projector if one is among ``paths``; None without a GGUF file."""
+    projectors = {p.rsplit("/", 1)[-1] for s in plan.spec.sources for p in s.multimodal_projectors}
+    ggufs = [p for p in paths if p.endswith(".gguf")]
+    weights = [p for p in ggufs if p.rsplit("/", 1)[-1] not in projectors] or ggufs
+    if not weights:
+        return None
+    projector = [p for p in ggufs if p.rsplit("/", 1)[-1] in projectors and p not in weights]
+    return sorted(weights)[0], projector[0] if projector else None
 
 
 def model_files(plan: Plan, fetched: FetchResult) -> ModelFiles:
@@ -116,13 +124,10 @@ def model_files(plan: Plan, fetched: FetchResult) -> ModelFiles:
 
     if plan.spec.format != "ggufv2":
         return ModelFiles(str(fetched.root))
-    ggufs = [f for f in fetched.files if f.name.endswith(".gguf")]
-    projectors = _projector_names(plan)
-    weights = [f for f in ggufs if f.name not in projectors] or ggufs
-    if not weights:
+    chosen = _gguf_files(plan, [f.as_posix() for f in fetched.files])
+    if chosen is None:
         raise NotFoundError(f"no GGUF file among the downloaded files of {fetched.repo}")
-    projector = [f for f in ggufs if f.name in projectors and f not in weights]
-    return ModelFiles(str(sorted(weights)[0]), str(projector[0]) if projector else None)
+    return ModelFiles(*chosen)
 
 
 def fetch(

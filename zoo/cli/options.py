@@ -58,13 +58,14 @@ def planning_host(host_profile: str | None, opt_in: list[str] | None) -> Host:
 
     An opt-in no installed engine offers is an error naming the ones that exist.
     """
-    from zoo.host import detect_host, load_host_profile, opt_in_from_env
+    from zoo.host import load_host_profile, opt_in_from_env, this_machine
 
-    host = load_host_profile(host_profile) if host_profile else detect_host()
     names = [n.strip() for item in opt_in or () for n in item.split(",") if n.strip()]
     if names:
         check_opt_in(names)
-    return host.with_opt_in([*opt_in_from_env(), *names])
+    if not host_profile:
+        return this_machine(names)  # what zoo.launch plans for when given no host
+    return load_host_profile(host_profile).with_opt_in([*opt_in_from_env(), *names])
 
 
 def check_opt_in(names: list[str]) -> None:

@@ -156,14 +156,11 @@ def _pick(
     from zoo.hubs import reachability
 
     names, reason, automatic = _candidates(plan, hubs)
+    hit = _cache_hit(plan, names, hubs)
     if not automatic:
-        hub = hubs[names[0]]
-        found = _cached(plan, names[0], hub)
-        return [(names[0], reason)], (), found
-    for name in names:
-        found = _cached(plan, name, hubs[name])
-        if found is not None:
-            return [(name, f"{name}: already in its cache")], (), found
+        return [(names[0], reason)], (), hit[1] if hit else None
+    if hit is not None:
+        return [(hit[0], f"{hit[0]}: already in its cache")], (), hit[1]
     order: list[tuple[str, str]] = []
     skipped: list[str] = []
     for position, name in enumerate(names):
@@ -193,14 +190,26 @@ def _pick(
     return order, tuple(skipped), None
 
 
-def cached_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchResult | None:
-    """The plan's files from the first of its hubs that has them cached, with no request."""
-    names = [s.hub for s in plan.sources if s.hub in hubs]
-    for name in names[:1] if plan.hub_locked else names:
+def _cache_hit(
+    plan: Plan, names: Sequence[str], hubs: Mapping[str, Hub]
+) -> tuple[str, FetchResult] | None:
+    """The first of ``names`` whose cache has the plan's files, and those files."""
+    for name in names:
         found = _cached(plan, name, hubs[name])
         if found is not None:
-            return found
+            return name, found
     return None
+
+
+def cached_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchResult | None:
+    """The plan's files from the first of its hubs that has them cached, with no request
+    (the hubs a download would consider, in its order)."""
+    try:
+        names, _, _ = _candidates(plan, hubs)
+    except HubError:
+        return None
+    hit = _cache_hit(plan, names, hubs)
+    return hit[1] if hit else None
 
 
 def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchListing:
