@@ -132,14 +132,13 @@ def start(
     *,
     log_path: Path,
     env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
     foreground: bool = True,
-    process_group: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with its output appended to ``log_path``.
+    """Start ``argv`` with its output appended to ``log_path``, in a new session (so a new
+    process group that a stop reaches whole); ``foreground`` adds the parent-death signal.
 
-    A new session (so a new process group) unless ``process_group`` names one to join (the
-    proxy joins its engine's group, so one stop ends both).
+    The proxy gets a session of its own too: a process cannot join a group in another
+    session, so ``zoo.runtime.control.stop_instance`` stops the two groups one by one.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ)
@@ -154,9 +153,7 @@ def start(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=full_env,
-                cwd=str(cwd) if cwd else None,
-                start_new_session=process_group is None,
-                process_group=process_group,
+                start_new_session=True,
                 # Nothing else replaces PR_SET_PDEATHSIG; the hook imports nothing (see above).
                 preexec_fn=preexec,  # noqa: PLW1509
                 close_fds=True,
