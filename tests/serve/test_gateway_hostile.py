@@ -4,9 +4,10 @@ names, and the secrets (the engines' private keys and ports) that must never rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,89 @@ def test_a_client_leaving_while_queued_behind_a_swap_is_dropped(catalog) -> None
         assert model_status(gw, "gw-a")["status"] == "ready"
         assert model_status(gw, "gw-b")["status"] == "idle"
         assert post(gw, "/v1/chat/completions", {"model": "gw-b", **CHAT}).status_code == 200
+
+
+# ---- bodies --------------------------------------------------------------------------------
+
+
+def error_of(answer: httpx.Response, status: int, code: str | None = None) -> str:
+    """The OpenAI-shaped error of ``answer``, checked; its message."""
+    assert answer.status_code == status, (answer.status_code, answer.text[:500])
+    assert answer.headers["content-type"].startswith("application/json")
+    error = answer.json()["error"]
+    assert set(error) == {"message", "type", "code", "param"}
+    if code is not None:
+        assert error["code"] == code, error
+    assert "Traceback" not in error["message"]
+    return str(error["message"])
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"", *, read_first: bool = False) -> bytes:
+    """Sends ``head`` (and ``body`` unless the server answers first) on a plain socket; the
+    status line and headers the server answered."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(head)
+        if body and not read_first:
+            with contextlib.suppress(OSError):  # the server may hang up before the end
+                sock.sendall(body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            answer += piece
+        return answer
+
+
+def test_a_huge_body_is_refused_without_being_read(catalog) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        port = int(gw.url.rsplit(":", 1)[1])
+        # Announced: refused from the headers alone, before a byte of the 50 MB is sent.
+        head = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (50 * 2**20)
+        )
+        started = time.monotonic()
+        for path in (b"/v1/chat/completions", b"/api/chat"):
+            answer = raw_request(
+                port, head.replace(b"/v1/chat/completions", path), b"x", read_first=True
+            )
+            assert answer.startswith(b"HTTP/1.1 413"), (path, answer[:200])
+        assert time.monotonic() - started < 5
+        # Not announced (chunked): read only up to the limit, then refused.
+        response = httpx.post(
+            gw.v1 + "/chat/completions",
+            content=(b"x" * 2**20 for _ in range(50)),
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+        assert "larger than" in error_of(response, 413, "request_too_large")
+        # The gateway still answers.
+        assert post(gw, "/v1/chat/completions", {"model": "gw-a", **CHAT}).status_code == 200
+
+
+def test_a_big_body_under_the_limit_is_read_in_linear_time(catalog) -> None:  # type: ignore[no-untyped-def]
+    """A body trickled in 64 KiB pieces: gluing each onto the last would copy the body's
+    square (7 GB for 30 MB), seconds of a blocked event loop for every other client."""
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        piece = b" " * 2**16
+
+        def trickle() -> Iterator[bytes]:
+            yield b'{"model": "nope", "prompt": "'
+            for _ in range(30 * 16):
+                yield piece
+                time.sleep(0.001)  # each piece arrives on its own
+            yield b'"}'
+
+        started = time.monotonic()
+        answer = httpx.post(
+            gw.v1 + "/completions",
+            content=trickle(),
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+        took = time.monotonic() - started
+        error_of(answer, 404, "model_not_found")
+        assert took < 5, took

@@ -87,11 +87,9 @@ async def _error(request: Request, error: Exception) -> Response:
 
 async def read_json(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 saying what is wrong with it."""
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise InvalidRequest(f"the request body is larger than {MAX_BODY // 2**20} MB")
+    from zoo.serve.body import read_body
+
+    raw = await read_body(request, MAX_BODY)
     try:
         body = json.loads(raw or b"{}")
     except ValueError as error:

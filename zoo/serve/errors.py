@@ -36,6 +36,12 @@ class InvalidRequest(GatewayError):
     kind = "invalid_request_error"
 
 
+class TooLarge(GatewayError):
+    status = 413
+    code = "request_too_large"
+    kind = "invalid_request_error"
+
+
 class Unauthorized(GatewayError):
     status = 401
     code = "invalid_api_key"

@@ -162,11 +162,9 @@ def _error(message: str, status: int) -> Response:
 
 
 async def _read(request: Request) -> dict[str, Any]:
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise OllamaError(f"the request body is larger than {MAX_BODY // 2**20} MB", 413)
+    from zoo.serve.body import read_body
+
+    raw = await read_body(request, MAX_BODY)  # a 413 (GatewayError) past it, unread
     try:
         body = json.loads(raw or b"{}")
     except ValueError as error:
