@@ -158,6 +158,49 @@ def error_of(answer: httpx.Response, status: int, code: str | None = None) -> st
     return str(error["message"])
 
 
+BAD_BODIES = [
+    (b"{not json", "not JSON"),
+    (b"\xff\xfe\x00garbage", "not JSON"),
+    (b'[{"model": "gw-a"}]', "JSON object"),
+    (b'"gw-a"', "JSON object"),
+    (b"null", "JSON object"),
+    (json.dumps(CHAT).encode(), "`model`"),
+    (json.dumps({"model": 7, **CHAT}).encode(), "`model`"),
+    (json.dumps({"model": ["gw-a"], **CHAT}).encode(), "`model`"),
+    (json.dumps({"model": {"name": "gw-a"}, **CHAT}).encode(), "`model`"),
+    (json.dumps({"model": "  ", **CHAT}).encode(), "`model`"),
+    (json.dumps({"model": "gw-a", **CHAT, "stream": "yes"}).encode(), "`stream`"),
+    (json.dumps({"model": "gw-a", **CHAT, "stream": 1}).encode(), "`stream`"),
+    (json.dumps({"model": "gw-a", **CHAT, "keep_alive": "soon"}).encode(), "keep_alive"),
+    (json.dumps({"model": "gw-a", **CHAT, "keep_alive": True}).encode(), "keep_alive"),
+    (json.dumps({"model": "gw-a", **CHAT, "keep_alive": [5]}).encode(), "keep_alive"),
+    (json.dumps({"model": "gw-a", **CHAT, "keep_alive": 1e300}).encode(), "keep_alive"),
+    (b'{"model": "gw-a", "keep_alive": NaN}', "keep_alive"),
+]
+
+
+def test_bad_bodies_are_400_and_load_nothing(catalog) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        for body, says in BAD_BODIES:
+            for path in ("/v1/chat/completions", "/v1/completions"):
+                message = error_of(post(gw, path, body), 400, "invalid_request")
+                assert says in message, (body, path, message)
+        # Checked before the model is asked for: nothing was loaded for a bad request.
+        assert model_status(gw, "gw-a")["status"] == "idle"
+
+
+def test_a_valid_stream_flag_and_keep_alive_pass(catalog) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        for extra in (
+            {"stream": False},
+            {"stream": None},
+            {"keep_alive": "1m"},
+            {"keep_alive": None},
+        ):
+            answer = post(gw, "/v1/chat/completions", {"model": "gw-a", **CHAT, **extra})
+            assert answer.status_code == 200, (extra, answer.text)
+
+
 def raw_request(port: int, head: bytes, body: bytes = b"", *, read_first: bool = False) -> bytes:
     """Sends ``head`` (and ``body`` unless the server answers first) on a plain socket; the
     status line and headers the server answered."""

@@ -107,6 +107,8 @@ async def _openai(
     gateway: Gateway, request: Request, path: str, *, route: str, fim_only: bool = False
 ) -> Response:
     body = await read_json(request)
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
+        raise InvalidRequest("`stream` must be true or false")
     name = body.get("model")
     entry = gateway.entry(name)
     if not _allowed(request, entry):
