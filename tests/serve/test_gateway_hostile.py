@@ -270,3 +270,59 @@ def test_a_big_body_under_the_limit_is_read_in_linear_time(catalog) -> None:  # 
         took = time.monotonic() - started
         error_of(answer, 404, "model_not_found")
         assert took < 5, took
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+
+def test_keys_are_required_and_compared_exactly(catalog) -> None:  # type: ignore[no-untyped-def]
+    from zoo.serve.config import ApiKey
+
+    with running_gateway(catalog, entries("gw-a"), keys=(ApiKey("Secret-Key-1"),)) as gw:
+        body = {"model": "gw-a", **CHAT}
+        refused: list[dict[str, str]] = [
+            {},
+            {"authorization": ""},
+            {"authorization": "Bearer"},
+            {"authorization": "Secret-Key-1"},
+            {"authorization": "Basic Secret-Key-1"},
+            {"authorization": "Token Secret-Key-1"},
+            {"authorization": "Bearer secret-key-1"},
+            {"authorization": "Bearer SECRET-KEY-1"},
+            {"authorization": "Bearer Secret-Key-"},
+            {"authorization": "Bearer Secret-Key-12"},
+            {"x-api-key": "Secret-Key-1"},
+        ]
+        for headers in refused:
+            for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models")):
+                answer = httpx.request(
+                    method, gw.url + path, json=body, headers=headers, timeout=30
+                )
+                error_of(answer, 401, "invalid_api_key")
+        # Bytes no key has (not ASCII, not UTF-8) are a wrong key too, not a crash.
+        for raw in (b"Bearer \xe9t\xe9", b"Bearer Secret-Key-1\xff", "Bearer ключ".encode()):
+            answer = httpx.get(gw.v1 + "/models", headers=[(b"authorization", raw)], timeout=30)
+            error_of(answer, 401, "invalid_api_key")
+        # The scheme is case-insensitive (RFC 9110 §11.1), the key is not.
+        for good in ("Bearer Secret-Key-1", "bearer Secret-Key-1", "BEARER  Secret-Key-1"):
+            answer = httpx.get(gw.v1 + "/models", headers={"authorization": good}, timeout=30)
+            assert answer.status_code == 200, good
+        # /status needs a key as well.
+        error_of(httpx.get(gw.url + "/status", timeout=30), 401, "invalid_api_key")
+        assert httpx.get(gw.url + "/health", timeout=30).status_code == 200
+        # The refusals loaded nothing.
+        ok = httpx.get(
+            gw.url + "/status", headers={"authorization": "Bearer Secret-Key-1"}, timeout=30
+        )
+        assert [m["status"] for m in ok.json()["models"]] == ["idle"]
+
+
+def test_keys_are_compared_in_constant_time() -> None:
+    """Read from the code: the comparison is hmac.compare_digest, never ``==``."""
+    import inspect
+
+    from zoo.serve import app
+
+    source = inspect.getsource(app._Auth)
+    assert "hmac.compare_digest" in source
+    assert " == sent" not in source and "sent ==" not in source

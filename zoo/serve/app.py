@@ -174,8 +174,15 @@ class _Auth:
             await self.app(scope, receive, send)
             return
         sent = _bearer(scope.get("headers", ()))
+        # Bytes, not str: compare_digest refuses str with non-ASCII characters (a TypeError,
+        # a 500 for any client sending such a header).
         match = next(
-            (k for k in self.keys if sent is not None and hmac.compare_digest(k.key, sent)), None
+            (
+                k
+                for k in self.keys
+                if sent is not None and hmac.compare_digest(k.key.encode(), sent.encode("latin-1"))
+            ),
+            None,
         )
         if match is None:
             error = Unauthorized("a valid API key is required (Authorization: Bearer KEY)")
