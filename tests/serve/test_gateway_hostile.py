@@ -326,3 +326,22 @@ def test_keys_are_compared_in_constant_time() -> None:
     source = inspect.getsource(app._Auth)
     assert "hmac.compare_digest" in source
     assert " == sent" not in source and "sent ==" not in source
+
+
+# ---- routes and names ----------------------------------------------------------------------
+
+
+def test_unknown_routes_and_methods_are_json_errors(catalog) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        for path in (
+            "/v1/nothing",
+            "/v2/chat/completions",
+            "/v1/models/x/y",
+            "/api/pull",
+            "/%2e%2e/etc",
+        ):
+            error_of(httpx.post(gw.url + path, json={}, timeout=30), 404, "not_found")
+            error_of(httpx.get(gw.url + path, timeout=30), 404, "not_found")
+        message = error_of(httpx.get(gw.v1 + "/chat/completions", timeout=30), 405)
+        assert "POST" in message
+        assert httpx.get(gw.v1 + "/chat/completions").headers["allow"] == "POST"

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -74,7 +75,9 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] = ()) -> Starlette:
         # Ollama clients probe the root before anything else.
         Route("/", _running, methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={GatewayError: _error})
+    app = Starlette(
+        routes=routes, exception_handlers={GatewayError: _error, HTTPException: _http_error}
+    )
     app.add_middleware(_Auth, keys=tuple(keys))
     app.add_middleware(_LeaveWhenGone)
     return app
@@ -83,6 +86,20 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] = ()) -> Starlette:
 async def _error(request: Request, error: Exception) -> Response:
     assert isinstance(error, GatewayError)
     return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own 404 and 405 (plain text by default), OpenAI-shaped like the rest."""
+    assert isinstance(error, HTTPException)
+    status, path = error.status_code, request.url.path
+    code, message = "invalid_request", str(error.detail)
+    if status == 404:
+        code, message = "not_found", f"no route {path!r} here"
+    elif status == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        code, message = "method_not_allowed", f"{path} takes {allowed}, not {request.method}"
+    fields = {"message": message, "type": "invalid_request_error", "code": code, "param": None}
+    return JSONResponse({"error": fields}, status_code=status, headers=error.headers)
 
 
 async def read_json(request: Request) -> dict[str, Any]:
