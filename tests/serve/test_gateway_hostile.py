@@ -345,3 +345,96 @@ def test_unknown_routes_and_methods_are_json_errors(catalog) -> None:  # type: i
         message = error_of(httpx.get(gw.v1 + "/chat/completions", timeout=30), 405)
         assert "POST" in message
         assert httpx.get(gw.v1 + "/chat/completions").headers["allow"] == "POST"
+
+
+ODD_NAMES = [
+    "../x",
+    "../../etc/passwd",
+    "gw-a/../../x",
+    "/gw-a",
+    "gw-a\\..\\x",
+    "%2e%2e%2fx",
+    "x" * 10_000,
+    "gw-a:" + "9" * 5000 + "b",
+    "模型",
+    "gw-ä",
+    "gw-a\x00",
+    "\u202egw-a",
+    "gw-a:",
+    ":latest",
+]
+
+
+def test_odd_model_names_are_404s_without_a_traceback(catalog) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        for name in ODD_NAMES:
+            started = time.monotonic()
+            answer = post(gw, "/v1/chat/completions", {"model": name, **CHAT})
+            assert answer.status_code in (400, 404), (name[:50], answer.text[:300])
+            error_of(answer, answer.status_code)
+            assert time.monotonic() - started < 2, name[:50]
+            ollama = post(gw, "/api/chat", {"model": name, **CHAT, "stream": False})
+            assert ollama.status_code in (400, 404), (name[:50], ollama.text[:300])
+            assert "Traceback" not in ollama.text
+        assert model_status(gw, "gw-a")["status"] == "idle"
+        # Nothing was added to what the gateway serves.
+        assert [m["id"] for m in httpx.get(gw.v1 + "/models").json()["data"]] == ["gw-a"]
+
+
+# ---- secrets -------------------------------------------------------------------------------
+
+
+def engine_secrets(gw: Running) -> list[str]:
+    """The loaded engines' private keys and ports, as the gateway's backend holds them."""
+    found = []
+    for loaded in gw.gateway.backend._loaded.values():
+        call = loaded.running.invocation
+        assert call is not None and call.engine_api_key
+        found += [call.engine_api_key, f":{call.engine_port}"]
+    return found
+
+
+def test_no_client_ever_sees_an_engine_key_or_port(catalog) -> None:  # type: ignore[no-untyped-def]
+    from zoo.serve.config import ApiKey
+
+    key = ApiKey("client-key-7")
+    auth = {"authorization": "Bearer client-key-7"}
+    with running_gateway(catalog, entries("gw-a", "gw-b"), keys=(key,)) as gw:
+        seen: list[httpx.Response] = []
+        with httpx.Client(base_url=gw.url, headers=auth, timeout=30) as client:
+            seen.append(client.post("/v1/chat/completions", json={"model": "gw-a", **CHAT}))
+            seen.append(client.post("/v1/completions", json={"model": "gw-b", "prompt": "x"}))
+            seen.append(
+                client.post("/v1/chat/completions", json={"model": "gw-a", **CHAT, "stream": True})
+            )
+            seen.append(client.post("/api/chat", json={"model": "gw-a", **CHAT}))
+            seen.append(client.post("/api/generate", json={"model": "gw-b", "prompt": "x"}))
+            secrets = engine_secrets(gw)
+            assert len(secrets) == 4
+            for path in ("/v1/models", "/status", "/metrics", "/api/tags", "/api/ps", "/"):
+                seen.append(client.get(path))
+            seen.append(client.post("/api/show", json={"model": "gw-a"}))
+            seen.append(client.post("/v1/chat/completions", json={"model": "gw-x", **CHAT}))
+        for answer in seen:
+            assert answer.status_code in (200, 404), (answer.request.url, answer.text)
+            text = answer.text + json.dumps(dict(answer.headers))
+            for secret in [*secrets, "client-key-7"]:
+                assert secret not in text, (answer.request.url, secret)
+        # What the engine got was its own private key, not the client's.
+        echoed = seen[0].json()["choices"][0]["message"]["content"]
+        assert "client-key-7" not in echoed
+        models = httpx.get(gw.v1 + "/models", headers=auth).json()["data"]
+        fields = {field for m in models for field in m}
+        assert not fields & {"base_url", "api_key", "port", "upstream", "instance_id", "url"}
+
+
+def test_a_failed_start_reports_its_log_but_not_the_key(catalog) -> None:  # type: ignore[no-untyped-def]
+    engine = GatewayEngine("--mode", "exit")
+    with running_gateway(catalog, entries("gw-a"), engine=engine) as gw:
+        answer = post(gw, "/v1/chat/completions", {"model": "gw-a", **CHAT})
+        message = error_of(answer, 503, "model_load_failed")
+        assert "cannot load the model" in message  # the log's tail is there
+        plans = list(gw.gateway.backend._plans.values())
+        assert plans and plans[0].options.api_key
+        assert plans[0].options.api_key not in answer.text
+        assert plans[0].options.api_key not in httpx.get(gw.url + "/status").text
