@@ -165,7 +165,7 @@ class LaunchContext:
     host: str = "127.0.0.1"
     port: int = 0
     context_length: int | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never printed
     dtype: str | None = None
     tensor_parallel_size: int | None = None
     gpu_memory_fraction: float | None = None
@@ -201,7 +201,7 @@ class ServerCommand:
     """
 
     argv: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold the key
     health_path: str | None = "/health"
     request_model: str | None = None
     api_key_enforced: bool = False

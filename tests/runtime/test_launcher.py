@@ -104,7 +104,7 @@ def test_a_sigterm_just_after_a_process_starts_leaves_nothing(
     def start_then_sigterm(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
         popen = real_start(argv, **options)
         started.append(popen)
-        if (what == "proxy") == ("zoo.runtime.proxy" in argv):
+        if (what == "proxy") == ("zoo.serve.single" in argv):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.1)  # the handler runs here: an undeferred one raises in this sleep
         return popen
@@ -211,6 +211,20 @@ def test_an_engine_behind_its_callers_proxy_gets_a_key_only_if_it_checks_it(
         assert not call.proxied and call.engine_api_key == given
         # The command that starts is the one built with what the engine is given.
         assert engine.contexts[-1].api_key == given
+
+
+def test_the_key_is_in_no_repr(fetched: FetchResult) -> None:
+    """A traceback, a debug print or a log of these objects never shows the key."""
+
+    class KeyInEnvEngine(FakeEngine):
+        def server_command(self, ctx: LaunchContext) -> ServerCommand:
+            return replace(super().server_command(ctx), env={"FAKE_KEY": ctx.api_key or ""})
+
+    plan = make_plan(options=LaunchOptions(api_key="sekret-3"))
+    call = invocation(plan, KeyInEnvEngine(), ModelFiles(str(fetched.root)), port=8000)
+    assert call.engine_api_key == "sekret-3" and call.command.env["FAKE_KEY"] == "sekret-3"
+    for shown in (call, call.context, call.command, plan):
+        assert "sekret-3" not in repr(shown)
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")

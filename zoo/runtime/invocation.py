@@ -50,11 +50,12 @@ class Invocation:
     public_port: int
     engine_port: int
     proxied: bool
-    api_key: str | None  # what clients must send (zoo's proxy checks it when proxied)
+    # What clients must send (zoo's proxy checks it when proxied); never printed.
+    api_key: str | None = field(repr=False)
     # What the server's environment gets on top of zoo's own: ``BASE_ENV``, the engine's
     # ``ServerCommand.env`` and, for an engine running in its own venv, a PYTHONPATH of
     # ``runner`` (the folder ``zoo.runtime.envs.runner_path`` links the plugin into).
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     runner: Path | None = None
 
     @property

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,7 +47,7 @@ class Running:
     server: subprocess.Popen[bytes] | None
     proxy: subprocess.Popen[bytes] | None
     ready_s: float
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     # Foreground: the thread copying the log to the terminal since the start, kept running
     # into serve_foreground so no line falls between the two.
     log_echo: _LogEcho | None = None
@@ -222,10 +222,11 @@ def _start_proxy(
     log_path: Path,
     detach: bool,
 ) -> subprocess.Popen[bytes]:
+    # The gateway's proxy in its one-model form (zoo.serve.single): one proxy in the codebase.
     argv = [
         sys.executable,
         "-m",
-        "zoo.runtime.proxy",
+        "zoo.serve.single",
         "--host",
         host,
         "--port",
