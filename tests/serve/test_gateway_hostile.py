@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -438,3 +441,99 @@ def test_a_failed_start_reports_its_log_but_not_the_key(catalog) -> None:  # typ
         assert plans and plans[0].options.api_key
         assert plans[0].options.api_key not in answer.text
         assert plans[0].options.api_key not in httpx.get(gw.url + "/status").text
+
+
+# ---- where it listens ----------------------------------------------------------------------
+
+
+def zoo_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ZOO_HOME": str(home),
+        "HF_HOME": str(home / "hf"),
+        "MODELSCOPE_CACHE": str(home / "ms"),
+    }
+    env.pop("ZOO_API_KEY", None)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def this_machines_other_address() -> str | None:
+    """An address of this machine that is not loopback (None: it has none)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent (UDP connect)
+            address = str(probe.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def gateway_log(home: Path) -> str:
+    """What the detached gateway wrote (to its log in zoo's state folder under ``home``)."""
+    (log,) = home.rglob("gateway.log")
+    return log.read_text()
+
+
+def can_connect(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_zoo_serve_binds_this_machine_only_by_default(tmp_path: Path) -> None:
+    from zoo.runtime import process
+
+    home, port = tmp_path / "home", process.free_port()
+    started = zoo_cli(home, "serve", "--detach", "--port", str(port))
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip() == f"http://127.0.0.1:{port}/v1"
+        status = zoo_cli(home, "serve", "status", "--json")
+        assert status.returncode == 0, status.stderr
+        record = json.loads(status.stdout)
+        assert (record["host"], record["port"]) == ("127.0.0.1", port)
+        assert can_connect("127.0.0.1", port)
+        other = this_machines_other_address()
+        if other is not None:
+            assert not can_connect(other, port), f"reachable on {other}"
+        log = gateway_log(home)
+        assert "warning" not in log.lower()
+    finally:
+        stopped = zoo_cli(home, "serve", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert wait_for(lambda: not can_connect("127.0.0.1", port), 30)
+    assert zoo_cli(home, "serve", "status").returncode != 0
+
+
+def test_zoo_serve_warns_when_bound_wider_without_a_key(tmp_path: Path) -> None:
+    from zoo.runtime import process
+
+    home, port = tmp_path / "home", process.free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text("models: {}\n")  # nothing to use, even for whoever reaches it
+    started = zoo_cli(
+        home, "serve", "--detach", "--host", "0.0.0.0", "--port", str(port), "--config", str(config)
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        record = json.loads(zoo_cli(home, "serve", "status", "--json").stdout)
+        assert record["host"] == "0.0.0.0"
+        log = gateway_log(home)
+        assert "warning: serving on 0.0.0.0 without an API key" in log, log
+    finally:
+        stopped = zoo_cli(home, "serve", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert wait_for(lambda: not can_connect("127.0.0.1", port), 30)
