@@ -5,7 +5,7 @@ suffix, Authorization), so tests see exactly what the gateway sent upstream. Str
 ``--chunks`` events ``--delay`` seconds apart (long enough to test eviction waits, client
 disconnects and uncut streams). ``--mode crash-after`` exits in the middle of a stream.
 ``--events FILE`` appends one JSON line per request event there: ``start``, ``done``, and
-``gone`` when the gateway closed the connection before the stream ended (the client left).
+``gone`` when the gateway closed the connection before the answer was sent (the client left).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +57,20 @@ def main() -> None:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _hung_up_within(self, seconds: float) -> bool:
+            """Wait ``seconds`` (generating), watching for the gateway closing the connection."""
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+                if readable:
+                    try:
+                        if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                            return True
+                    except OSError:
+                        return True
+                    time.sleep(min(left, 0.05))  # a pipelined request: not a hang-up
+            return False
 
         def do_GET(self) -> None:
             if self.path == "/health":
@@ -114,7 +130,10 @@ def main() -> None:
                 event("done", request)
                 self.close_connection = True
                 return
-            time.sleep(args.delay)
+            if self._hung_up_within(args.delay):
+                event("gone", request)
+                self.close_connection = True
+                return
             event("done", request)
             choice = (
                 {

@@ -37,13 +37,13 @@ def entries(*names: str, **fields: object) -> dict[str, ModelEntry]:
     return {n: ModelEntry(name=n, family=n, download=True, **fields) for n in names}  # type: ignore[arg-type]
 
 
-def events(path: Path) -> list[str]:
-    """What the test engines wrote to their ``--events`` file about streamed requests (the
-    launcher's readiness probe is a request too, not streamed)."""
+def events(path: Path, *, stream: bool = True) -> list[str]:
+    """What the test engines wrote to their ``--events`` file about streamed (or not streamed)
+    requests; the launcher's readiness probe is a request too, not streamed."""
     if not path.exists():
         return []
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [line["event"] for line in lines if line["stream"]]
+    return [line["event"] for line in lines if line["stream"] == stream]
 
 
 def wait_for(what: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -93,6 +93,41 @@ def test_a_client_leaving_mid_stream_closes_the_upstream_and_frees_the_lease(  #
         # The model stays loaded and serves the next request.
         again = post(gw, "/v1/chat/completions", {"model": "gw-a", **CHAT})
         assert again.status_code == 200
+
+
+def test_a_client_leaving_an_ollama_stream_closes_the_upstream(catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "events.jsonl"
+    engine = GatewayEngine("--chunks", "60", "--delay", "0.1", "--events", str(log))
+    with running_gateway(catalog, entries("gw-a"), engine=engine) as gw:
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream("POST", gw.url + "/api/chat", json={"model": "gw-a", **CHAT}) as answer,
+        ):
+            assert answer.status_code == 200
+            assert json.loads(next(answer.iter_lines()))["done"] is False
+        assert wait_for(lambda: events(log) == ["start", "gone"], 5), events(log)
+        assert wait_for(lambda: model_status(gw, "gw-a")["in_flight"] == 0, 5)
+
+
+def test_a_client_leaving_a_request_not_streamed_closes_the_upstream(  # type: ignore[no-untyped-def]
+    catalog, tmp_path: Path
+) -> None:
+    """An editor cancelling a FIM request it did not stream: the engine stops generating."""
+    log = tmp_path / "events.jsonl"
+    engine = GatewayEngine("--delay", "3", "--events", str(log))
+    with running_gateway(catalog, entries("gw-a"), engine=engine) as gw:
+        post(gw, "/v1/chat/completions", {"model": "gw-a", **CHAT})  # loaded, and warm
+        before = len(events(log, stream=False))
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                gw.v1 + "/completions",
+                json={"model": "gw-a", "prompt": "x"},
+                timeout=httpx.Timeout(30, read=0.5),
+            )
+        assert wait_for(lambda: events(log, stream=False)[before:] == ["start", "gone"], 5), events(
+            log, stream=False
+        )
+        assert wait_for(lambda: model_status(gw, "gw-a")["in_flight"] == 0, 5)
 
 
 def test_a_client_leaving_before_its_stream_starts_frees_the_lease(  # type: ignore[no-untyped-def]
