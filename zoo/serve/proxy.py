@@ -10,6 +10,7 @@ A client that goes away closes the upstream request, so the engine frees its slo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -111,9 +112,12 @@ async def _renamed_stream(
     response: httpx.Response, client_model: str, on_usage: Usage | None = None
 ) -> AsyncIterator[bytes]:
     """The engine's events, renamed; an answer cut short by the engine (it died, or closed the
-    connection before ``[DONE]``) ends with an error event, so the client knows it is cut."""
+    connection before ``[DONE]``) ends with an error event, so the client knows it is cut.
+    transformers serve ends a complete stream with a ``finish_reason`` event and no ``[DONE]``:
+    a stream that said why it finished and closed cleanly is complete."""
     renamer = EventRenamer(client_model)
     tail = b""
+    finished = broken = False
     counter = _StreamUsage()
     try:
         try:
@@ -121,16 +125,18 @@ async def _renamed_stream(
                 out = renamer.feed(chunk)
                 if out:
                     tail = (tail + out)[-64:]
+                    finished = finished or _FINISHED.search(out) is not None
                     if on_usage is not None:
                         counter.feed(out)
                     yield out
         except httpx.HTTPError:
-            pass  # reported below: the stream did not end with [DONE]
+            broken = True  # reported below: the engine went away mid-answer
         rest = renamer.close()
         if rest:
             tail = (tail + rest)[-64:]
+            finished = finished or _FINISHED.search(rest) is not None
             yield rest
-        if response.status_code == 200 and b"[DONE]" not in tail:
+        if response.status_code == 200 and (broken or not finished) and b"[DONE]" not in tail:
             yield _CUT_SHORT
     finally:
         await response.aclose()
@@ -172,6 +178,8 @@ def _usage_of(data: bytes) -> tuple[int, int]:
         return 0, 0
 
 
+# A choice's non-null finish_reason ("stop", "length"...): the engine says the answer is whole.
+_FINISHED = re.compile(rb'"finish_reason":\s*"')
 # An OpenAI-style error event: the official clients raise it as an APIError.
 _CUT_SHORT = (
     b'data: {"error": {"message": "the engine stopped in the middle of the answer", '

@@ -197,13 +197,39 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
         )
     )
     _write_record(options)
+    # uvicorn re-raises SIGTERM once it has shut down, and the process dies of it before any
+    # `finally` here runs: the record goes when the app's lifespan ends, just before that.
+    app.router.lifespan_context = _forgetting_record(app.router.lifespan_context)
     url = f"http://{_url_host(options.host)}:{options.port}/v1"
     say(f"zoo serve: {url} ({len(gateway.entries)} models)")
     try:
         server.run()
     finally:
+        _forget_record()
+
+
+def _forgetting_record(inner: Any) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            async with inner(app):
+                yield
+        finally:
+            _forget_record()
+
+    return lifespan
+
+
+def _forget_record() -> None:
+    """Remove the gateway record if it is this process's (another gateway may have replaced it)."""
+    path = record_path()
+    try:
+        mine = json.loads(path.read_text()).get("pid") == os.getpid()
+    except (OSError, ValueError, AttributeError):
+        return
+    if mine:
         with contextlib.suppress(OSError):
-            record_path().unlink()
+            path.unlink()
 
 
 def _write_record(options: ServeOptions) -> None:
