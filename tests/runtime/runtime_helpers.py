@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from zoo.catalog.model import family_from_data
 from zoo.engine import Engine, LaunchContext, ServerCommand
 from zoo.hubs.base import FetchResult
 from zoo.plan import FileSelection, LaunchOptions, Plan, PlannedSource
-from zoo.runtime import launcher
+from zoo.runtime import launcher, process, state
 from zoo.runtime.invocation import ModelFiles
 
 FAKE_ENGINE = Path(__file__).with_name("fake_engine.py")
@@ -102,3 +104,27 @@ def make_plan(
         python=sys.executable,  # the fake engine runs in this interpreter
         options=options or LaunchOptions(detach=True, ready_timeout=20),
     )
+
+
+def instance_record(proc: subprocess.Popen[bytes], **changes: object) -> state.Instance:
+    """An instance record (not saved) for ``proc``, as the launcher makes one; ``changes``
+    override any field."""
+    fields: dict[str, object] = {
+        "id": state.new_id(),
+        "model": "tiny-model",
+        "engine": "fake",
+        "quantization": "none",
+        "format": "pytorch",
+        "served_name": "tiny-model",
+        "host": "127.0.0.1",
+        "port": 8000,
+        "pid": proc.pid,
+        "pid_start": process.process_start_time(proc.pid),
+        "pgid": proc.pid,
+        "log_path": str(state.logs_dir() / "x.log"),
+        "started_at": time.time(),
+        "detached": True,
+        "api_key": False,
+    }
+    fields.update(changes)
+    return state.Instance(**fields)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from runtime_helpers import FAKE_ENGINE
+from runtime_helpers import FAKE_ENGINE, instance_record
 
 from zoo.cli.app import main
 from zoo.runtime import control, process, state
@@ -51,25 +51,7 @@ def record(proc: subprocess.Popen[bytes], **changes: object) -> state.Instance:
 
 
 def record_unsaved(proc: subprocess.Popen[bytes], **changes: object) -> state.Instance:
-    fields: dict[str, object] = {
-        "id": state.new_id(),
-        "model": "tiny-model",
-        "engine": "fake",
-        "quantization": "none",
-        "format": "pytorch",
-        "served_name": "tiny-model",
-        "host": "127.0.0.1",
-        "port": 8000,
-        "pid": proc.pid,
-        "pid_start": process.process_start_time(proc.pid),
-        "pgid": proc.pid,
-        "log_path": str(Path(proc.args[-1]).with_suffix(".log")),
-        "started_at": time.time(),
-        "detached": True,
-        "api_key": False,
-    }
-    fields.update(changes)
-    return state.Instance(**fields)  # type: ignore[arg-type]
+    return instance_record(proc, **changes)
 
 
 def wait_gone(proc: subprocess.Popen[bytes], timeout: float = 10) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from runtime_helpers import instance_record
 
 from zoo.errors import NotFoundError, UsageError
 from zoo.runtime import process, state
@@ -48,25 +49,7 @@ def dead_process() -> tuple[int, str | None]:
 
 
 def make_instance(proc: subprocess.Popen[bytes], **changes: object) -> state.Instance:
-    fields: dict[str, object] = {
-        "id": state.new_id(),
-        "model": "tiny-model",
-        "engine": "fake",
-        "quantization": "none",
-        "format": "pytorch",
-        "served_name": "tiny-model",
-        "host": "127.0.0.1",
-        "port": 8000,
-        "pid": proc.pid,
-        "pid_start": process.process_start_time(proc.pid),
-        "pgid": proc.pid,
-        "log_path": str(state.logs_dir() / "x.log"),
-        "started_at": time.time(),
-        "detached": True,
-        "api_key": False,
-    }
-    fields.update(changes)
-    return state.Instance(**fields)  # type: ignore[arg-type]
+    return instance_record(proc, **changes)
 
 
 def status_of(instance_id: str) -> str:
