@@ -419,6 +419,14 @@ def test_odd_model_names_are_404s_without_a_traceback(catalog) -> None:  # type:
         assert [m["id"] for m in httpx.get(gw.v1 + "/models").json()["data"]] == ["gw-a"]
 
 
+def test_an_unknown_model_is_suggested_once(catalog) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        message = error_of(post(gw, "/v1/chat/completions", {"model": "gw-aa", **CHAT}), 404)
+        assert message.count("did you mean") == 1 and "gw-a" in message, message
+        ollama = post(gw, "/api/show", {"model": "nothing-like-it"}).json()["error"]
+        assert ollama.count("see /v1/models") == 1, ollama
+
+
 # ---- secrets -------------------------------------------------------------------------------
 
 

@@ -100,8 +100,7 @@ class Gateway:
 
 
 def _with_hint(error: ZooError) -> str:
-    hint = getattr(error, "hint", None)
-    return f"{error} ({hint})" if hint else str(error)
+    return str(error)  # a ZooError's str ends with its hint already (it was said twice)
 
 
 def _status(error: BaseException) -> int:
