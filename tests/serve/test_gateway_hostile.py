@@ -227,6 +227,18 @@ def test_bad_bodies_are_400_and_load_nothing(catalog) -> None:  # type: ignore[n
         assert model_status(gw, "gw-a")["status"] == "idle"
 
 
+def test_a_bad_keep_alive_on_an_ollama_load_is_400(catalog) -> None:  # type: ignore[no-untyped-def]
+    """Ollama loads a model for a request with nothing to generate: its keep_alive is read
+    there too."""
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        for keep_alive in ("soon", [1], True, "1e400"):
+            for path, body in (("/api/chat", {"messages": []}), ("/api/generate", {})):
+                answer = post(gw, path, {"model": "gw-a", **body, "keep_alive": keep_alive})
+                assert answer.status_code == 400, (path, keep_alive, answer.text)
+                assert "keep_alive" in answer.json()["error"]
+        assert model_status(gw, "gw-a")["status"] == "idle"
+
+
 def test_a_valid_stream_flag_and_keep_alive_pass(catalog) -> None:  # type: ignore[no-untyped-def]
     with running_gateway(catalog, entries("gw-a")) as gw:
         for extra in (

@@ -312,7 +312,10 @@ class _OllamaSide:
         from zoo.serve.config import parse_duration
 
         entry = self.gateway.entry(name)
-        seconds = None if keep_alive is None else parse_duration(keep_alive)
+        try:
+            seconds = None if keep_alive is None else parse_duration(keep_alive)
+        except ValueError as error:  # a 400, as on the routes that generate (it was a 500)
+            raise InvalidRequest(f"keep_alive {keep_alive!r}: {error}") from error
         async with self.gateway.scheduler.lease(entry.name, keep_alive=seconds):
             pass
 
