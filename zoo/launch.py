@@ -188,10 +188,10 @@ def run(
     running = launcher.start_instance(
         plan, engine, files, say=say, echo_log=not plan.options.detach
     )
-    out(launcher.banner(running))
     if plan.options.detach:
+        out(launcher.banner(running))
         return running.instance
-    return launcher.serve_foreground(running, out=out)
+    return launcher.serve_foreground(running, out=out, announce=True)
 
 
 def _catalog() -> Catalog:

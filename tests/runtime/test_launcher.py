@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -321,3 +322,49 @@ def test_serving_beyond_loopback_without_a_key_warns(fetched: FetchResult) -> No
         running = start(FakeEngine(), fetched, host=host, say=said.append)
         launcher.stop(running.instance, reap=running.server)
         assert any("without --api-key" in line for line in said) is warned
+
+
+# --- serve_foreground: a foreground instance never outlives it ---
+
+
+def _foreground(fetched: FetchResult) -> launcher.Running:
+    running = _start(FakeEngine(), fetched, detach=False)
+    assert running.server is not None and state.list_instances() != []
+    return running
+
+
+def test_a_foreground_instance_stops_on_sigterm(fetched: FetchResult) -> None:
+    running = _foreground(fetched)
+    said: list[str] = []
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        stopped = launcher.serve_foreground(running, out=said.append, announce=True)
+    finally:
+        timer.cancel()
+    assert stopped.status == "stopped" and said[-1] == "Stopped."
+    assert "is ready after" in said[0]  # the banner, printed by serve_foreground
+    assert running.server is not None and running.server.returncode is not None
+    assert state.list_instances() == []
+
+
+def test_a_foreground_instance_whose_stdout_is_closed_is_stopped(fetched: FetchResult) -> None:
+    running = _foreground(fetched)
+
+    def closed(line: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        launcher.serve_foreground(running, out=closed, announce=True)
+    assert running.server is not None and running.server.returncode is not None
+    assert state.list_instances() == []
+
+
+def test_a_foreground_server_that_exits_is_an_error_and_forgotten(fetched: FetchResult) -> None:
+    running = _foreground(fetched)
+    assert running.server is not None
+    timer = threading.Timer(0.3, running.server.kill)
+    timer.start()
+    with pytest.raises(ServerError, match="exited with status"):
+        launcher.serve_foreground(running, out=lambda line: None)
+    assert state.list_instances() == []

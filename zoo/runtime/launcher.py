@@ -341,36 +341,40 @@ def banner(running: Running) -> str:
     )
 
 
-def serve_foreground(running: Running, *, out: Callable[[str], None] = print) -> state.Instance:
-    """Stream the log until the server exits or the user stops it (Ctrl-C, SIGTERM)."""
+def serve_foreground(
+    running: Running, *, out: Callable[[str], None] = print, announce: bool = False
+) -> state.Instance:
+    """Print the banner (``announce``), then stream the log until the server exits or the user
+    stops it (Ctrl-C, SIGTERM). However it ends (a closed stdout included), the server and its
+    proxy are stopped and forgotten: a foreground instance never outlives this call."""
     server = running.server
     assert server is not None
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_term)
     log_path = Path(running.instance.log_path)
     echo = running.log_echo or _LogEcho(log_path, from_start=False)
     try:
-        while server.poll() is None:
-            time.sleep(0.2)
+        with _sigterm_interrupts():
+            if announce:
+                out(banner(running))
+            while server.poll() is None:
+                time.sleep(0.2)
     except KeyboardInterrupt:
-        out(f"Stopping {running.instance.model} ...")
-        echo.stop()
-        stop(running.instance, reap=server, reap_proxy=running.proxy)
+        with contextlib.suppress(OSError):  # a closed stdout must not keep the server running
+            out(f"Stopping {running.instance.model} ...")
+        _end(running, echo)
         out("Stopped.")
         return replace(running.instance, status="stopped")
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
-    echo.stop()
-    code = server.returncode
-    stop(running.instance, reap=server, reap_proxy=running.proxy, grace=2)
+    except BaseException:
+        _end(running, echo)
+        raise
+    _end(running, echo, grace=2)
     raise ServerError(
         process.with_log(
-            f"the {running.instance.engine} server exited with status {code}", log_path
+            f"the {running.instance.engine} server exited with status {server.returncode}",
+            log_path,
         )
     )
+
+
+def _end(running: Running, echo: _LogEcho, grace: float = 10.0) -> None:
+    echo.stop()
+    stop(running.instance, grace=grace, reap=running.server, reap_proxy=running.proxy)
