@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -95,12 +96,26 @@ def satisfied_here(requirements: Sequence[str]) -> bool:
     return _satisfied_here(tuple(requirements))
 
 
+# The distribution name a requirement starts with (PEP 508), for the quick check below.
+_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+
+
 @functools.cache
 def _satisfied_here(requirements: tuple[str, ...]) -> bool:
     if not requirements:
         return False  # an engine with no requirements has nothing to check: give it a venv
     from importlib.metadata import PackageNotFoundError, version
 
+    # Usually the engine's library is not installed here at all (it has its own venv): a
+    # requirement without a marker whose distribution is missing settles it without parsing
+    # (importing packaging.requirements costs ~20 ms of every launch and dry run).
+    for text in requirements:
+        name = _NAME.match(text)
+        if ";" not in text and name is not None:
+            try:
+                version(name.group(1))
+            except PackageNotFoundError:
+                return False
     from packaging.requirements import InvalidRequirement, Requirement
 
     for text in requirements:

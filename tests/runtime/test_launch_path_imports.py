@@ -1,0 +1,62 @@
+"""The launch path stays light: what a dry run (and a launch, before its engine starts) must
+not import, because every `zoo launch` pays for it (bench/RESULTS.md, "Launch and run")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+# Each costs ~10-20 ms of a fixed part of ~0.3 s; none is needed before the engine runs.
+HEAVY = ("http.client", "ssl", "packaging.requirements")
+
+
+def _imported_after(code: str, envs_dir: Path) -> list[str]:
+    """Which of HEAVY a fresh interpreter has imported after running ``code``."""
+    script = (
+        "import json, sys\n"
+        f"{code}\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    env_code = f"import os; os.environ['ZOO_ENVS_DIR'] = {str(envs_dir)!r}\n"
+    done = subprocess.run(
+        [sys.executable, "-c", env_code + script], capture_output=True, text=True, check=True
+    )
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_a_dry_run_imports_no_http_client_and_no_packaging(tmp_path: Path) -> None:
+    code = (
+        "from zoo.cli.app import main\n"
+        "try:\n"
+        "    main(['launch', 'smollm2-135m-instruct', '--hub', 'pypi', '--engine', 'llamacpp',"
+        " '--dry-run'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+    )
+    assert _imported_after(code, tmp_path) == []
+
+
+def test_a_requirement_that_is_not_installed_is_answered_without_packaging(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "from zoo.runtime.envs import satisfied_here\n"
+        "assert not satisfied_here(['pyyaml', 'zoo-no-such-dist[extra]==1.0'])\n"
+    )
+    assert _imported_after(code, tmp_path) == []
+
+
+def test_the_quick_check_leaves_markers_and_versions_to_packaging() -> None:
+    from importlib.metadata import version
+
+    from zoo.runtime.envs import satisfied_here
+
+    # A missing distribution behind a marker that does not apply is not needed here.
+    assert satisfied_here(["pyyaml", "zoo-no-such-dist==1.0; python_version < '3'"])
+    assert not satisfied_here(["pyyaml", "zoo-no-such-dist==1.0; python_version >= '3'"])
+    # Installed, but not in the asked version.
+    assert not satisfied_here(["pyyaml==0.0.1"])
+    assert satisfied_here([f"PyYAML=={version('pyyaml')}"])
+    assert not satisfied_here(["not a requirement!"])
