@@ -230,9 +230,13 @@ def test_bad_bodies_are_400_and_load_nothing(catalog) -> None:  # type: ignore[n
 def test_a_bad_keep_alive_on_an_ollama_load_is_400(catalog) -> None:  # type: ignore[no-untyped-def]
     """Ollama loads a model for a request with nothing to generate: its keep_alive is read
     there too."""
+    empty: list[tuple[str, dict[str, Any]]] = [
+        ("/api/chat", {"messages": []}),
+        ("/api/generate", {}),
+    ]
     with running_gateway(catalog, entries("gw-a")) as gw:
         for keep_alive in ("soon", [1], True, "1e400"):
-            for path, body in (("/api/chat", {"messages": []}), ("/api/generate", {})):
+            for path, body in empty:
                 answer = post(gw, path, {"model": "gw-a", **body, "keep_alive": keep_alive})
                 assert answer.status_code == 400, (path, keep_alive, answer.text)
                 assert "keep_alive" in answer.json()["error"]
@@ -592,3 +596,43 @@ def test_zoo_serve_warns_when_bound_wider_without_a_key(tmp_path: Path) -> None:
         stopped = zoo_cli(home, "serve", "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert wait_for(lambda: not can_connect("127.0.0.1", port), 30)
+
+
+def test_the_disconnect_watch_lets_errors_out_as_themselves() -> None:
+    """The watch runs the app in a task group: an error must leave as itself (not wrapped in an
+    ExceptionGroup that every handler above it would miss), and without waiting on the watch."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    from zoo.serve.app import _LeaveWhenGone
+
+    async def failing(request: Request) -> Any:
+        await request.body()
+        raise KeyError("boom")
+
+    app = _LeaveWhenGone(Starlette(routes=[Route("/", failing, methods=["POST"])]))
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.sleep(60)  # the client stays: only the app's end stops the watch
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    started = time.monotonic()
+    with pytest.raises(KeyError):
+        asyncio.run(run())
+    assert time.monotonic() - started < 5
+    assert sent[0]["status"] == 500

@@ -250,6 +250,7 @@ class _LeaveWhenGone:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        failure: Exception | None = None
         async with anyio.create_task_group() as group:
 
             async def watch() -> None:
@@ -260,8 +261,13 @@ class _LeaveWhenGone:
                     group.cancel_scope.cancel()
 
             group.start_soon(watch)
-            await self.app(scope, app_receive, app_send)
+            try:
+                await self.app(scope, app_receive, app_send)
+            except Exception as error:  # raised as itself, not in the group's ExceptionGroup
+                failure = error
             group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
 
 def _bearer(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
