@@ -434,6 +434,12 @@ def _judge(
     if request.context_length is not None and not caps.honours_context:
         return verdict(False, "cannot be given a context length (--context): it uses the model's")
     device = engine.device(spec, host)
+    asked_tp, gpu_count = options.tensor_parallel_size, len(host.cuda_gpus)
+    if device == "cuda" and caps.gpu_split == "tensor-parallel" and (asked_tp or 0) > gpu_count:
+        return verdict(
+            False,
+            f"--tensor-parallel-size {asked_tp} needs {asked_tp} GPUs; the host has {gpu_count}",
+        )
     memory = estimate(family, spec, q, context, engine.overhead_bytes(host))
     if device == "cuda":
         budget = _gpu_budget(host, caps.gpu_split, memory.total_bytes, options.tensor_parallel_size)

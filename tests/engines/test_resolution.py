@@ -249,6 +249,19 @@ def test_hub_order(catalog, engines):
         plan_for(catalog, engines, "h100-80g", "seed-oss", hub="pypi")
 
 
+def test_more_tensor_parallel_gpus_than_the_host_has_says_so(catalog, engines):
+    """--tp 4 on one GPU: the reason names the GPU count (it read "needs 10.8 GiB, more than
+    the 0.0 GiB of GPU memory usable here")."""
+    with pytest.raises(UsageError, match="--tensor-parallel-size 4 needs 4 GPUs; the host has 1"):
+        resolve(
+            catalog,
+            Request("seed-oss", engine="vllm", format="pytorch"),
+            engines,
+            BUILTIN_PROFILES["h100-80g"],
+            options=LaunchOptions(tensor_parallel_size=4),
+        )
+
+
 def test_zoo_hub_naming_a_hub_that_is_not_installed_locks_nothing(catalog, engines):
     """$ZOO_HUB=modelscope without the modelscope hub: the plan takes the installed hubs in
     spec order and is not locked (the lock and the sources come from one hub_order call)."""
