@@ -109,7 +109,8 @@ def check_engine_args(args: tuple[str, ...]) -> None:
     """Refuse engine arguments that would silently move the server off the recorded address."""
     for arg in args:
         flag = arg.split("=", 1)[0]
-        if flag in _ADDRESS_FLAGS:
+        # Python's argparse takes any unambiguous prefix (--hos for --host): so do we.
+        if len(flag) > 2 and any(known.startswith(flag) for known in _ADDRESS_FLAGS):
             raise UsageError(
                 f"the engine argument {flag} would override the address zoo records",
                 hint="use zoo launch --host/--port instead",
