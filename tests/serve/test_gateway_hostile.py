@@ -636,3 +636,30 @@ def test_the_disconnect_watch_lets_errors_out_as_themselves() -> None:
         asyncio.run(run())
     assert time.monotonic() - started < 5
     assert sent[0]["status"] == 500
+
+
+def test_the_configs_listen_is_used_unless_an_option_says_otherwise(tmp_path: Path) -> None:
+    from zoo.runtime import process
+
+    home, port, other = tmp_path / "home", process.free_port(), process.free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"listen:\n  host: 127.0.0.1\n  port: {port}\nmodels: {{}}\n")
+    started = zoo_cli(home, "serve", "--detach", "--config", str(config))
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip() == f"http://127.0.0.1:{port}/v1"
+        assert json.loads(zoo_cli(home, "serve", "status", "--json").stdout)["port"] == port
+    finally:
+        assert zoo_cli(home, "serve", "stop").returncode == 0
+    assert wait_for(lambda: not can_connect("127.0.0.1", port), 30)
+    started = zoo_cli(home, "serve", "--detach", "--config", str(config), "--port", str(other))
+    try:
+        assert started.stdout.strip() == f"http://127.0.0.1:{other}/v1", started.stderr
+    finally:
+        assert zoo_cli(home, "serve", "stop").returncode == 0
+    assert wait_for(lambda: not can_connect("127.0.0.1", other), 30)
+    # A broken config is one message from the command itself, before anything starts.
+    config.write_text("listen:\n  port: lots\n")
+    broken = zoo_cli(home, "serve", "--detach", "--config", str(config))
+    assert broken.returncode != 0
+    assert f"{config}:2:9" in broken.stderr and "Traceback" not in broken.stderr, broken.stderr

@@ -25,8 +25,13 @@ serve_app = typer.Typer(
 @serve_app.callback()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option("--port", help="Port (default 11435).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to listen on (default: listen.host, or 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default: listen.port, or 11435).")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Gateway config (YAML; `zoo serve schema`).")
     ] = None,
@@ -64,8 +69,17 @@ def serve(
             raise UsageError(f"--memory-budget {memory_budget!r}: {error}") from error
     if config is not None and not config.is_file():
         raise UsageError(f"--config {config}: no such file")
+    # The config's `listen` where no option says otherwise (read here, before --detach needs
+    # the address; a broken config is reported now, in one message, not by a child's exit).
+    if config is not None and (host is None or port is None):
+        from zoo.runtime import process
+        from zoo.serve.server import read_config
+
+        listen = read_config(config)
+        host = host or listen.host
+        port = port or listen.port or process.free_port()  # listen.port 0: any free port
     options = ServeOptions(
-        host=host,
+        host=host or "127.0.0.1",
         port=port or DEFAULT_PORT,
         config=config.resolve() if config else None,
         allow_download=allow_download,

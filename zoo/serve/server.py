@@ -126,6 +126,13 @@ def _catalog() -> Catalog:
     return launch._catalog()
 
 
+def read_config(path: Path) -> GatewayConfig:
+    """The config at ``path``, checked against this catalog and the installed engines."""
+    from zoo.plugins import get_engines
+
+    return _load_config(path, _catalog(), get_engines())
+
+
 def _load_config(path: Path, catalog: Catalog, engines: Mapping[str, Any]) -> GatewayConfig:
     from zoo.serve.config import load_config
 
