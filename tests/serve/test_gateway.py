@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -320,3 +321,29 @@ def test_nothing_is_downloaded_by_surprise(catalog) -> None:  # type: ignore[no-
             model="gw-a", messages=[{"role": "user", "content": "x"}]
         )
         assert reply.model == "gw-a"
+
+
+class _NoKeyEngine(GatewayEngine):
+    """An engine that cannot check a key (like Transformers or MLX)."""
+
+    def server_command(self, ctx):  # type: ignore[no-untyped-def]
+        command = super().server_command(ctx)
+        return replace(command, env={}, api_key_enforced=False)
+
+
+def test_an_engine_that_cannot_check_keys_is_not_reachable_around_the_gateway(catalog) -> None:  # type: ignore[no-untyped-def]
+    with running_gateway(catalog, entries("gw-a"), engine=_NoKeyEngine()) as gw:
+        client = OpenAI(base_url=gw.v1, api_key="none")
+        reply = client.chat.completions.create(
+            model="gw-a", messages=[{"role": "user", "content": "x"}]
+        )
+        assert reply.model == "gw-a"
+        [instance] = state.list_instances()
+        # zoo's proxy stands in front of it and checks the gateway's private key.
+        assert instance.proxy_pid is not None
+        direct = httpx.post(
+            f"http://127.0.0.1:{instance.port}/v1/chat/completions",
+            json={"model": "gw-a", "messages": [{"role": "user", "content": "x"}]},
+            timeout=10,
+        )
+        assert direct.status_code == 401

@@ -1,10 +1,12 @@
 """Start and stop the gateway's models for real, through the launch path ``zoo launch`` uses.
 
 Each model is planned once (``zoo.launch.plan``: the same resolution, files and command as
-``zoo launch``), fetched, its environment built, and its engine started on a private
-loopback port with a private key where the engine checks keys. No zoo proxy stands in front:
-the gateway is the proxy. The servers are tied to the gateway process: if it dies, kill -9
-included, they die too. Blocking: the scheduler calls these methods in worker threads.
+``zoo launch``), fetched, its environment built, and started exactly as ``zoo launch`` starts
+it, on a free loopback port and with a private key only this gateway knows: an engine that
+checks keys checks it itself; one that cannot (Transformers, MLX) gets zoo's single-model
+proxy in front, which checks it, so no other local user can reach any engine directly. The
+servers are tied to the gateway process: if it dies, kill -9 included, they die too.
+Blocking: the scheduler calls these methods in worker threads.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class LocalBackend:
         options = LaunchOptions(
             host="127.0.0.1",
             detach=True,
-            # A key only this gateway knows: other local users cannot use the engine directly.
+            # A key only this gateway knows: other local users cannot use an engine directly.
             api_key=secrets.token_urlsafe(24),
             served_name=entry.name,
             extra_args=entry.engine_args,
@@ -131,17 +133,16 @@ class LocalBackend:
                 self._engines[plan.engine],
                 files,
                 say=self._say,
-                own_proxy=False,
                 tied=True,
             )
         except ZooError as error:
             raise LoadFailed(f"{entry.name} could not start: {error}") from error
-        call = running.invocation
-        assert call is not None
+        # The instance's own address: the engine, or zoo's proxy in front of it, which serves
+        # the entry's name and checks the private key.
         upstream = Upstream(
-            base_url=f"http://127.0.0.1:{call.engine_port}",
-            request_model=call.request_model,
-            api_key=call.engine_api_key,
+            base_url=f"http://127.0.0.1:{running.instance.port}",
+            request_model=running.instance.served_name,
+            api_key=plan.options.api_key,
             instance_id=running.instance.id,
             memory_bytes=plan.memory.total_bytes,
             place=plan.memory.place,
