@@ -569,6 +569,20 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a family name, or None. The name becomes ``<out>/<name>.yaml``:
+    a name from the source such as ``../x`` or ``/etc/x`` would write outside ``out_dir``."""
+    from zoo.catalog.schema import schema
+
+    rule = schema()["properties"]["name"]
+    if len(name) <= rule["maxLength"] and re.match(rule["pattern"], name):
+        return None
+    return (
+        f"model_name {name[:100]!r} is not a family name (lowercase letters, digits, '.', "
+        "'_' and '-', starting with a letter or digit)"
+    )
+
+
 def import_registry(source: Path, out_dir: Path, commit: str | None = None) -> ImportReport:
     """Write one spec file per Xinference family into ``out_dir``; hand-written families win.
 
@@ -591,6 +605,9 @@ def import_registry(source: Path, out_dir: Path, commit: str | None = None) -> I
         except XinferenceFormatError as error:
             raise XinferenceFormatError(f"{source}: family {i + 1}: {error}") from None
         name = conversion.name
+        problem = _name_problem(name)
+        if problem is not None:
+            raise XinferenceFormatError(f"{source}: family {i + 1}: {problem}")
         if name in seen:
             report.notes.setdefault(name, []).append("defined twice in the source; kept the first")
             continue
