@@ -90,7 +90,7 @@ def _guarded(obj: object, name: str, method: Callable[..., Any], rule: Rule) -> 
                 # Raised by another guarded method this one called: already reported.
                 return rule.fallback(Exception.__str__(error))
             raise
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # a plugin's sys.exit() ends no command
             problem = f"{name}() raised {type(error).__name__}: {one_line(error)}"
             return _fail(owner, name, rule, problem, error)
         expected = rule.returns(value)

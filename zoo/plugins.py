@@ -166,7 +166,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         try:
             module = ep.load()
             pm.register(module, name=ep.name)
-        except Exception as error:  # a broken plugin must not break zoo
+        # SystemExit too: a plugin's sys.exit() at import or in a hook would end every
+        # command, silently, with the plugin's status.
+        except (Exception, SystemExit) as error:  # a broken plugin must not break zoo
             record.loaded = False
             _problem(pm, ep.name, "load", f"failed to load: {_error_words(error)}", error)
             continue
@@ -310,7 +312,7 @@ def _call_each(pm: pluggy.PluginManager, hook: str, **kwargs: object) -> list[tu
         others = [other.plugin for other in impls if other is not impl]
         try:
             returned = pm.subset_hook_caller(hook, others)(**kwargs)
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             _problem(pm, plugin, hook, f"{hook}() raised {_error_words(error)}", error)
             continue
         results.append((plugin, returned[0] if returned else None))
