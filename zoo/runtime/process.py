@@ -217,6 +217,13 @@ class Guard:
             if word:
                 os.write(fd, word)
         os.close(fd)
+        if word:
+            # Kept: the watchdog leaves by itself once it reads the byte (buffered in the pipe
+            # even if it has not started yet); waiting for that (an interpreter's exit, ~15 ms)
+            # only delayed every detached launch's return. Reaped here if already gone, else
+            # by subprocess's clean-up of dropped children (or with this process).
+            self._watchdog.poll()
+            return
         with contextlib.suppress(subprocess.TimeoutExpired):
             # Not longer: a server this process has not reaped yet would keep it waiting.
             self._watchdog.wait(timeout=2)

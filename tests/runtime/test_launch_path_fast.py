@@ -1,12 +1,17 @@
-"""The launch path stays light: what a dry run (and a launch, before its engine starts) must
-not import, because every `zoo launch` pays for it (bench/RESULTS.md, "Launch and run")."""
+"""The launch path stays fast: what a dry run (and a launch, before its engine starts) must not
+import, and what a launch must not wait for, because every `zoo launch` pays for it (the fixed
+part in bench/RESULTS.md, "Launch and run")."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from zoo.runtime import process
 
 # Each costs ~10-20 ms of a fixed part of ~0.3 s; none is needed before the engine runs.
 HEAVY = ("http.client", "ssl", "packaging.requirements")
@@ -60,3 +65,20 @@ def test_the_quick_check_leaves_markers_and_versions_to_packaging() -> None:
     assert not satisfied_here(["pyyaml==0.0.1"])
     assert satisfied_here([f"PyYAML=={version('pyyaml')}"])
     assert not satisfied_here(["not a requirement!"])
+
+
+def test_keeping_a_server_does_not_wait_for_the_watchdog_to_exit() -> None:
+    """keep() hands the watchdog its byte and returns; close() still waits for it."""
+    slow = "import os, time; os.read(0, 1); time.sleep(30)"  # a watchdog slow to leave
+    for word, waits in (("keep", False), ("close", True)):
+        read_fd, write_fd = os.pipe()
+        watchdog = subprocess.Popen([sys.executable, "-c", slow], stdin=read_fd)
+        os.close(read_fd)
+        try:
+            started = time.monotonic()
+            getattr(process.Guard(watchdog, write_fd), word)()
+            took = time.monotonic() - started
+        finally:
+            watchdog.kill()
+            watchdog.wait()
+        assert (took >= 1.5) is waits, (word, took)
