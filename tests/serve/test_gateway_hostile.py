@@ -663,3 +663,80 @@ def test_the_configs_listen_is_used_unless_an_option_says_otherwise(tmp_path: Pa
     broken = zoo_cli(home, "serve", "--detach", "--config", str(config))
     assert broken.returncode != 0
     assert f"{config}:2:9" in broken.stderr and "Traceback" not in broken.stderr, broken.stderr
+
+
+def test_a_lease_is_released_when_its_answer_is_cancelled_before_it_streams() -> None:
+    """The window between the engine's answer and the first byte sent on: a stream cancelled
+    there never starts its generator, so only the app can give the lease back and close the
+    upstream answer."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from zoo.serve.app import _LeaveWhenGone
+    from zoo.serve.gateway import Gateway, stream_with
+    from zoo.serve.metrics import Metrics
+    from zoo.serve.proxy import Answer
+
+    held: list[str] = []
+    closed: list[str] = []
+
+    class Scheduler:
+        @contextlib.asynccontextmanager
+        async def lease(self, name: str, *, keep_alive: float | None = None) -> Any:
+            held.append(name)
+            try:
+                yield "upstream"
+            finally:
+                held.remove(name)
+
+    class Forwarder:
+        async def send(self, upstream: str, path: str, body: Any, name: str, **_: Any) -> Answer:
+            async def chunks() -> Any:
+                yield b"data: {}\n\n"
+
+            async def close() -> None:
+                closed.append(name)
+
+            return Answer(200, {}, chunks(), True, close)
+
+    gateway = Gateway(
+        catalog=None,  # type: ignore[arg-type]  # exact names need no catalog
+        entries={"m": ModelEntry(name="m", family="m")},
+        scheduler=Scheduler(),  # type: ignore[arg-type]
+        backend=None,  # type: ignore[arg-type]
+        forwarder=Forwarder(),  # type: ignore[arg-type]
+        metrics=Metrics(),
+    )
+
+    async def handler(request: Request) -> Any:
+        await request.body()
+        _, answer, stack = await gateway.complete("m", {"model": "m"}, "/x", route="chat")
+        assert held == ["m"]
+        await asyncio.sleep(1)  # the client goes away here, before the answer starts
+        return StreamingResponse(stream_with(stack, answer.body))
+
+    app = _LeaveWhenGone(Starlette(routes=[Route("/", handler, methods=["POST"])]))
+
+    async def run() -> None:
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.sleep(0.1)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            raise AssertionError(f"nothing is sent to a client that left: {message}")
+
+        scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        # At once, not whenever the garbage collector finalizes the forgotten lease (and the
+        # upstream answer, which nothing else would close).
+        assert held == [] and closed == ["m"]
+
+    asyncio.run(run())

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from zoo.serve.config import ApiKey
 from zoo.serve.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
-from zoo.serve.gateway import Gateway, served_models, stream_with
+from zoo.serve.gateway import Gateway, open_leases, served_models, stream_with
 from zoo.serve.types import ModelEntry
 
 if TYPE_CHECKING:
@@ -251,21 +251,29 @@ class _LeaveWhenGone:
             await send(message)
 
         failure: Exception | None = None
-        async with anyio.create_task_group() as group:
+        leases: list[contextlib.AsyncExitStack] = []
+        token = open_leases.set(leases)
+        try:
+            async with anyio.create_task_group() as group:
 
-            async def watch() -> None:
-                await body_read.wait()
-                await receive()  # the disconnect (or the end of the answer)
-                gone.set()
-                if not started:
-                    group.cancel_scope.cancel()
+                async def watch() -> None:
+                    await body_read.wait()
+                    await receive()  # the disconnect (or the end of the answer)
+                    gone.set()
+                    if not started:
+                        group.cancel_scope.cancel()
 
-            group.start_soon(watch)
-            try:
-                await self.app(scope, app_receive, app_send)
-            except Exception as error:  # raised as itself, not in the group's ExceptionGroup
-                failure = error
-            group.cancel_scope.cancel()
+                group.start_soon(watch)
+                try:
+                    await self.app(scope, app_receive, app_send)
+                except Exception as error:  # raised as itself, not in an ExceptionGroup
+                    failure = error
+                group.cancel_scope.cancel()
+        finally:
+            open_leases.reset(token)
+            with anyio.CancelScope(shield=True):  # released even when the request is cancelled
+                for stack in leases:
+                    await stack.aclose()
         if failure is not None:
             raise failure
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,9 @@ class Gateway:
         entry = self.entry(name)
         keep_alive = pop_keep_alive(body)
         stack = contextlib.AsyncExitStack()
+        leases = open_leases.get()
+        if leases is not None:
+            leases.append(stack)
         started = time.monotonic()
         try:
             upstream = await stack.enter_async_context(
@@ -97,6 +101,14 @@ class Gateway:
         )
         stack.push_async_callback(answer.close)
         return entry, answer, stack
+
+
+# The leases taken while serving one request, closed by the app when the request ends however
+# it ends: a stream cancelled before its first byte never runs its generator's `finally`, so
+# stream_with alone would leave the lease held (the model busy forever) and the upstream open.
+open_leases: ContextVar[list[contextlib.AsyncExitStack] | None] = ContextVar(
+    "open_leases", default=None
+)
 
 
 def _with_hint(error: ZooError) -> str:
