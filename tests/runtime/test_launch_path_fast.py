@@ -82,3 +82,50 @@ def test_keeping_a_server_does_not_wait_for_the_watchdog_to_exit() -> None:
             watchdog.kill()
             watchdog.wait()
         assert (took >= 1.5) is waits, (word, took)
+
+
+def test_readiness_is_asked_often_while_a_fast_engine_loads(tmp_path: Path) -> None:
+    """An engine ready after ~0.6 s is seen soon: /health is asked every ~20 ms at first."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    ready_at = time.monotonic() + 0.6
+    asked: list[float] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # /health: 503 while "loading"
+            asked.append(time.monotonic())
+            self._answer(200 if time.monotonic() >= ready_at else 503)
+
+        def do_POST(self) -> None:  # the one-token completion
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self._answer(200)
+
+        def _answer(self, status: int) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        process.wait_ready(
+            f"http://127.0.0.1:{server.server_address[1]}",
+            health_path="/health",
+            model=None,
+            api_key=None,
+            alive=lambda: True,
+            timeout=30,
+            log_path=tmp_path / "log",
+            what="the fake engine",
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    before = [t for t in asked if t < ready_at]
+    # Every 100 ms (as before) would be 6 or 7 questions; every 20 ms about 30.
+    assert len(before) >= 12, len(before)
