@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,7 @@ import pytest
 from hostile_helpers import assert_one_error_line, zoo
 
 from zoo.hubs.base import HubError
+from zoo.hubs.modelscope import ModelScopeHub
 from zoo.hubs.transfer import download_resumable
 from zoo.testing.hubserver import HubServer
 
@@ -94,3 +96,51 @@ def test_modelscope_failures_are_one_line_without_the_clients_log(
     result = zoo("download", "toy-ms", "--quiet", env={"ZOO_CATALOG_PATH": str(tmp_path / "specs")})
     assert_one_error_line(result, "modelscope:", "org/toy")
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def _listing(files: object) -> bytes:
+    return json.dumps({"Code": 200, "Data": {"Files": files}}).encode()
+
+
+LISTINGS = {
+    "nested-too-deep": b"[" * 100_000 + b"]" * 100_000,
+    "files-not-a-list": _listing({"m.gguf": 1}),
+    "entry-not-an-object": _listing(["m.gguf"]),
+    "no-path": _listing([{"Type": "blob", "Size": 5}]),
+    "text-size": _listing([{"Path": "m.gguf", "Type": "blob", "Size": "huge"}]),
+    "negative-size": _listing([{"Path": "m.gguf", "Type": "blob", "Size": -5}]),
+    "list-sha256": _listing([{"Path": "m.gguf", "Type": "blob", "Size": 5, "Sha256": ["x"]}]),
+}
+
+
+class _Listing(BaseHTTPRequestHandler):
+    body = b""
+
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+@pytest.mark.parametrize("case", list(LISTINGS))
+def test_a_modelscope_listing_of_the_wrong_shape(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: RecursionError / AttributeError ("internal error" on the command line), or a text
+    # or negative size and a list as sha256 taken as they came, to fail deep in the client
+    # (a negative size as "cannot reach" the hub).
+    handler = type("Handler", (_Listing,), {"body": LISTINGS[case]})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        with pytest.raises(HubError, match="unexpected listing from the hub"):
+            ModelScopeHub().list_files("org/toy")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -90,19 +90,30 @@ class ModelScopeHub(Hub):
             raise HubError(f"{self.name}: {repo}@{revision}: repository or revision not found")
         if response.status_code >= 400:
             raise HubError(f"{self.name}: listing {repo}@{revision}: HTTP {response.status_code}")
+        unexpected = f"{self.name}: {repo}: unexpected listing from the hub"
         try:
             entries = response.json()["Data"]["Files"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise HubError(f"{self.name}: {repo}: unexpected listing from the hub") from error
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
+            raise HubError(unexpected) from error
+        if not isinstance(entries, list):
+            raise HubError(unexpected)
         files = []
         for entry in entries:
+            if not isinstance(entry, dict):
+                raise HubError(f"{unexpected} (an entry is {type(entry).__name__}, not an object)")
             if entry.get("Type") not in (None, "blob", "file"):
                 continue
-            path = str(entry.get("Path", ""))
+            path = entry.get("Path")
+            if not isinstance(path, str):
+                raise HubError(f"{unexpected} (a file has no name)")
             check_relative_path(path, f"{self.name}: file name from the server")
-            files.append(
-                RemoteFile(path=path, size=entry.get("Size"), sha256=entry.get("Sha256") or None)
-            )
+            size, sha256 = entry.get("Size"), entry.get("Sha256") or None
+            # The server's word decides how much is downloaded and how it is checked.
+            if size is not None and not (type(size) is int and size >= 0):
+                raise HubError(f"{unexpected} ({path}: size {str(size)[:40]!r})")
+            if sha256 is not None and not isinstance(sha256, str):
+                raise HubError(f"{unexpected} ({path}: sha256 {str(sha256)[:40]!r})")
+            files.append(RemoteFile(path=path, size=size, sha256=sha256))
         return files
 
     def fetch(self, request: FetchRequest, progress: ProgressCallback | None = None) -> FetchResult:
