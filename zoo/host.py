@@ -214,7 +214,7 @@ def load_host_profile(path_or_name: str | Path) -> Host:
         raise UsageError(f"no host profile {text!r}: not a file nor one of {names}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: [[[[...]]]]
         raise UsageError(f"cannot read host profile {path}: {error}") from None
     host = Host.from_json(data)
     return host if "name" in data else replace(host, name=path.stem)

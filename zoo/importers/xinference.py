@@ -506,7 +506,7 @@ def read_registry(path: Path) -> list[Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise XinferenceFormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise XinferenceFormatError(f"{path}: not readable as JSON ({error})") from None
     if not isinstance(data, list):
         raise XinferenceFormatError(f"{path}: expected a JSON list of model families")
