@@ -202,14 +202,15 @@ def test_an_engine_that_puts_the_key_in_its_argv_never_gets_it(fetched: FetchRes
         launcher.stop(inst, reap=running.server)
 
 
-def test_an_engine_behind_its_callers_proxy_gets_a_key_only_if_it_checks_it(
-    fetched: FetchResult,
-) -> None:
+def test_an_engine_gets_the_key_only_if_it_checks_it(fetched: FetchResult) -> None:
     plan = make_plan(options=LaunchOptions(api_key="k-7"))
     files = ModelFiles(str(fetched.root))
-    for engine, given in ((FakeEngine(), "k-7"), (FakeEngine(api_key_enforced=False), None)):
-        call = invocation(plan, engine, files, port=8000, own_proxy=False)
-        assert not call.proxied and call.engine_api_key == given
+    for engine, given, proxied in (
+        (FakeEngine(), "k-7", False),
+        (FakeEngine(api_key_enforced=False), None, True),  # zoo's proxy checks it instead
+    ):
+        call = invocation(plan, engine, files, port=8000)
+        assert call.proxied is proxied and call.engine_api_key == given
         # The command that starts is the one built with what the engine is given.
         assert engine.contexts[-1].api_key == given
 

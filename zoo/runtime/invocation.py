@@ -124,14 +124,12 @@ def invocation(
     *,
     port: int,
     engine_port: int = 0,
-    own_proxy: bool = True,
 ) -> Invocation:
     """The server command ``plan`` leads to on ``files``, for clients on ``port``.
 
     ``engine_port`` is the private port the engine takes when a proxy stands in front of it
-    (0 in a dry run: chosen at launch). ``own_proxy`` False is for a caller that proxies
-    itself (``zoo serve``): the engine then takes ``port`` on the plan's host. Either way the
-    engine is given the key only if it checks keys, and keeps it out of its argv (which every
+    (0 in a dry run: chosen at launch). The engine is given the key only if it checks keys,
+    and keeps it out of its argv (which every
     user of the machine can read): an engine that puts it there is run without it, behind the
     proxy. Everything else comes from the plan. A plugin's ``server_command`` that raises or
     returns something else is reported by the guard ``zoo.plugins`` puts on registered engines
@@ -164,7 +162,7 @@ def invocation(
     command = engine.server_command(context)
     leaked = holds(command.argv, api_key)
     checks_key = command.api_key_enforced and not leaked
-    proxied = own_proxy and (needs_proxy(command, api_key) or leaked)
+    proxied = needs_proxy(command, api_key) or leaked
     if proxied:
         # The engine listens privately on loopback; the proxy takes the public address.
         context = replace(

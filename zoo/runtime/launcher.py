@@ -76,16 +76,14 @@ def start_instance(
     *,
     say: Say = _stderr,
     echo_log: bool = False,
-    own_proxy: bool = True,
     tied: bool = False,
 ) -> Running:
     """Start the plan's engine server on ``files`` and wait until it is ready.
 
     Records the instance; on any failure everything started is stopped again and a
-    ServerError carries the last lines of the log. A caller that proxies requests itself
-    (``zoo serve``) passes ``own_proxy=False`` (no zoo proxy in front: ``Running.invocation``
-    says how to reach and address the engine) and ``tied=True`` (the server lives only as long
-    as this process, kill -9 included: ``Running.guards`` are closed when it is stopped).
+    ServerError carries the last lines of the log. ``tied=True`` (``zoo serve``'s models): the
+    server lives only as long as this process, kill -9 included (``Running.guards`` are closed
+    once it is stopped).
     """
     options = plan.options
     detach = options.detach
@@ -99,9 +97,7 @@ def start_instance(
     public_port = options.port or process.free_port(public_host)
     # The private port is taken only if a proxy stands in front (the invocation decides).
     private_port = process.free_port("127.0.0.1")
-    call = invocation(
-        plan, engine, files, port=public_port, engine_port=private_port, own_proxy=own_proxy
-    )
+    call = invocation(plan, engine, files, port=public_port, engine_port=private_port)
     command = call.command
     api_key = call.api_key
     env = dict(call.env)
