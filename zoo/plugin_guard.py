@@ -106,7 +106,7 @@ def _guarded(obj: object, name: str, method: Callable[..., Any], rule: Rule) -> 
     return call
 
 
-def _fail(owner: Guard, name: str, rule: Rule, problem: str, error: Exception | None) -> Any:
+def _fail(owner: Guard, name: str, rule: Rule, problem: str, error: BaseException | None) -> Any:
     where = f"{owner.what}.{name}"
     message = f"{owner.what}: {problem}"
     if rule.fallback is not None:
