@@ -89,7 +89,7 @@ def start_instance(
     detach = options.detach
     public_host = options.host
     check_port(public_host, options.port)
-    if not options.api_key and not _loopback(public_host):
+    if not options.api_key and not process.is_loopback(public_host):
         say(
             f"warning: serving on {public_host} without --api-key: anyone who can reach "
             "this machine can use the model"
@@ -149,7 +149,7 @@ def start_instance(
                     control.Startup(record, server, detach=detach or tied, tied=tied)
                 )
             process.wait_ready(
-                f"http://{_url_host(call.context.host)}:{call.engine_port}",
+                f"http://{process.url_host(call.context.host)}:{call.engine_port}",
                 health_path=command.health_path,
                 model=call.request_model or None,
                 api_key=call.engine_api_key,
@@ -189,23 +189,6 @@ def start_instance(
         invocation=call,
         guards=startup.guards if tied else (),
     )
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::", ""):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 def _start_proxy(
@@ -250,7 +233,7 @@ def _wait_proxy(
         if proxy.poll() is not None:
             raise ServerError(process.with_log("zoo's proxy exited", log_path))
         try:
-            url = f"http://{_url_host(host)}:{port}"
+            url = f"http://{process.url_host(host)}:{port}"
             if process.http_status(url, "GET", "/v1/models", headers, 2.0) == 200:
                 return
         except (OSError, http.client.HTTPException):
@@ -317,7 +300,7 @@ def banner(running: Running) -> str:
     """What a user needs to call the endpoint: URL, model name, and a curl they can paste."""
     inst = running.instance
     auth = ' -H "Authorization: Bearer $ZOO_API_KEY"' if inst.api_key else ""
-    host = _url_host(inst.host)
+    host = process.url_host(inst.host)
     body = json.dumps(
         {"model": inst.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
     )

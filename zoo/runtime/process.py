@@ -24,6 +24,25 @@ class ServerError(ZooError):
     """A server exited, never became ready, or could not be started."""
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(host: str) -> str:
+    """``host`` as a client on this machine writes it in a URL (a wildcard: loopback)."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def port_in_use(host: str, port: int) -> bool:
     """Whether something already listens on (host, port), or the port cannot be bound."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:

@@ -193,7 +193,7 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
         )
     gateway, config = build_gateway(options, say=say)
     app = app_for(gateway, config, options, say)
-    if not _loopback(options.host) and not config.api_keys:
+    if not process.is_loopback(options.host) and not config.api_keys:
         say(
             f"warning: serving on {options.host} without an API key: anyone who can reach it "
             "can use every model"
@@ -207,7 +207,7 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
     # uvicorn re-raises SIGTERM once it has shut down, and the process dies of it before any
     # `finally` here runs: the record goes when the app's lifespan ends, just before that.
     app.router.lifespan_context = _forgetting_record(app.router.lifespan_context)
-    url = f"http://{_url_host(options.host)}:{options.port}/v1"
+    url = f"http://{process.url_host(options.host)}:{options.port}/v1"
     say(f"zoo serve: {url} ({len(gateway.entries)} models)")
     try:
         server.run()
@@ -280,29 +280,12 @@ def signal_gateway(sig: int) -> dict[str, Any]:
     return data
 
 
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
-
-
 def detach(argv: list[str], options: ServeOptions, *, timeout: float = 60.0) -> str:
     """Start ``zoo serve`` (without --detach) in the background; return its URL once up."""
     import subprocess
     import urllib.request
 
-    from zoo.runtime import state
+    from zoo.runtime import process, state
 
     log = state.logs_dir() / "gateway.log"
     state.private_dirs()
@@ -314,7 +297,7 @@ def detach(argv: list[str], options: ServeOptions, *, timeout: float = 60.0) -> 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    url = f"http://{_url_host(options.host)}:{options.port}"
+    url = f"http://{process.url_host(options.host)}:{options.port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
