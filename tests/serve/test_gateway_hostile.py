@@ -740,3 +740,11 @@ def test_a_lease_is_released_when_its_answer_is_cancelled_before_it_streams() ->
         assert held == [] and closed == ["m"]
 
     asyncio.run(run())
+
+
+def test_a_body_nested_too_deeply_is_a_400(catalog) -> None:  # type: ignore[no-untyped-def]
+    deep = b'{"model": "gw-a", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with running_gateway(catalog, entries("gw-a")) as gw:
+        for path in ("/v1/chat/completions", "/api/chat"):
+            answer = httpx.post(gw.url + path, content=deep, timeout=30)
+            assert answer.status_code == 400, (path, answer.text)

@@ -109,6 +109,8 @@ async def read_json(request: Request) -> dict[str, Any]:
     raw = await read_body(request, MAX_BODY)
     try:
         body = json.loads(raw or b"{}")
+    except RecursionError as error:  # nested deeper than Python's parser goes
+        raise InvalidRequest("the request body is nested too deeply") from error
     except ValueError as error:
         raise InvalidRequest(f"the request body is not JSON: {error}") from error
     if not isinstance(body, dict):

@@ -299,7 +299,7 @@ def _cut_event(data: str, cutters: dict[int, SentinelCutter], template: FimTempl
         return _flush(cutters) + b"data: [DONE]\n\n"
     try:
         event = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         event = None
     choices = event.get("choices") if isinstance(event, dict) else None
     if not isinstance(choices, list) or not choices:

@@ -167,7 +167,7 @@ async def _read(request: Request) -> dict[str, Any]:
     raw = await read_body(request, MAX_BODY)  # a 413 (GatewayError) past it, unread
     try:
         body = json.loads(raw or b"{}")
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise OllamaError(f"the request body is not JSON: {error}") from error
     if not isinstance(body, dict):
         raise OllamaError("the request body must be a JSON object")
@@ -513,7 +513,7 @@ class _Turn:
             return []
         try:
             event = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return []
         if not isinstance(event, dict):
             return []
@@ -585,7 +585,7 @@ class _Turn:
             raw = slot.get("arguments") or "{}"
             try:
                 arguments = json.loads(raw)
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:
                 raise _UpstreamError(
                     f"the model called {slot.get('name')} with arguments that are not JSON: "
                     f"{raw[:200]}"
@@ -663,7 +663,7 @@ async def _error_text(chunks: AsyncIterator[bytes]) -> str:
     raw = b"".join([c async for c in chunks])
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw.decode(errors="replace").strip() or "the model's server failed"
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from zoo.runtime.proxy import EventRenamer
 from zoo.serve.errors import LoadFailed
 from zoo.serve.types import Upstream
 
@@ -35,6 +34,52 @@ _HOP = {
     "content-encoding",
     "host",
 }
+
+
+# A stream line longer than this is passed on unrenamed rather than buffered without bound.
+MAX_EVENT_LINE = 4 * 1024 * 1024
+
+
+class EventRenamer:
+    """Renames ``model`` in the JSON ``data:`` lines of a server-sent event stream.
+
+    Fed the stream in whatever pieces the engine sends, it gives back every complete line so
+    far (renamed where it carries a top-level ``model``) and keeps a partial last line for the
+    next piece; all other bytes, line endings included, stay exactly as they were.
+    """
+
+    def __init__(self, served_name: str) -> None:
+        self.served_name = served_name
+        self._pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        lines = (self._pending + data).splitlines(keepends=True)
+        self._pending = b""
+        if lines and not lines[-1].endswith((b"\n", b"\r")):
+            self._pending = lines.pop()
+            if len(self._pending) > MAX_EVENT_LINE:
+                lines.append(self._pending)
+                self._pending = b""
+        return b"".join(self._rename(line) for line in lines)
+
+    def close(self) -> bytes:
+        """What is left when the stream ends (a last line without its line ending)."""
+        rest, self._pending = self._pending, b""
+        return self._rename(rest) if rest else b""
+
+    def _rename(self, line: bytes) -> bytes:
+        if not line.startswith(b"data:") or b'"model"' not in line:
+            return line
+        body = line[5:].rstrip(b"\r\n")
+        ending = line[5 + len(body) :]
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return line
+        if not isinstance(data, dict) or data.get("model", self.served_name) == self.served_name:
+            return line
+        data["model"] = self.served_name
+        return b"data: " + json.dumps(data, ensure_ascii=False).encode() + ending
 
 
 @dataclass
@@ -190,7 +235,7 @@ _CUT_SHORT = (
 def _renamed_json(data: bytes, client_model: str) -> bytes:
     try:
         parsed = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return data
     if isinstance(parsed, dict) and "model" in parsed and parsed["model"] != client_model:
         parsed["model"] = client_model
