@@ -7,6 +7,9 @@ log), in the same environment, on the same files. Runs alternate zoo/direct so l
 jobs hits both alike; medians are reported. Target: ratio <= 1.10.
 
     .venv/bin/python bench/launch_overhead.py [--repeat 5] [--no-record]
+
+The runs write bytecode caches as a user's install does: PYTHONDONTWRITEBYTECODE (set in some
+sandboxes) is dropped from their environment, or every run would recompile every module.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     home = Path(tempfile.mkdtemp(prefix="zoo-bench-launch-"))
     env = dict(os.environ, ZOO_HOME=str(home))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.setdefault("ZOO_ENVS_DIR", str(ROOT / ".venv" / "zoo-test-envs"))
     os.environ.update(env)
     # Untimed: build the environment and download the model.
