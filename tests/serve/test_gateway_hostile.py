@@ -665,6 +665,42 @@ def test_the_configs_listen_is_used_unless_an_option_says_otherwise(tmp_path: Pa
     assert f"{config}:2:9" in broken.stderr and "Traceback" not in broken.stderr, broken.stderr
 
 
+def test_detach_serves_on_the_free_port_it_printed_for_listen_port_0(tmp_path: Path) -> None:
+    """``listen.port: 0`` is chosen once, by the command: the detached child used to pick
+    another free port, so the command waited on a port nobody served and failed after 60 s
+    while the gateway ran on unseen."""
+    home = tmp_path / "home"
+    config = tmp_path / "gateway.yaml"
+    config.write_text("listen:\n  port: 0\nmodels: {}\n")
+    started = zoo_cli(home, "serve", "--detach", "--config", str(config))
+    try:
+        assert started.returncode == 0, started.stderr
+        port = json.loads(zoo_cli(home, "serve", "status", "--json").stdout)["port"]
+        assert started.stdout.strip() == f"http://127.0.0.1:{port}/v1"
+        assert can_connect("127.0.0.1", port)
+    finally:
+        assert zoo_cli(home, "serve", "stop").returncode == 0
+    assert wait_for(lambda: not can_connect("127.0.0.1", port), 30)
+
+
+def test_the_detached_command_line_spells_out_every_choice(tmp_path: Path) -> None:
+    from zoo.serve.server import ServeOptions, serve_argv
+
+    options = ServeOptions(
+        host="::1", port=4242, config=tmp_path / "g.yaml", allow_download=True, memory_budget=7
+    )
+    argv = serve_argv(options)
+    assert argv[:5] == ["serve", "--host", "::1", "--port", "4242"]
+    assert argv[5:] == [
+        "--config",
+        str(tmp_path / "g.yaml"),
+        "--allow-download",
+        "--memory-budget",
+        "7",
+    ]
+    assert serve_argv(ServeOptions()) == ["serve", "--host", "127.0.0.1", "--port", "11435"]
+
+
 def test_a_lease_is_released_when_its_answer_is_cancelled_before_it_streams() -> None:
     """The window between the engine's answer and the first byte sent on: a stream cancelled
     there never starts its generator, so only the app can give the lease back and close the

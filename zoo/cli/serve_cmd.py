@@ -50,8 +50,6 @@ def serve(
     """Serve every model behind one endpoint (Ctrl-C stops it and every model it started)."""
     if ctx.invoked_subcommand is not None:
         return
-    import sys
-
     from zoo.errors import UsageError
     from zoo.serve.server import DEFAULT_PORT, ServeOptions
     from zoo.serve.server import detach as run_detached
@@ -86,8 +84,7 @@ def serve(
         memory_budget=budget,
     )
     if detach:
-        argv = [a for a in sys.argv[1:] if a not in ("--detach", "-d")]
-        typer.echo(run_detached(argv, options) + "/v1")
+        typer.echo(run_detached(options) + "/v1")
         return
     run(options, say=lambda line: typer.echo(line, err=True))
 

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -280,8 +280,25 @@ def signal_gateway(sig: int) -> dict[str, Any]:
     return data
 
 
-def detach(argv: list[str], options: ServeOptions, *, timeout: float = 60.0) -> str:
-    """Start ``zoo serve`` (without --detach) in the background; return its URL once up."""
+def serve_argv(options: ServeOptions) -> list[str]:
+    """The ``zoo serve`` command line that serves ``options`` in the foreground.
+
+    Every choice the parent made is spelled out: the child must not choose again (a config's
+    ``listen.port: 0`` picks a free port, and a second pick is another port than the one the
+    parent waits on).
+    """
+    argv = ["serve", "--host", options.host, "--port", str(options.port)]
+    if options.config is not None:
+        argv += ["--config", str(options.config)]
+    if options.allow_download:
+        argv.append("--allow-download")
+    if options.memory_budget is not None:
+        argv += ["--memory-budget", str(options.memory_budget)]
+    return argv
+
+
+def detach(options: ServeOptions, *, timeout: float = 60.0) -> str:
+    """Start ``zoo serve`` in the background; return its URL once up (stop it if it is not)."""
     import subprocess
     import urllib.request
 
@@ -291,7 +308,7 @@ def detach(argv: list[str], options: ServeOptions, *, timeout: float = 60.0) -> 
     state.private_dirs()
     with open(log, "ab") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "zoo", *argv],
+            [sys.executable, "-m", "zoo", *serve_argv(options)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -310,7 +327,11 @@ def detach(argv: list[str], options: ServeOptions, *, timeout: float = 60.0) -> 
             if response.status == 200:
                 return url
         time.sleep(0.1)
+    # Ours, and useless to the user who was told it failed: not left running unseen.
+    child.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=15)
     raise UsageError(f"zoo serve did not answer on {url} within {timeout:.0f} s (log: {log})")
 
 
-__all__ = ["DEFAULT_PORT", "ServeOptions", "detach", "replace", "serve", "signal_gateway"]
+__all__ = ["DEFAULT_PORT", "ServeOptions", "detach", "serve", "serve_argv", "signal_gateway"]
