@@ -683,6 +683,36 @@ def test_detach_serves_on_the_free_port_it_printed_for_listen_port_0(tmp_path: P
     assert wait_for(lambda: not can_connect("127.0.0.1", port), 30)
 
 
+def test_a_reload_replaces_the_api_keys(tmp_path: Path) -> None:
+    """A key taken out of the config stops working on `zoo serve reload`, and a new one works
+    (the keys were read once at start: a revoked key kept working until a restart)."""
+    from zoo.runtime import process
+
+    home, port = tmp_path / "home", process.free_port()
+    key_file = tmp_path / "gw.key"
+    key_file.write_text("old-key\n")
+    key_file.chmod(0o600)
+    config = tmp_path / "gateway.yaml"
+    config.write_text("models: {}\napi_keys:\n  - key_file: gw.key\n")
+    started = zoo_cli(home, "serve", "--detach", "--config", str(config), "--port", str(port))
+    url = f"http://127.0.0.1:{port}/v1/models"
+
+    def answer(key: str) -> int:
+        headers = {"Authorization": f"Bearer {key}"}
+        return httpx.get(url, headers=headers, trust_env=False, timeout=5).status_code
+
+    try:
+        assert started.returncode == 0, started.stderr
+        assert (answer("old-key"), answer("new-key")) == (200, 401)
+        key_file.write_text("new-key\n")
+        assert zoo_cli(home, "serve", "reload").returncode == 0
+        assert wait_for(lambda: answer("new-key") == 200, 30), gateway_log(home)
+        assert answer("old-key") == 401
+    finally:
+        assert zoo_cli(home, "serve", "stop").returncode == 0
+    assert wait_for(lambda: not can_connect("127.0.0.1", port), 30)
+
+
 def test_the_detached_command_line_spells_out_every_choice(tmp_path: Path) -> None:
     from zoo.serve.server import ServeOptions, serve_argv
 

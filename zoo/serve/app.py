@@ -35,9 +35,13 @@ OLLAMA_VERSION = "0.12.0"
 MAX_BODY = 32 * 1024 * 1024
 
 
-def build_app(gateway: Gateway, keys: Sequence[ApiKey] = ()) -> Starlette:
-    """The ASGI app for ``gateway``; ``keys`` empty means no key is needed."""
+def build_app(gateway: Gateway, keys: Sequence[ApiKey] | None = None) -> Starlette:
+    """The ASGI app for ``gateway``; ``keys``, when given, replace ``gateway.api_keys`` (the
+    keys checked on each request, so that a config reload revokes and adds keys)."""
     from zoo.serve.ollama import ollama_routes
+
+    if keys is not None:
+        gateway.api_keys = tuple(keys)
 
     async def chat(request: Request) -> Response:
         return await _openai(gateway, request, "/v1/chat/completions", route="chat")
@@ -78,7 +82,7 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] = ()) -> Starlette:
     app = Starlette(
         routes=routes, exception_handlers={GatewayError: _error, HTTPException: _http_error}
     )
-    app.add_middleware(_Auth, keys=tuple(keys))
+    app.add_middleware(_Auth, gateway=gateway)
     app.add_middleware(_LeaveWhenGone)
     return app
 
@@ -182,14 +186,16 @@ def _allowed(request: Request, entry: ModelEntry) -> bool:
 
 
 class _Auth:
-    """Requires one of ``keys`` on every route but /health (constant-time comparison)."""
+    """Requires one of the gateway's keys on every route but /health (constant-time
+    comparison). The keys are read per request: a reload's new keys count at once."""
 
-    def __init__(self, app: ASGIApp, keys: tuple[ApiKey, ...]) -> None:
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
         self.app = app
-        self.keys = keys
+        self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] == "/health":
+        keys = self.gateway.api_keys
+        if scope["type"] != "http" or not keys or scope["path"] == "/health":
             await self.app(scope, receive, send)
             return
         sent = _bearer(scope.get("headers", ()))
@@ -198,7 +204,7 @@ class _Auth:
         match = next(
             (
                 k
-                for k in self.keys
+                for k in keys
                 if sent is not None and hmac.compare_digest(k.key.encode(), sent.encode("latin-1"))
             ),
             None,

@@ -23,13 +23,17 @@ from zoo.serve.types import ModelEntry
 if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
     from zoo.serve.backend import LocalBackend
+    from zoo.serve.config import ApiKey
     from zoo.serve.metrics import Metrics
     from zoo.serve.scheduler import Scheduler
 
 
 @dataclass
 class Gateway:
-    """What the routes share: the catalog, the entries, the scheduler and the forwarder."""
+    """What the routes share: the catalog, the entries, the scheduler and the forwarder.
+
+    ``api_keys`` empty means no key is needed; a config reload replaces them (and ``entries``).
+    """
 
     catalog: Catalog
     entries: dict[str, ModelEntry]
@@ -38,6 +42,7 @@ class Gateway:
     forwarder: Forwarder
     metrics: Metrics
     allow_download: bool = False
+    api_keys: tuple[ApiKey, ...] = ()
     started_at: float = field(default_factory=time.time)
 
     def entry(self, name: object) -> ModelEntry:

@@ -175,8 +175,20 @@ def _reload(gateway: Gateway, options: ServeOptions, say: Callable[[str], None])
         return
     gateway.entries.clear()
     gateway.entries.update(config.models)
+    gateway.api_keys = config.api_keys  # a key taken out of the file stops working now
     gateway.scheduler.update_entries(dict(config.models))
     say(f"zoo serve: reloaded {options.config} ({len(config.models)} models)")
+    _warn_if_open(options.host, config, say)
+
+
+def _warn_if_open(host: str, config: GatewayConfig, say: Callable[[str], None]) -> None:
+    from zoo.runtime import process
+
+    if not process.is_loopback(host) and not config.api_keys:
+        say(
+            f"warning: serving on {host} without an API key: anyone who can reach it "
+            "can use every model"
+        )
 
 
 def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
@@ -193,11 +205,7 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
         )
     gateway, config = build_gateway(options, say=say)
     app = app_for(gateway, config, options, say)
-    if not process.is_loopback(options.host) and not config.api_keys:
-        say(
-            f"warning: serving on {options.host} without an API key: anyone who can reach it "
-            "can use every model"
-        )
+    _warn_if_open(options.host, config, say)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=options.host, port=options.port, log_level="warning", lifespan="on"
