@@ -100,6 +100,22 @@ def test_api_keys_and_their_scope(catalog) -> None:  # type: ignore[no-untyped-d
             )
         assert error.value.status_code == 403
         assert httpx.get(gw.url + "/metrics").status_code == 401
+        # The Ollama routes keep the key's scope too (they listed, showed and ran every model).
+        a_only = {"Authorization": "Bearer a-only"}
+        tags = httpx.get(gw.url + "/api/tags", headers=a_only).json()["models"]
+        assert [m["name"] for m in tags] == ["gw-a"]
+        for route, body in [
+            ("/api/show", {"model": "gw-b"}),
+            ("/api/chat", {"model": "gw-b", "messages": [{"role": "user", "content": "x"}]}),
+            ("/api/generate", {"model": "gw-b", "prompt": "x", "stream": False}),
+            ("/api/generate", {"model": "gw-b"}),  # a load
+            ("/api/generate", {"model": "gw-b", "keep_alive": 0}),  # an unload
+        ]:
+            refused = httpx.post(gw.url + route, headers=a_only, json=body)
+            assert refused.status_code == 403, (route, body, refused.text)
+        assert all(s.status == "idle" for s in gw.gateway.scheduler.snapshot())
+        shown = httpx.post(gw.url + "/api/show", headers=a_only, json={"model": "gw-a"})
+        assert shown.status_code == 200
 
 
 def test_budget_for_one_of_two_alternating_clients(catalog) -> None:  # type: ignore[no-untyped-def]

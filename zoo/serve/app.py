@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
     from zoo.serve.fim import Fim
 
 OLLAMA_VERSION = "0.12.0"
-# Largest request body read (a chat with a long context is a few MB at most).
-MAX_BODY = 32 * 1024 * 1024
+# The key the request in hand was let in with (None: no keys are set), for the routes that do
+# not see the request itself (the Ollama side).
+_caller_key: ContextVar[ApiKey | None] = ContextVar("caller_key", default=None)
 
 
 def build_app(gateway: Gateway, keys: Sequence[ApiKey] | None = None) -> Starlette:
@@ -110,7 +112,7 @@ async def read_json(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 saying what is wrong with it."""
     from zoo.serve.body import read_body
 
-    raw = await read_body(request, MAX_BODY)
+    raw = await read_body(request)
     try:
         body = json.loads(raw or b"{}")
     except RecursionError as error:  # nested deeper than Python's parser goes
@@ -180,8 +182,9 @@ def _fim_of(gateway: Gateway, family_name: str) -> Fim:
     return fim
 
 
-def _allowed(request: Request, entry: ModelEntry) -> bool:
-    key: ApiKey | None = request.scope.get("zoo.key")
+def _allowed(request: Request | None, entry: ModelEntry) -> bool:
+    """Whether the request's key may use ``entry`` (``None``: the request in hand)."""
+    key = _caller_key.get() if request is None else request.scope.get("zoo.key")
     return key is None or key.allows(entry)
 
 
@@ -215,7 +218,11 @@ class _Auth:
             await response(scope, receive, send)
             return
         scope["zoo.key"] = match
-        await self.app(scope, receive, send)
+        token = _caller_key.set(match)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _caller_key.reset(token)
 
 
 class _LeaveWhenGone:
@@ -306,13 +313,21 @@ class _OllamaSide:
         # Clients compare it with the Ollama release they need: answer as a recent one would.
         return OLLAMA_VERSION
 
+    def _entry(self, name: str) -> ModelEntry:
+        """The entry ``name`` names, if the request's key may use it (as on /v1)."""
+        entry = self.gateway.entry(name)
+        if not _allowed(None, entry):
+            raise Forbidden(f"this API key may not use {entry.name}")
+        return entry
+
     def list_models(self) -> list[dict[str, Any]]:
-        return served_models(self.gateway)
+        entries = self.gateway.entries
+        return [m for m in served_models(self.gateway) if _allowed(None, entries[m["id"]])]
 
     def show(self, name: str) -> dict[str, Any]:
         from zoo.serve.fim import Fim
 
-        entry = self.gateway.entry(name)
+        entry = self._entry(name)
         family = self.gateway.catalog.get(entry.family)
         found = next((m for m in served_models(self.gateway) if m["id"] == entry.name), {})
         return {
@@ -327,13 +342,14 @@ class _OllamaSide:
     async def complete(
         self, name: str, body: dict[str, Any], path: str
     ) -> tuple[int, Mapping[str, str], AsyncIterator[bytes]]:
+        self._entry(name)
         _, answer, stack = await self.gateway.complete(name, body, path, route="ollama")
         return answer.status, answer.headers, stream_with(stack, answer.body)
 
     async def load(self, name: str, keep_alive: Any) -> None:
         from zoo.serve.config import parse_duration
 
-        entry = self.gateway.entry(name)
+        entry = self._entry(name)
         try:
             seconds = None if keep_alive is None else parse_duration(keep_alive)
         except ValueError as error:  # a 400, as on the routes that generate (it was a 500)
@@ -342,5 +358,5 @@ class _OllamaSide:
             pass
 
     async def unload(self, name: str) -> bool:
-        entry = self.gateway.entry(name)
+        entry = self._entry(name)
         return await self.gateway.scheduler.unload(entry.name)

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from zoo.catalog.model import FimTemplate
 
-MAX_BODY = 32 * 1024 * 1024
 NDJSON = "application/x-ndjson"
 # What /api/ps says for a model kept forever (keep_alive < 0): Ollama shows a far-off date too.
 FOREVER = datetime(2318, 1, 1, tzinfo=UTC)
@@ -164,7 +163,7 @@ def _error(message: str, status: int) -> Response:
 async def _read(request: Request) -> dict[str, Any]:
     from zoo.serve.body import read_body
 
-    raw = await read_body(request, MAX_BODY)  # a 413 (GatewayError) past it, unread
+    raw = await read_body(request)  # a 413 (GatewayError) past it, unread
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, RecursionError) as error:
