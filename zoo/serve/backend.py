@@ -184,9 +184,7 @@ class LocalBackend:
         with self._lock:
             ids = list(self._loaded)
         for instance_id in ids:
-            loaded = self._loaded.get(instance_id)
-            if loaded is not None:
-                self.stop(_upstream_of(instance_id))
+            self.stop(_upstream_of(instance_id))  # one already stopped meanwhile is skipped
 
 
 def _upstream_of(instance_id: str) -> Upstream:

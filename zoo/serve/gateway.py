@@ -54,10 +54,11 @@ class Gateway:
             raise InvalidRequest("the request names no model: set `model`")
         try:
             entry = resolve_name(name, self.entries, self.catalog, discovered=True)
+        # A ZooError's str ends with its hint (the did-you-mean) already.
         except NotFoundError as error:
-            raise ModelNotFound(_with_hint(error)) from error
+            raise ModelNotFound(str(error)) from error
         except ZooError as error:
-            raise InvalidRequest(_with_hint(error)) from error
+            raise InvalidRequest(str(error)) from error
         if entry.name not in self.entries:
             # A catalog model the config does not list: servable once downloaded, or with
             # --allow-download (a request must not start a 70 GB download by surprise).
@@ -114,10 +115,6 @@ class Gateway:
 open_leases: ContextVar[list[contextlib.AsyncExitStack] | None] = ContextVar(
     "open_leases", default=None
 )
-
-
-def _with_hint(error: ZooError) -> str:
-    return str(error)  # a ZooError's str ends with its hint already (it was said twice)
 
 
 def _status(error: BaseException) -> int:
