@@ -314,7 +314,8 @@ class _Budget:
     tensor_parallel: int | None = None  # the --tensor-parallel-size the engine must be given
 
 
-def _budget(host: Host, device: str) -> int:
+def memory_budget(host: Host, device: str) -> int:
+    """The memory engines computing on ``device`` may plan for on ``host``."""
     if device == "cuda":
         return int(sum(g.memory_bytes for g in host.cuda_gpus) * GPU_SHARE)
     if device == "metal":
@@ -444,13 +445,13 @@ def _judge(
     if device == "cuda":
         budget = _gpu_budget(host, caps.gpu_split, memory.total_bytes, options.tensor_parallel_size)
     else:
-        budget = _Budget(_budget(host, device))
+        budget = _Budget(memory_budget(host, device))
     if memory.total_bytes > budget.bytes and device == "cuda":
         cpu_ok = "cpu" in caps.accelerators and "cuda" not in caps.format_accelerators.get(
             spec.format, ()
         )
-        if cpu_ok and memory.total_bytes <= _budget(host, "cpu"):
-            device, budget = "cpu", _Budget(_budget(host, "cpu"))
+        if cpu_ok and memory.total_bytes <= memory_budget(host, "cpu"):
+            device, budget = "cpu", _Budget(memory_budget(host, "cpu"))
     where = _device_words(device)
     if device == "cuda" and budget.gpus:
         where = f"GPU memory on {budget.gpus} GPU{'s' if budget.gpus > 1 else ''}"

@@ -3,6 +3,7 @@ the runtime, a local hub), and an engine whose server is tests/serve/gateway_eng
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 import time
@@ -111,6 +112,7 @@ class Running:
     url: str
     gateway: Gateway
     thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
 
     @property
     def v1(self) -> str:
@@ -171,8 +173,12 @@ def running_gateway(
         if time.monotonic() > deadline:
             raise RuntimeError("the test gateway did not start")
         time.sleep(0.05)
+    # The loop uvicorn runs the app on (the scheduler's ticker task lives there).
+    ticker = scheduler._ticker
+    assert ticker is not None
+    loop = ticker.get_loop()
     try:
-        yield Running(url, gateway, thread)
+        yield Running(url, gateway, thread, loop)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

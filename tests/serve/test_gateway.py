@@ -3,6 +3,7 @@ started on demand through the launch path, within a memory budget, streams passe
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -363,3 +364,24 @@ def test_an_engine_that_cannot_check_keys_is_not_reachable_around_the_gateway(ca
             timeout=10,
         )
         assert direct.status_code == 401
+
+
+def test_a_reload_keeps_the_models_served_on_request(catalog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from zoo.serve.server import ServeOptions, _reload
+
+    with running_gateway(catalog, {}) as gw:
+        client = OpenAI(base_url=gw.v1, api_key="none")
+        client.chat.completions.create(model="gw-a", messages=[{"role": "user", "content": "x"}])
+        config = tmp_path / "gateway.yaml"
+        config.write_text("models:\n  gw-b:\n    engine: gw\n")
+        said: list[str] = []
+
+        async def reload() -> None:  # on the gateway's loop, as its SIGHUP handler runs
+            _reload(gw.gateway, ServeOptions(config=config), said.append)
+
+        asyncio.run_coroutine_threadsafe(reload(), gw.loop).result(timeout=10)
+        assert "reloaded" in said[0]
+        assert set(gw.gateway.entries) == {"gw-a", "gw-b"}
+        # gw-a was not unloaded by the reload: it still answers from the same engine.
+        states = {m["id"]: m["status"] for m in httpx.get(gw.v1 + "/models").json()["data"]}
+        assert states["gw-a"] == "loaded"

@@ -123,7 +123,10 @@ def status(
     if as_json:
         typer.echo(json.dumps({"version": 1, **data}, indent=2))
         return
-    typer.echo(f"zoo serve (pid {data['pid']}) on http://{data['host']}:{data['port']}/v1")
+    from zoo.runtime.process import url_host
+
+    url = f"http://{url_host(str(data['host']))}:{data['port']}/v1"
+    typer.echo(f"zoo serve (pid {data['pid']}) on {url}")
 
 
 @serve_app.command("schema")

@@ -60,6 +60,10 @@ class LocalBackend:
         self._plans: dict[ModelEntry, Plan] = {}
         self._lock = threading.Lock()
 
+    @property
+    def engines(self) -> Mapping[str, Engine]:
+        return self._engines
+
     def plan(self, entry: ModelEntry) -> Plan:
         """The plan ``zoo launch`` would make for ``entry`` here (cached per entry)."""
         from zoo import launch

@@ -43,6 +43,9 @@ class Gateway:
     metrics: Metrics
     allow_download: bool = False
     api_keys: tuple[ApiKey, ...] = ()
+    # The entries that came from the config file (a reload replaces these, not the models
+    # served on request because they were downloaded).
+    config_names: frozenset[str] = frozenset()
     started_at: float = field(default_factory=time.time)
 
     def entry(self, name: object) -> ModelEntry:

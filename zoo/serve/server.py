@@ -79,7 +79,7 @@ def build_gateway(
     """The gateway for ``options`` and its config (the defaults without a file)."""
     from zoo.host import this_machine
     from zoo.plugins import get_engines, get_hubs
-    from zoo.resolve import RAM_SHARE, _budget
+    from zoo.resolve import memory_budget
     from zoo.serve.backend import LocalBackend
     from zoo.serve.config import default_config
     from zoo.serve.gateway import Gateway
@@ -96,9 +96,9 @@ def build_gateway(
     entries = dict(config.models) if options.config else discover_downloaded(catalog, hubs)
     backend = LocalBackend(catalog, engines, hubs, host, say=say, allow_download=allow)
     memory = {
-        "RAM": int(host.ram_bytes * RAM_SHARE),
-        "GPU memory": _budget(host, "cuda"),
-        "unified memory": _budget(host, "metal"),
+        "RAM": memory_budget(host, "cpu"),
+        "GPU memory": memory_budget(host, "cuda"),
+        "unified memory": memory_budget(host, "metal"),
     }
     budget = options.memory_budget or config.memory_budget
     scheduler = Scheduler(
@@ -116,6 +116,7 @@ def build_gateway(
         forwarder=Forwarder(),
         metrics=Metrics(),
         allow_download=allow,
+        config_names=frozenset(config.models) if options.config else frozenset(),
     )
     return gateway, config
 
@@ -169,14 +170,19 @@ def _reload(gateway: Gateway, options: ServeOptions, say: Callable[[str], None])
     """SIGHUP: read the config again; a broken one keeps the old (and says why)."""
     assert options.config is not None
     try:
-        config = _load_config(options.config, gateway.catalog, gateway.backend._engines)
+        config = _load_config(options.config, gateway.catalog, gateway.backend.engines)
     except ZooError as error:
         say(f"zoo serve: reload refused, keeping the old config: {error}")
         return
+    # Models served on request (downloaded, not listed) stay; the config's are replaced.
+    found_on_request = {
+        name: e for name, e in gateway.entries.items() if name not in gateway.config_names
+    }
     gateway.entries.clear()
-    gateway.entries.update(config.models)
+    gateway.entries.update({**found_on_request, **config.models})
+    gateway.config_names = frozenset(config.models)
     gateway.api_keys = config.api_keys  # a key taken out of the file stops working now
-    gateway.scheduler.update_entries(dict(config.models))
+    gateway.scheduler.update_entries(dict(gateway.entries))
     say(f"zoo serve: reloaded {options.config} ({len(config.models)} models)")
     _warn_if_open(options.host, config, say)
 
@@ -273,11 +279,15 @@ def running_gateway() -> dict[str, Any] | None:
         data = json.loads(record_path().read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or not process.pid_alive(
-        int(data.get("pid", 0)), data.get("pid_start")
-    ):
+    if not isinstance(data, dict):
         return None
-    return data
+    record: dict[str, Any] = data
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 1:  # a damaged record names no process of ours
+        return None
+    if not process.pid_alive(pid, record.get("pid_start")):
+        return None
+    return record
 
 
 def signal_gateway(sig: int) -> dict[str, Any]:
