@@ -4,7 +4,7 @@ SmolLM2-135M-Instruct on llama.cpp is launched with `zoo launch --detach`. Two e
 measured with the same streamed greedy request (the official openai client, 128 tokens):
 - the engine alone: llama.cpp's own port (zoo puts nothing in front of an engine that checks
   keys and serves the name itself, so this is also what `zoo launch` hands out there);
-- through zoo's proxy: ``python -m zoo.runtime.proxy`` in front of that same server, with an
+- through zoo's proxy: ``python -m zoo.serve.single`` in front of that same server, with an
   API key and the model-name rewrite on: the path engines without those options
   (transformers serve, mlx_lm.server) are served through.
 Requests alternate between the two so other load hits both alike; medians are reported.
@@ -85,7 +85,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "zoo.runtime.proxy",
+            "zoo.serve.single",
             "--port",
             str(proxy_port),
             "--upstream-port",

@@ -1,4 +1,5 @@
-"""The key/served-name proxy in front of a real server process, streaming included."""
+"""The launch path's key/served-name proxy (``python -m zoo.serve.single``, the gateway's proxy
+for one model) in front of a real server process, streaming included."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from runtime_helpers import FAKE_ENGINE
 
 from zoo.runtime import process
-from zoo.runtime.proxy import EventRenamer
+from zoo.serve.proxy import EventRenamer
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def _proxy(tmp_path: Path, upstream: int, *extra: str, key: str = "") -> Iterato
         [
             sys.executable,
             "-m",
-            "zoo.runtime.proxy",
+            "zoo.serve.single",
             "--port",
             str(port),
             "--upstream-port",
@@ -158,9 +159,12 @@ def test_garbage_request_gets_a_400_not_a_crash(proxied: str) -> None:
     assert httpx.get(f"{proxied}/health", trust_env=False).status_code == 200
 
 
-def _raw_upstream(pieces: list[bytes]) -> tuple[int, threading.Thread]:
+def _raw_upstream(
+    pieces: list[bytes], requests: list[bytes] | None = None
+) -> tuple[int, threading.Thread]:
     """An engine that answers one request with exactly these bytes, one write each, then
-    closes: to test framings and splits the fake engine never produces."""
+    closes: to test framings and splits the fake engine never produces. The request it got
+    goes into ``requests``."""
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
 
@@ -171,12 +175,17 @@ def _raw_upstream(pieces: list[bytes]) -> tuple[int, threading.Thread]:
                 received += conn.recv(65536)
             head, _, body = received.partition(b"\r\n\r\n")
             length = next(
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
             )
             while len(body) < length:
                 body += conn.recv(65536)
+            if requests is not None:
+                requests.append(head + b"\r\n\r\n" + body)
             for piece in pieces:
                 conn.sendall(piece)
                 time.sleep(0.05)
@@ -246,3 +255,69 @@ def test_event_renamer_keeps_every_other_byte() -> None:
             b'data: ["model"]\n\n'
             b'data: {"model": "served"}'
         ), cut
+
+
+def test_other_routes_pass_through_with_their_query_and_body(tmp_path: Path) -> None:
+    requests: list[bytes] = []
+    port, thread = _raw_upstream(
+        [b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"], requests
+    )
+    for base in _proxy(tmp_path, port, "--request-model", "", key="k1"):
+        reply = httpx.put(
+            f"{base}/v1/other/thing?a=1&b=%2F",
+            content=b"not json",
+            headers={"Authorization": "Bearer k1", "Content-Type": "text/plain"},
+            trust_env=False,
+        )
+    thread.join(5)
+    assert (reply.status_code, reply.text) == (200, "ok")
+    [request] = requests
+    assert request.startswith(b"PUT /v1/other/thing?a=1&b=%2F HTTP/1.1\r\n")
+    assert request.endswith(b"\r\n\r\nnot json")
+
+
+def test_a_client_that_goes_away_closes_the_engines_stream(tmp_path: Path) -> None:
+    """The engine must learn that nobody listens any more, so it frees its slot."""
+    server = socket.create_server(("127.0.0.1", 0))
+    closed = threading.Event()
+
+    def endless() -> None:
+        with server, server.accept()[0] as conn:
+            while b"\r\n\r\n" not in conn.recv(65536):
+                pass
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+            deadline = time.monotonic() + 20
+            try:
+                while time.monotonic() < deadline:
+                    conn.sendall(b'data: {"model": "/models/dir", "choices": []}\n\n')
+                    time.sleep(0.02)
+            except OSError:
+                closed.set()
+
+    thread = threading.Thread(target=endless, daemon=True)
+    thread.start()
+    for base in _proxy(tmp_path, server.getsockname()[1], "--request-model", ""):
+        with httpx.stream(
+            "POST", f"{base}/v1/chat/completions", json={"stream": True}, trust_env=False
+        ) as response:
+            first = next(response.iter_lines())
+        assert first == 'data: {"model": "served", "choices": []}'
+        assert closed.wait(10)
+
+
+def test_a_kept_alive_client_connection_serves_many_requests(proxied: str) -> None:
+    import http.client
+
+    host, port = proxied.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    sockets = []
+    try:
+        for _ in range(3):
+            conn.request("GET", "/v1/models", headers={"Authorization": "Bearer k1"})
+            response = conn.getresponse()
+            assert json.loads(response.read())["data"][0]["id"] == "served"
+            sockets.append(conn.sock)
+        # http.client reconnects when a server closes: one socket means one connection.
+        assert sockets[0] is not None and sockets == [sockets[0]] * 3
+    finally:
+        conn.close()
