@@ -100,7 +100,11 @@ class Forwarder:
         # No read timeout: a long generation streams for minutes; connecting must be quick.
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=10.0, read=None, write=60.0, pool=None),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            # Idle engine connections are dropped before the engines' own 5 s idle timeout,
+            # so a request never goes out on a connection the engine is closing.
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
+            ),
             trust_env=False,
         )
 

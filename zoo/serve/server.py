@@ -214,7 +214,13 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
     _warn_if_open(options.host, config, say)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host=options.host, port=options.port, log_level="warning", lifespan="on"
+            app,
+            host=options.host,
+            port=options.port,
+            log_level="warning",
+            lifespan="on",
+            # Clients (editors, chat UIs) reuse their connection between requests.
+            timeout_keep_alive=30,
         )
     )
     _write_record(options)
