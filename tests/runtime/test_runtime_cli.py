@@ -122,6 +122,8 @@ def test_logs_follow_prints_new_lines_and_ends_when_the_instance_stops(
         if proc.poll() is None:
             proc.kill()
         reader.join(30)
+        if running.server is not None and running.server.poll() is None:
+            launcher.stop(running.instance, reap=running.server)  # a failed step leaks nothing
 
 
 def test_what_logs_shows_and_what_it_follows_meet_exactly(tmp_path: Path) -> None:
