@@ -61,7 +61,10 @@ class Capabilities:
     ``overhead_bytes`` is the runtime's own memory (CUDA context, buffers) beside weights and
     KV cache. ``runtime_module`` is a module that is importable once the runtime is installed.
     ``variant`` names this set when it is one of an engine's ``variants`` (e.g. "cpu").
-    ``uninstall``, ``honours_context`` and ``gpu_split`` are explained where they are declared.
+    ``kinds`` are the model kinds it serves (``zoo.kinds``: "llm", "embedding", "rerank"); a
+    server command reads ``ctx.family.kind`` (and ``ctx.family.embedding``) to start the
+    right mode. ``uninstall``, ``honours_context`` and ``gpu_split`` are explained where they
+    are declared.
 
     Sequences are tuples: ``("*",)``, not ``("*")`` (a string). zoo checks the shapes when the
     plugin registers the engine and names the field that is wrong.
@@ -92,6 +95,9 @@ class Capabilities:
     # ``LaunchContext.tensor_parallel_size``: vLLM), or "none" (one GPU). Resolution budgets the
     # GPU memory accordingly and, for "tensor-parallel", plans the GPU count it passes.
     gpu_split: str = "none"
+    # The model kinds the engine serves: "llm" (chat and completions), "embedding"
+    # (/v1/embeddings), "rerank" (/v1/rerank). Resolution offers it only families of these.
+    kinds: tuple[str, ...] = ("llm",)
 
     def runs_on_platform(self, host: Host) -> bool:
         return any(

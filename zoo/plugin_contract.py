@@ -136,6 +136,7 @@ def capabilities_problems(caps: Any) -> list[str]:
         "experimental_formats",
         "preferred_on",
         "uninstall",
+        "kinds",
     ):
         value = getattr(caps, field)
         if not _strings(value):
@@ -149,6 +150,8 @@ def capabilities_problems(caps: Any) -> list[str]:
         value = getattr(caps, field)
         if value is not None and not isinstance(value, str):
             problems.append(f"{field} is {describe(value)}, not a string or None")
+    if _strings(caps.kinds) and not caps.kinds:
+        problems.append('kinds is empty: name the model kinds it serves, e.g. ("llm",)')
     if not _is_int(caps.overhead_bytes) or caps.overhead_bytes < 0:
         problems.append(f"overhead_bytes is {describe(caps.overhead_bytes)}, not a number of bytes")
     for field in ("requires_accelerator", "honours_context"):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from zoo import kinds
 from zoo import quantization as quant
 from zoo.catalog.catalog import Catalog
 from zoo.catalog.model import Family, Source, Spec, format_size
@@ -402,6 +403,11 @@ def _judge(
         )
 
     order, locked, why_none = hub_order(spec, q, request.hub, request.default_hub, hubs)
+    serves = engine.capabilities_for(host).kinds
+    if family.kind not in serves:
+        served = ", ".join(kinds.KINDS[k].plural if k in kinds.KINDS else k for k in serves)
+        check = Match.no(f"does not serve {kinds.kind(family.kind).plural} (serves {served})")
+        return verdict(False, check.reason)
     if not order:
         check = engine.check(spec, q, host)
         return verdict(False, check.reason if not check.ok else why_none)
@@ -526,21 +532,20 @@ def _impossible(family: Family, request: Request, judged: Sequence[_Judged], hos
             f"{request.describe()} does not fit {host.name}: the smallest, "
             f"{_describe(smallest)}, {smallest.candidate.reason}{nearest}"
         )
-    reasons = _common_reason(asked)
+    reasons = _common_reason(asked, family.kind)
     if not workable:
         nearest = "; nothing in this family runs here"
     return f"{request.describe()} {reasons}{nearest}"
 
 
-def _common_reason(asked: Sequence[_Judged]) -> str:
-    """The failure shared by the engines that know the format, naming them, e.g.
+def _common_reason(asked: Sequence[_Judged], kind: str) -> str:
+    """The failure shared by the engines that know the format and kind, naming them, e.g.
     "needs a CUDA GPU (vLLM, Transformers)"."""
     by_reason: dict[str, list[str]] = {}
     for j in asked:
-        if j.spec.format not in j.engine.capabilities.formats and not any(
-            j.spec.format in v.formats for v in j.engine.variants
-        ):
-            continue  # engines that never run this format say nothing useful
+        every = (j.engine.capabilities, *j.engine.variants)
+        if not any(j.spec.format in c.formats and kind in c.kinds for c in every):
+            continue  # engines that never run this format or kind say nothing useful
         reason = j.check.reason if not j.check.ok else j.candidate.reason
         name = j.engine.display_name or j.engine.name
         by_reason.setdefault(reason, [])
@@ -548,6 +553,8 @@ def _common_reason(asked: Sequence[_Judged]) -> str:
             by_reason[reason].append(name)
     if not by_reason:
         formats = ", ".join(dict.fromkeys(j.spec.format for j in asked))
+        if kind != kinds.LLM:
+            return f"cannot run: no installed engine serves {kinds.kind(kind).plural} in {formats}"
         return f"cannot run: no installed engine runs {formats}"
     parts = []
     for reason, names in by_reason.items():

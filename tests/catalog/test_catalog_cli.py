@@ -14,6 +14,7 @@ from zoo.paths import user_catalog_dir
 
 SUMMARY_KEYS = [
     "name",
+    "kind",
     "description",
     "abilities",
     "formats",
@@ -150,6 +151,8 @@ def test_show_json_has_everything(only_seeds: None) -> None:
         "reasoning",
         "tool_parser",
         "fim",
+        "embedding",
+        "rerank",
         "extra",
         "specs",
     ]

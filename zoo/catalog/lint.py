@@ -71,7 +71,71 @@ def lint(document: Document) -> list[Problem]:
     return sorted(problems)
 
 
+# Fields that only a language model has: they shape prompts and generated text.
+_LLM_ONLY = (
+    "abilities",
+    "chat_template",
+    "stop",
+    "stop_token_ids",
+    "reasoning",
+    "tool_parser",
+    "fim",
+)
+# The facts block of each kind that has one: only that kind may carry it.
+_KIND_BLOCKS = {"embedding": "embedding", "rerank": "rerank"}
+
+
+def _lint_kind(document: Document, data: dict[str, Any], add: Any) -> None:
+    kind = data.get("kind", "llm")
+    if not isinstance(kind, str):
+        return  # the schema reports it
+    what = {"llm": "a language model", "embedding": "an embedding model", "rerank": "a reranker"}
+    words = what.get(kind, f"a {kind} model")
+    if kind == "llm" and "abilities" not in data:
+        add(
+            document.problem(
+                (), "E313", "a language model needs abilities (e.g. [chat]); or set its kind"
+            )
+        )
+    if kind != "llm":
+        for key in _LLM_ONLY:
+            if key in data:
+                add(
+                    document.problem(
+                        (key,), "E313", f"{key} is for language models, not {words}", key=True
+                    )
+                )
+    for block_kind, key in _KIND_BLOCKS.items():
+        if key in data and kind != block_kind:
+            add(
+                document.problem(
+                    (key,),
+                    "E313",
+                    f"{key} facts on {words}: set 'kind: {block_kind}' or remove them",
+                    key=True,
+                )
+            )
+        if kind == block_kind and key not in data and block_kind == "embedding":
+            add(document.problem((), "E313", "an embedding model needs embedding.dimensions"))
+    embedding = data.get("embedding")
+    if isinstance(embedding, dict):
+        dimensions = embedding.get("dimensions")
+        cuts = embedding.get("matryoshka_dimensions")
+        if isinstance(dimensions, int) and isinstance(cuts, list):
+            for index, cut in enumerate(cuts):
+                if isinstance(cut, int) and not isinstance(cut, bool) and cut >= dimensions:
+                    add(
+                        document.problem(
+                            ("embedding", "matryoshka_dimensions", index),
+                            "E314",
+                            f"Matryoshka dimension {cut} is not smaller than the model's "
+                            f"{dimensions} dimensions",
+                        )
+                    )
+
+
 def _lint_family(document: Document, data: dict[str, Any], add: Any) -> None:
+    _lint_kind(document, data, add)
     abilities = _strs(data.get("abilities"))
     fim = data.get("fim")
     if "fim" in abilities and not isinstance(fim, dict):

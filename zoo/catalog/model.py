@@ -60,6 +60,43 @@ class FimTemplate:
 
 
 @dataclass(frozen=True)
+class EmbeddingFacts:
+    """What an embedding model's vectors are like (``kind: embedding``).
+
+    ``dimensions`` is the vector length; ``matryoshka_dimensions`` the shorter lengths the
+    model was trained to be cut to (a request's ``dimensions`` must be one of them, or the
+    full length).
+    ``pooling`` is how token vectors become one ("mean", "cls", "last"); ``normalized`` whether
+    vectors come out with length 1. ``query_prefix``/``document_prefix`` are the texts the
+    model expects before a search query or a document (e5's "query: ", nomic's
+    "search_query: "), None when it needs none.
+    """
+
+    dimensions: int
+    matryoshka_dimensions: tuple[int, ...] = ()
+    pooling: str | None = None
+    normalized: bool | None = None
+    query_prefix: str | None = None
+    document_prefix: str | None = None
+
+    def supports_dimensions(self, wanted: int) -> bool:
+        """Whether a request may ask for vectors of ``wanted`` length."""
+        return wanted == self.dimensions or wanted in self.matryoshka_dimensions
+
+
+# How a reranker scores: a cross-encoder (BERT-style, one score per pair), an LLM prompted
+# to judge relevance, or an LLM read at several layers (bge-reranker-v2-minicpm-layerwise).
+RERANK_TYPES = ("cross-encoder", "llm", "llm-layerwise")
+
+
+@dataclass(frozen=True)
+class RerankFacts:
+    """How a reranker works (``kind: rerank``); its max input is the family's context."""
+
+    type: str = "cross-encoder"
+
+
+@dataclass(frozen=True)
 class SplitFiles:
     """A GGUF quantization stored as several files: ``template`` with ``{part}`` filled."""
 
@@ -152,7 +189,14 @@ class Spec:
 
 @dataclass(frozen=True)
 class Family:
-    """A model family: the facts shared by all its specs."""
+    """A model family: the facts shared by all its specs.
+
+    ``kind`` is what the model does (``zoo.kinds``: "llm", "embedding", "rerank"); the facts
+    of a kind are in the block named after it (``embedding``, ``rerank``). ``context_length``
+    is the longest input in tokens: prompt plus output for a language model, the longest text
+    an embedding model or reranker reads (what other registries call ``max_tokens``).
+    ``abilities`` are a language model's (chat, tools, ...); other kinds have none.
+    """
 
     name: str
     description: str
@@ -160,6 +204,9 @@ class Family:
     languages: tuple[str, ...]
     abilities: tuple[str, ...]
     specs: tuple[Spec, ...]
+    kind: str = "llm"
+    embedding: EmbeddingFacts | None = None
+    rerank: RerankFacts | None = None
     architectures: tuple[str, ...] = ()
     license: str | None = None
     homepage: str | None = None
@@ -265,6 +312,9 @@ def family_from_data(
     """
     fim = data.get("fim")
     reasoning = data.get("reasoning") or {}
+    embedding = data.get("embedding")
+    rerank = data.get("rerank")
+    prompts = (embedding or {}).get("prompts") or {}
     specs_data = data.get("specs") or []
     locs = list(spec_locations) + [None] * (len(specs_data) - len(spec_locations))
     hub_locs = list(source_locations) + [{}] * (len(specs_data) - len(source_locations))
@@ -278,6 +328,22 @@ def family_from_data(
             spec_from_data(s, loc, hubs)
             for s, loc, hubs in zip(specs_data, locs, hub_locs, strict=True)
         ),
+        kind=str(data.get("kind") or "llm"),
+        embedding=(
+            EmbeddingFacts(
+                dimensions=int(embedding["dimensions"]),
+                matryoshka_dimensions=tuple(
+                    int(d) for d in embedding.get("matryoshka_dimensions") or ()
+                ),
+                pooling=embedding.get("pooling"),
+                normalized=embedding.get("normalized"),
+                query_prefix=prompts.get("query"),
+                document_prefix=prompts.get("document"),
+            )
+            if embedding
+            else None
+        ),
+        rerank=RerankFacts(type=str(rerank.get("type") or "cross-encoder")) if rerank else None,
         architectures=_strings(data.get("architectures")),
         license=data.get("license"),
         homepage=data.get("homepage"),

@@ -40,6 +40,9 @@ CODES: dict[str, str] = {
     "E309": "a spec without any quantization",
     "E311": "an unknown placeholder in a file template (only {quantization} and {part})",
     "E312": "a revision a download would refuse ('..', empty parts) or a malformed version",
+    "E313": "a field that does not fit the family's kind (a chat template on an embedding "
+    "model, embedding facts on a language model, a language model without abilities)",
+    "E314": "a Matryoshka dimension not smaller than the model's dimensions",
     "W300": "a spec quantization that no source provides",
     "W301": "activated size not smaller than the total size",
     "W302": "an `unverified` entry that names no field of the source",

@@ -23,6 +23,7 @@ def family_summary(family: Family) -> dict[str, Any]:
     """One row of ``zoo list``/``zoo search``."""
     return {
         "name": family.name,
+        "kind": family.kind,
         "description": family.description,
         "abilities": list(family.abilities),
         "formats": list(family.formats),
@@ -42,8 +43,9 @@ def summary_from_data(data: Mapping[str, Any], location: str | None) -> dict[str
     specs = data["specs"]
     return {
         "name": data["name"],
+        "kind": str(data.get("kind") or "llm"),
         "description": str(data.get("description") or "").strip(),
-        "abilities": list(data["abilities"]),
+        "abilities": list(data.get("abilities") or ()),
         "formats": list(dict.fromkeys(spec["format"] for spec in specs)),
         "sizes": [_size_label(size) for size in sorted({float(spec["size"]) for spec in specs})],
         "context_length": int(data["context_length"]),
@@ -133,6 +135,19 @@ def family_detail(family: Family) -> dict[str, Any]:
             if family.fim
             else None
         ),
+        "embedding": (
+            {
+                "dimensions": family.embedding.dimensions,
+                "matryoshka_dimensions": list(family.embedding.matryoshka_dimensions),
+                "pooling": family.embedding.pooling,
+                "normalized": family.embedding.normalized,
+                "query_prefix": family.embedding.query_prefix,
+                "document_prefix": family.embedding.document_prefix,
+            }
+            if family.embedding
+            else None
+        ),
+        "rerank": {"type": family.rerank.type} if family.rerank else None,
         "extra": dict(family.extra),
         "specs": [spec_detail(spec) for spec in family.specs],
     }

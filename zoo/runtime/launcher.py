@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zoo import kinds
 from zoo.errors import UsageError
 from zoo.runtime import control, process, state
 from zoo.runtime.invocation import Invocation, ModelFiles, invocation
@@ -129,6 +130,7 @@ def start_instance(
                 record = state.Instance(
                     id=instance_id,
                     model=plan.family.name,
+                    kind=plan.family.kind,
                     engine=engine.name,
                     quantization=plan.quantization,
                     format=plan.spec.format,
@@ -158,6 +160,7 @@ def start_instance(
                 log_path=log_path,
                 what=f"the {engine.name} server",
                 on_wait=waiting,
+                kind=plan.family.kind,
             )
             if call.proxied:
                 with control.interrupts_deferred():
@@ -301,9 +304,8 @@ def banner(running: Running) -> str:
     inst = running.instance
     auth = ' -H "Authorization: Bearer $ZOO_API_KEY"' if inst.api_key else ""
     host = process.url_host(inst.host)
-    body = json.dumps(
-        {"model": inst.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
-    )
+    model_kind = kinds.KINDS.get(inst.kind, kinds.KINDS[kinds.LLM])
+    body = json.dumps({"model": inst.served_name, **model_kind.example})
     return "\n".join(
         [
             (
@@ -313,7 +315,7 @@ def banner(running: Running) -> str:
             f"  endpoint: http://{host}:{inst.port}/v1",
             f"  model:    {inst.served_name}",
             (
-                f"  try:      curl http://{host}:{inst.port}/v1/chat/completions"
+                f"  try:      curl http://{host}:{inst.port}{model_kind.main_route}"
                 f" -H 'Content-Type: application/json'{auth} -d '{body}'"
             ),
         ]

@@ -473,8 +473,10 @@ def wait_ready(
     what: str,
     on_wait: WaitCallback | None = None,
     wait_every: float = 5.0,
+    kind: str = "llm",
 ) -> float:
-    """Wait until the server answers its health path and then ONE tiny completion.
+    """Wait until the server answers its health path and then ONE tiny request of ``kind``
+    (a one-token completion, one embedding, one rerank).
 
     Health alone is not enough (vLLM answers /health before its engine can serve). Raises
     ServerError with the log's last lines when the process exits or ``timeout`` passes.
@@ -512,7 +514,7 @@ def wait_ready(
                     if status != 200:
                         raise NotReady(f"{health_path} answered {status}")
                     healthy = True
-                _tiny_completion(base_url, headers, model, max(1.0, deadline - time.monotonic()))
+                _tiny_request(base_url, headers, model, max(1.0, deadline - time.monotonic()), kind)
                 return time.monotonic() - started
             except (OSError, http.client.HTTPException, NotReady) as problem:
                 last_problem = str(problem) or type(problem).__name__
@@ -602,21 +604,19 @@ def http_status(
         connection.close()
 
 
-def _tiny_completion(
-    base_url: str, headers: Mapping[str, str], model: str | None, timeout: float
+def _tiny_request(
+    base_url: str, headers: Mapping[str, str], model: str | None, timeout: float, kind: str
 ) -> None:
-    """One real one-token completion: chat first, plain completion for models without chat."""
+    """One real tiny request of the model's kind (``zoo.kinds``): a one-token chat (then a
+    plain completion, for models without chat), one embedding, or one rerank of one document."""
+    from zoo.kinds import KINDS
+
+    spec = KINDS[kind]
     extra = {"model": model} if model else {}
-    attempts = (
-        (
-            "/v1/chat/completions",
-            {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, **extra},
-        ),
-        ("/v1/completions", {"prompt": "Hi", "max_tokens": 1, **extra}),
-    )
     answers = []
-    for path, body in attempts:
-        status = http_status(base_url, "POST", path, headers, min(timeout, 300.0), body)
+    for path, body in (spec.probe, *spec.fallback_probes):
+        sent = {**body, **extra}
+        status = http_status(base_url, "POST", path, headers, min(timeout, 300.0), sent)
         if status == 200:
             return
         answers.append(f"{path} answered {status}")

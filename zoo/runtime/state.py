@@ -57,6 +57,7 @@ ADDED_COLUMNS: dict[str, str] = {
     "phase": "TEXT NOT NULL DEFAULT 'running'",
     "owner_pid": "INTEGER",
     "owner_start": "TEXT",
+    "kind": "TEXT NOT NULL DEFAULT 'llm'",
 }
 
 PHASES = ("starting", "running")
@@ -103,6 +104,8 @@ class Instance:
     # instance whose zoo is gone reads as "orphaned" rather than "starting" forever.
     owner_pid: int | None = None
     owner_start: str | None = None
+    # The model's kind (``zoo.kinds``): which routes the endpoint answers.
+    kind: str = "llm"
     status: str = "unknown"  # computed on read, never stored
 
     @property
@@ -277,6 +280,7 @@ _NULLABLE = (
     "owner_pid",
     "owner_start",
     "phase",
+    "kind",
 )
 _INT_LIMIT = 2**31  # pids and ports are C ints for the kernel
 
@@ -308,8 +312,9 @@ def _from_row(row: sqlite3.Row) -> Instance:
         raise _damaged(db_path(), problem)
     data["detached"] = bool(data["detached"])
     data["api_key"] = bool(data["api_key"])
-    if data.get("phase") is None:
-        data.pop("phase", None)
+    for defaulted in ("phase", "kind"):  # absent from a database an older zoo wrote
+        if data.get(defaulted) is None:
+            data.pop(defaulted, None)
     instance = Instance(**data)
     return replace(instance, status=_status(instance))
 
