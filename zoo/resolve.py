@@ -554,6 +554,10 @@ def _common_reason(asked: Sequence[_Judged], kind: str) -> str:
     if not by_reason:
         formats = ", ".join(dict.fromkeys(j.spec.format for j in asked))
         if kind != kinds.LLM:
+            named = {j.engine.name for j in asked}
+            if len(named) == 1:  # --engine named it: its own reason, another may serve the kind
+                only = asked[0].engine
+                return f"cannot run: {only.display_name or only.name} {asked[0].candidate.reason}"
             return f"cannot run: no installed engine serves {kinds.kind(kind).plural} in {formats}"
         return f"cannot run: no installed engine runs {formats}"
     parts = []

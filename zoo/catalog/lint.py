@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-from zoo import names
+from zoo import kinds, names
 from zoo.catalog import quantizations as quants
 from zoo.catalog.model import PART_PLACEHOLDER, QUANTIZATION_PLACEHOLDER
 from zoo.catalog.problems import Problem
@@ -87,10 +87,9 @@ _KIND_BLOCKS = {"embedding": "embedding", "rerank": "rerank"}
 
 def _lint_kind(document: Document, data: dict[str, Any], add: Any) -> None:
     kind = data.get("kind", "llm")
-    if not isinstance(kind, str):
-        return  # the schema reports it
-    what = {"llm": "a language model", "embedding": "an embedding model", "rerank": "a reranker"}
-    words = what.get(kind, f"a {kind} model")
+    if not isinstance(kind, str) or kind not in kinds.KINDS:  # a list is not even hashable
+        return  # the schema reports it; guessing at what fits an unknown kind is only noise
+    words = f"{kinds.KINDS[kind].article} {kinds.KINDS[kind].title}"
     if kind == "llm" and "abilities" not in data:
         add(
             document.problem(
@@ -121,9 +120,10 @@ def _lint_kind(document: Document, data: dict[str, Any], add: Any) -> None:
     if isinstance(embedding, dict):
         dimensions = embedding.get("dimensions")
         cuts = embedding.get("matryoshka_dimensions")
-        if isinstance(dimensions, int) and isinstance(cuts, list):
+        # Only against a valid length: the schema reports 0, a bool or text, once.
+        if _is_count(dimensions) and isinstance(cuts, list):
             for index, cut in enumerate(cuts):
-                if isinstance(cut, int) and not isinstance(cut, bool) and cut >= dimensions:
+                if _is_count(cut) and cut >= dimensions:
                     add(
                         document.problem(
                             ("embedding", "matryoshka_dimensions", index),
@@ -132,6 +132,10 @@ def _lint_kind(document: Document, data: dict[str, Any], add: Any) -> None:
                             f"{dimensions} dimensions",
                         )
                     )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _lint_family(document: Document, data: dict[str, Any], add: Any) -> None:
@@ -147,7 +151,8 @@ def _lint_family(document: Document, data: dict[str, Any], add: Any) -> None:
             )
         )
     if isinstance(fim, dict):
-        if "fim" not in abilities:
+        # On another kind E313 already says fim does not belong: "add the ability" would not help.
+        if "fim" not in abilities and data.get("kind", "llm") == "llm":
             add(
                 document.problem(
                     ("fim",), "W305", "a fim template without the 'fim' ability", key=True
