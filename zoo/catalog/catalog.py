@@ -97,8 +97,8 @@ class Catalog:
     def search(self, text: str) -> list[Family]:
         """Families matching every word of ``text``, best first.
 
-        A word matches the name, description, abilities, formats, languages, architectures
-        or a model id; name matches rank first.
+        A word matches the name, description, kind, abilities, formats, languages,
+        architectures or a model id; name matches rank first.
         """
         words = text.lower().split()
         if not words:
@@ -134,9 +134,16 @@ class Catalog:
 
 
 def _search_text(family: Family) -> str:
+    from zoo import kinds
+
+    known = kinds.KINDS.get(family.kind) if family.kind != kinds.LLM else None
     parts = [
         family.name,
         family.description,
+        # "embedding", "rerank", and as people say it: "reranker" ("language model" is not
+        # added: that word would match every LLM)
+        family.kind,
+        known.title if known else "",
         *family.abilities,
         *family.formats,
         *family.languages,

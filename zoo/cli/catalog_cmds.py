@@ -56,8 +56,15 @@ def _check_choice(kind: str, value: str | None, choices: tuple[str, ...]) -> Non
 
 
 def _table(summaries: list[dict[str, Any]]) -> None:
-    """Families as a table, from their ``views.family_summary`` facts."""
+    """Families as a table, from their ``views.family_summary`` facts.
+
+    Only language models have abilities, so the other kinds show their kind in that column
+    ("embedding model", "reranker"): one column more would not fit 80 characters.
+    """
+    from zoo import kinds
     from zoo.cli.texttable import Column, render
+
+    titles = {k.name: k.title for k in kinds.KINDS.values() if k.name != kinds.LLM}
 
     columns = [
         Column("NAME", wrap=False),
@@ -69,7 +76,7 @@ def _table(summaries: list[dict[str, Any]]) -> None:
     rows = [
         [
             summary["name"],
-            ", ".join(summary["abilities"]),
+            titles.get(summary["kind"]) or ", ".join(summary["abilities"]),
             ", ".join(summary["formats"]),
             ", ".join(summary["sizes"]),
             _tokens(summary["context_length"]),
@@ -94,22 +101,29 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[
             str | None, typer.Option("--format", help="Only families with a spec in this format.")
         ] = None,
+        kind: Annotated[
+            str | None,
+            typer.Option("--kind", help="Only families of this kind (llm, embedding, rerank)."),
+        ] = None,
         as_json: JsonOption = False,
     ) -> None:
         """List the model families in the catalog."""
         from zoo.catalog.views import JSON_VERSION
+        from zoo.kinds import KIND_NAMES
 
         if fmt is not None:
             from zoo.catalog.model import FORMATS
 
             _check_choice("format", fmt, FORMATS)
         _check_choice("ability", ability, ABILITIES)
+        _check_choice("kind", kind, KIND_NAMES)
         catalog = _load()
         summaries = [
             summary
             for summary in catalog.summaries()
             if (ability is None or ability in summary["abilities"])
             and (fmt is None or fmt in summary["formats"])
+            and (kind is None or summary["kind"] == kind)
         ]
         if as_json:
             _print_json(
@@ -144,7 +158,7 @@ def register(app: typer.Typer) -> None:
         words: Annotated[list[str], typer.Argument(help="Words to look for (all must match).")],
         as_json: JsonOption = False,
     ) -> None:
-        """Find families by name, description, ability, format, language or model id."""
+        """Find families by name, description, kind, ability, format, language or model id."""
         from zoo.catalog.views import JSON_VERSION, family_summary
 
         text = " ".join(words)
@@ -284,22 +298,31 @@ def _show(family: Family) -> None:
     from rich.table import Table
 
     console = Console(soft_wrap=False, highlight=False, markup=False)
-    facts = [
-        ("description", family.description),
-        ("abilities", ", ".join(family.abilities)),
-        ("context", f"{family.context_length} tokens"),
+    llm = family.kind == "llm"
+    facts = [("description", family.description), *kind_facts(family)]
+    if llm:
+        facts += [
+            ("abilities", ", ".join(family.abilities)),
+            ("context", f"{family.context_length} tokens"),
+        ]
+    else:  # what other registries call max_tokens: the longest text it reads
+        facts.append(("max tokens", str(family.context_length)))
+    facts += [
         ("languages", ", ".join(family.languages)),
         ("architectures", ", ".join(family.architectures)),
         ("license", family.license or ""),
         ("homepage", family.homepage or ""),
-        ("stop", ", ".join(family.stop)),
-        (
-            "reasoning",
-            " … ".join(t for t in (family.reasoning_start_tag, family.reasoning_end_tag) if t),
-        ),
-        ("tool parser", family.tool_parser or ""),
     ]
-    if family.fim:
+    if llm:  # prompt and output facts: the lints keep them off the other kinds
+        facts += [
+            ("stop", ", ".join(family.stop)),
+            (
+                "reasoning",
+                " … ".join(t for t in (family.reasoning_start_tag, family.reasoning_end_tag) if t),
+            ),
+            ("tool parser", family.tool_parser or ""),
+        ]
+    if family.fim and llm:
         order = {
             "prefix": family.fim.prefix,
             "suffix": family.fim.suffix,
@@ -328,3 +351,75 @@ def _show(family: Family) -> None:
         hubs = ", ".join(f"{s.hub}: {s.model_id}" for s in spec.sources)
         specs.add_row(spec.format, size, _safe(", ".join(spec.quantizations)), _safe(hubs))
     console.print(specs)
+
+
+def kind_facts(family: Family) -> list[tuple[str, str]]:
+    """``zoo show``'s lines for the family's kind: what it is, the route that serves it, and
+    its embedding or rerank facts."""
+    from zoo import kinds
+
+    known = kinds.KINDS.get(family.kind)
+    if known is None:
+        facts = [("kind", family.kind)]
+    else:
+        also = f" (also {', '.join(known.routes[1:])})" if len(known.routes) > 1 else ""
+        facts = [("kind", f"{known.title}: POST {known.main_route}{also}")]
+    embedding = family.embedding
+    if embedding is not None:
+        facts += [
+            ("dimensions", str(embedding.dimensions)),
+            ("matryoshka", ", ".join(str(d) for d in embedding.matryoshka_dimensions)),
+            ("pooling", embedding.pooling or ""),
+            ("normalized", _yes_no(embedding.normalized)),
+            ("query prompt", _quoted(embedding.query_prefix)),
+            ("document prompt", _quoted(embedding.document_prefix)),
+        ]
+    if family.rerank is not None:
+        facts.append(("rerank type", family.rerank.type))
+    return facts
+
+
+def kind_brief(family: Family) -> list[tuple[str, str]]:
+    """The kind and its facts in a line or two (``zoo launch --dry-run``): ("kind",
+    "embedding model: 384 dimensions (or 256, 128), mean pooling, normalized, max 512
+    tokens") and, when the model wants them, ("prompts", 'query "query: ", document ...')."""
+    from zoo import kinds
+
+    known = kinds.KINDS.get(family.kind)
+    parts: list[str] = []
+    prompts: list[str] = []
+    embedding = family.embedding
+    if embedding is not None:
+        cuts = ", ".join(str(d) for d in embedding.matryoshka_dimensions)
+        parts.append(f"{embedding.dimensions} dimensions" + (f" (or {cuts})" if cuts else ""))
+        if embedding.pooling:
+            parts.append(f"{embedding.pooling} pooling")
+        if embedding.normalized is not None:
+            parts.append("normalized" if embedding.normalized else "not normalized")
+        for what, prefix in (
+            ("query", embedding.query_prefix),
+            ("document", embedding.document_prefix),
+        ):
+            if prefix:
+                prompts.append(f"{what} {_quoted(prefix)}")
+    if family.rerank is not None:
+        parts.append(family.rerank.type)
+    if family.kind != kinds.LLM:
+        parts.append(f"max {family.context_length} tokens")
+    title = known.title if known else family.kind
+    rows = [("kind", f"{title}: {', '.join(parts)}" if parts else title)]
+    if prompts:
+        rows.append(("prompts", ", ".join(prompts)))
+    return rows
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def _quoted(text: str | None) -> str:
+    """A prompt prefix with its quotes, so a trailing space ("query: ") is visible; control
+    characters escaped (spec text must not drive the terminal)."""
+    from zoo.catalog.problems import one_line
+
+    return "" if text is None else one_line(json.dumps(text, ensure_ascii=False))

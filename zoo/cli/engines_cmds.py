@@ -69,6 +69,7 @@ def engines(
                 "reason": verdict.reason,
                 "variant": caps.variant,
                 "formats": {f: list(q) for f, q in caps.formats.items()},
+                "kinds": list(caps.kinds),
                 "requirements": list(engine.requirements(host)),
                 "env_ready": bool(
                     verdict.ok and env_status(engine_environment(engine, host)).ready
@@ -81,11 +82,17 @@ def engines(
     if not rows:
         typer.echo("No engines installed (engine plugins register through the `zoo` hooks).")
         return
-    for row in rows:
+    # Columns: name, runs here, formats, the model kinds it serves (llm, embedding, rerank),
+    # why (not). Widths follow the rows, so the reason starts as early as it can.
+    formats = [", ".join(row["formats"]) for row in rows]
+    served = [", ".join(row["kinds"]) for row in rows]
+    wide, kinds_wide = max(map(len, formats)), max(map(len, served))
+    for row, fmts, kinds in zip(rows, formats, served, strict=True):
         mark = "yes" if row["runs_here"] else "no "
         env = " [environment ready]" if row["env_ready"] else ""
-        formats = ", ".join(row["formats"])
-        typer.echo(f"{row['name']:14} {mark}  {formats:36} {row['reason']}{env}")
+        typer.echo(
+            f"{row['name']:14} {mark}  {fmts:{wide}}  {kinds:{kinds_wide}}  {row['reason']}{env}"
+        )
 
 
 def _model_table(model: str, found: Mapping[str, Engine], host: Host, as_json: bool) -> None:
@@ -93,8 +100,15 @@ def _model_table(model: str, found: Mapping[str, Engine], host: Host, as_json: b
     from zoo.registry import catalog_with_plugins
     from zoo.resolve import Request, candidates
 
-    judged = candidates(catalog_with_plugins(), Request(model), found, host)
+    catalog = catalog_with_plugins()
+    judged = candidates(catalog, Request(model), found, host)
     runnable = [c for c in judged if c.kept or c.memory_bytes is not None]
+    # Engines that do not serve the family's kind (a language-model engine for an embedding
+    # model) have no row: say why below the table rather than leave them out silently.
+    kind = catalog.get(model).kind
+    other_kind = {
+        name for name, engine in found.items() if kind not in engine.capabilities_for(host).kinds
+    }
     if as_json:
         typer.echo(
             json.dumps(
@@ -120,6 +134,11 @@ def _model_table(model: str, found: Mapping[str, Engine], host: Host, as_json: b
             f"{c.engine:12} {c.format:8} {size:>6} {c.quantization:14} "
             f"{(c.device or '-'):6} {memory:>10}  {fits}"
         )
+    shown = {c.engine for c in runnable}
+    for reason in dict.fromkeys(
+        f"{c.engine}: {c.reason}" for c in judged if c.engine in other_kind - shown
+    ):
+        typer.echo(f"not shown: {reason}")
 
 
 def plugins(

@@ -128,6 +128,7 @@ def launch(
 
 
 def render_plan(plan: Plan) -> str:
+    from zoo import kinds
     from zoo.hubs.select import describe_rule
     from zoo.memory import gib
 
@@ -145,8 +146,16 @@ def render_plan(plan: Plan) -> str:
         env = f"will be created: pip install {' '.join(plan.requirements)}"
     else:
         env = "will be created (an empty virtual environment: nothing to install)"
-    rows = [
-        ("model", plan.family.name),
+    rows = [("model", plan.family.name)]
+    if plan.family.kind != kinds.LLM:
+        # Not an LLM: say so, and where its endpoint answers (not /v1/chat/completions).
+        from zoo.cli.catalog_cmds import kind_brief
+
+        rows += [
+            *kind_brief(plan.family),
+            ("route", f"POST {kinds.kind(plan.family.kind).main_route}"),
+        ]
+    rows += [
         ("host", plan.host_name),
         ("engine", f"{plan.engine} on {plan.device}{variant}"),
         ("spec", f"{plan.spec.format}, {plan.spec.size_label}B"),
