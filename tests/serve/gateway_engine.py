@@ -6,12 +6,19 @@ suffix, Authorization), so tests see exactly what the gateway sent upstream. Str
 disconnects and uncut streams). ``--mode crash-after`` exits in the middle of a stream.
 ``--events FILE`` appends one JSON line per request event there: ``start``, ``done``, and
 ``gone`` when the gateway closed the connection before the answer was sent (the client left).
+``--kind embedding`` serves ``/v1/embeddings`` instead (deterministic unit vectors of
+``--dims`` floats from each text's hash, always floats at full length, as an engine that
+ignores ``dimensions`` and ``encoding_format`` would); ``--kind rerank`` serves ``/v1/rerank``
+(a document's score is the share of the query's words it has; results in document order,
+documents included). Both answer ``seen``: the request's fields, for tests to check.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import os
 import select
 import socket
@@ -30,6 +37,8 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--reply", default=None, help="answer this text instead of the echo")
     parser.add_argument("--events", default=None, help="append request events to this file")
+    parser.add_argument("--kind", default="llm", help="llm, embedding or rerank")
+    parser.add_argument("--dims", type=int, default=8, help="an embedding's length")
     args, rest = parser.parse_known_args()
     key = os.environ.get("GW_API_KEY") or None
 
@@ -85,6 +94,9 @@ def main() -> None:
             request = json.loads(self.rfile.read(length) or b"{}")
             if key and self.headers.get("Authorization") != f"Bearer {key}":
                 self._json(401, {"error": {"message": "bad key"}})
+                return
+            if args.kind != "llm" or self.path in ("/v1/embeddings", "/v1/rerank"):
+                self._pooling(request)
                 return
             seen = {
                 "path": self.path,
@@ -155,7 +167,62 @@ def main() -> None:
                 },
             )
 
+        def _pooling(self, request: dict[str, object]) -> None:
+            route = {"embedding": "/v1/embeddings", "rerank": "/v1/rerank"}.get(args.kind)
+            if self.path != route:
+                message = f"this server serves {route or 'chat'}, not {self.path}"
+                self._json(404, {"error": {"message": message}})
+                return
+            event("start", request)
+            if self._hung_up_within(args.delay):
+                event("gone", request)
+                self.close_connection = True
+                return
+            event("done", request)
+            seen = {"fields": sorted(request), "model": request.get("model"), "pid": os.getpid()}
+            if args.kind == "embedding":
+                raw = request.get("input")
+                texts = [raw] if isinstance(raw, str) or _ids(raw) else raw
+                assert isinstance(texts, list)
+                data = [
+                    {"object": "embedding", "index": i, "embedding": vector(t, args.dims)}
+                    for i, t in enumerate(texts)
+                ]
+                words = sum(len(str(t).split()) for t in texts)
+                usage = {"prompt_tokens": words, "total_tokens": words}
+                body = {"object": "list", "data": data, "model": args.name, "usage": usage}
+            else:
+                query = set(str(request.get("query")).lower().split())
+                documents = request.get("documents")
+                assert isinstance(documents, list)
+                docs = [str(d) for d in documents]
+                results = [
+                    {
+                        "index": i,
+                        "relevance_score": len(query & set(d.lower().split())) / len(query),
+                        "document": {"text": d},
+                    }
+                    for i, d in enumerate(docs)
+                ]
+                words = len(query) + sum(len(d.split()) for d in docs)
+                body = {"id": "r", "model": args.name, "results": results}
+                body["usage"] = {"total_tokens": words}
+            self._json(200, {**body, "seen": seen})
+
     ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+
+
+def _ids(value: object) -> bool:
+    """A list of token ids (one text), not a list of texts."""
+    return isinstance(value, list) and bool(value) and all(type(i) is int for i in value)
+
+
+def vector(text: object, dims: int) -> list[float]:
+    """A deterministic unit vector for ``text`` (tests compute the same one)."""
+    digest = hashlib.sha256(json.dumps(text).encode()).digest()
+    values = [(digest[i % len(digest)] - 127.5) / 127.5 + i * 1e-3 for i in range(dims)]
+    norm = math.sqrt(sum(v * v for v in values))
+    return [v / norm for v in values]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from zoo.kinds import EMBEDDING, KINDS, RERANK
 from zoo.serve.config import ApiKey
 from zoo.serve.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
 from zoo.serve.gateway import Gateway, open_leases, served_models, stream_with
@@ -54,6 +55,12 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] | None = None) -> Starlet
     async def fim(request: Request) -> Response:
         return await _openai(gateway, request, "/v1/completions", route="fim", fim_only=True)
 
+    def pooling(kind_name: str) -> Callable[[Request], Awaitable[Response]]:
+        async def route(request: Request) -> Response:
+            return await _pooling(gateway, request, kind_name)
+
+        return route
+
     async def models(request: Request) -> Response:
         data = [m for m in served_models(gateway) if _allowed(request, gateway.entries[m["id"]])]
         return JSONResponse({"object": "list", "data": data})
@@ -75,6 +82,12 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] | None = None) -> Starlet
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/fim", fim, methods=["POST"]),
+        # Every route of the embedding and rerank kinds, as zoo.kinds lists them.
+        *(
+            Route(path, pooling(name), methods=["POST"])
+            for name in (EMBEDDING, RERANK)
+            for path in KINDS[name].routes
+        ),
         Route("/status", status, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *ollama_routes(_OllamaSide(gateway)),
@@ -138,6 +151,7 @@ async def _openai(
     entry = gateway.entry(name)
     if not _allowed(request, entry):
         raise Forbidden(f"this API key may not use {entry.name}")
+    gateway.check_kind(entry, path)
     fim = _fim_of(gateway, entry.family) if (fim_only or "suffix" in body) else None
     if fim is not None:
         from zoo.serve.fim import fim_request
@@ -168,6 +182,24 @@ async def _openai(
         status_code=answer.status,
         headers=headers,
         media_type=answer.headers.get("content-type", "application/json"),
+    )
+
+
+async def _pooling(gateway: Gateway, request: Request, kind_name: str) -> Response:
+    """/v1/embeddings or a rerank route: checked, forwarded, the answer made uniform."""
+    from zoo.serve.pooling import forward
+
+    body = await read_json(request)
+    name = body.get("model")
+    entry = gateway.entry(name)
+    if not _allowed(request, entry):
+        raise Forbidden(f"this API key may not use {entry.name}")
+    answer = await forward(gateway, str(name), body, kind_name, route=kind_name)
+    return Response(
+        answer.raw,
+        status_code=answer.status,
+        headers=answer.headers,
+        media_type=answer.media_type,
     )
 
 
@@ -335,6 +367,7 @@ class _OllamaSide:
             "id": entry.name,
             "family": family.name,
             "context_length": family.context_length,
+            "kind": family.kind,
             "abilities": list(family.abilities),
             "fim": Fim.from_family(family),
         }
@@ -345,6 +378,13 @@ class _OllamaSide:
         self._entry(name)
         _, answer, stack = await self.gateway.complete(name, body, path, route="ollama")
         return answer.status, answer.headers, stream_with(stack, answer.body)
+
+    async def embed(self, name: str, body: dict[str, Any]) -> tuple[int, Any, float]:
+        from zoo.serve.pooling import forward
+
+        self._entry(name)
+        answer = await forward(self.gateway, name, body, EMBEDDING, route="ollama")
+        return answer.status, answer.json(), answer.load_seconds
 
     async def load(self, name: str, keep_alive: Any) -> None:
         from zoo.serve.config import parse_duration

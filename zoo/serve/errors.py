@@ -80,3 +80,9 @@ class NotDownloaded(GatewayError):
     status = 404
     code = "model_not_downloaded"
     kind = "invalid_request_error"
+
+
+class WrongRoute(InvalidRequest):
+    """A route that is not for the model's kind (chat for an embedding model, ...)."""
+
+    code = "wrong_route"

@@ -75,13 +75,35 @@ class Gateway:
             self.scheduler.update_entries(self.entries)
         return entry
 
+    def check_kind(self, entry: ModelEntry, path: str) -> None:
+        """A 400 naming the right route when ``path`` does not serve the entry's kind (chat
+        for an embedding model, embeddings for a language model), before anything starts."""
+        from zoo.kinds import kind_of_route
+        from zoo.serve.pooling import check_kind
+
+        if kind_of_route(path) is None:
+            return  # a route of no kind (Ollama's, a test's): nothing to check
+        try:
+            family = self.catalog.get(entry.family)
+        except ZooError:
+            return  # reported where the model is planned
+        check_kind(entry, family, path)
+
     async def complete(
-        self, name: str, body: dict[str, Any], path: str, *, route: str
+        self,
+        name: str,
+        body: dict[str, Any],
+        path: str,
+        *,
+        route: str,
+        timings: dict[str, float] | None = None,
     ) -> tuple[ModelEntry, Answer, contextlib.AsyncExitStack]:
         """Forward ``body`` to ``path`` on the model ``name`` names, with a lease held until
         the returned stack is closed (after the last byte of the answer, or when the client
-        goes away)."""
+        goes away). ``timings["lease"]``, when given, is set to the seconds spent waiting for
+        the model (its load, or a swap)."""
         entry = self.entry(name)
+        self.check_kind(entry, path)
         keep_alive = pop_keep_alive(body)
         stack = contextlib.AsyncExitStack()
         leases = open_leases.get()
@@ -92,6 +114,8 @@ class Gateway:
             upstream = await stack.enter_async_context(
                 self.scheduler.lease(entry.name, keep_alive=keep_alive)
             )
+            if timings is not None:
+                timings["lease"] = time.monotonic() - started
             answer = await self.forwarder.send(
                 upstream,
                 path,
@@ -179,6 +203,7 @@ def served_models(gateway: Gateway) -> list[dict[str, Any]]:
                 "status": "loaded" if status == "ready" else status,
                 "loaded": status == "ready",
                 "context_length": entry.context_length or family.context_length,
+                "kind": family.kind,
                 "abilities": list(family.abilities),
                 "format": entry.format,
                 "quantization": entry.quantization,

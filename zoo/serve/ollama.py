@@ -88,6 +88,12 @@ class GatewayLike(Protocol):
         upstream and releases the model."""
         ...
 
+    async def embed(self, name: str, body: dict[str, Any]) -> tuple[int, Any, float]:
+        """Send the OpenAI embeddings ``body`` to the model ``name`` names (float vectors,
+        cut to ``dimensions`` where asked): the status, the parsed answer (an OpenAI error
+        object on failure) and the seconds spent waiting for the model to load."""
+        ...
+
     async def load(self, name: str, keep_alive: Any) -> None:
         """Load ``name`` (a request with nothing to generate: Ollama's preload)."""
         ...
@@ -131,6 +137,14 @@ def ollama_routes(gateway: GatewayLike) -> list[Route]:
         body = await _read(request)
         return await _generate(gateway, body, chat=False)
 
+    async def embed(request: Request) -> Response:
+        body = await _read(request)
+        return await _embed(gateway, body, legacy=False)
+
+    async def embeddings(request: Request) -> Response:
+        body = await _read(request)
+        return await _embed(gateway, body, legacy=True)
+
     def answering(
         handler: Callable[[Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
@@ -153,6 +167,8 @@ def ollama_routes(gateway: GatewayLike) -> list[Route]:
         Route("/api/show", answering(show), methods=["POST"]),
         Route("/api/chat", answering(chat), methods=["POST"]),
         Route("/api/generate", answering(generate), methods=["POST"]),
+        Route("/api/embed", answering(embed), methods=["POST"]),
+        Route("/api/embeddings", answering(embeddings), methods=["POST"]),
     ]
 
 
@@ -235,6 +251,8 @@ def tag_entry(model: Mapping[str, Any]) -> dict[str, Any]:
         "size": int(model.get("size") or 0),
         "digest": _digest(model),
         "details": details(model),
+        # Not Ollama's: zoo's model kind ("llm", "embedding", "rerank"), as on /v1/models.
+        "kind": str(model.get("kind") or "llm"),
     }
 
 
@@ -262,8 +280,11 @@ def ps_entry(model: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def capabilities(model: Mapping[str, Any]) -> list[str]:
-    """Ollama's capability names for the model's abilities."""
+    """Ollama's capability names for the model's abilities (and "embedding" for an
+    embedding model, as Ollama shows its own)."""
     out = [_CAPABILITIES[a] for a in model.get("abilities") or () if a in _CAPABILITIES]
+    if model.get("kind") == "embedding":
+        out.append("embedding")
     if model.get("fim") is not None:
         out.append("insert")
     return list(dict.fromkeys(out))
@@ -721,3 +742,58 @@ async def _stream(turn: _Turn, chunks: AsyncIterator[bytes]) -> AsyncIterator[by
         yield _ndjson({"error": f"the model's server stopped answering: {error}"})
     finally:
         await _close(chunks)
+
+
+# ---- embeddings --------------------------------------------------------------------------
+
+
+async def _embed(gateway: GatewayLike, body: dict[str, Any], *, legacy: bool) -> Response:
+    """``/api/embed`` (``input``: a string or a list; answers ``embeddings``) or the older
+    ``/api/embeddings`` (``prompt``; answers one ``embedding``), through the model's
+    ``/v1/embeddings``. Nothing to embed loads the model, as Ollama does."""
+    name = _model_name(body)
+    started = time.monotonic_ns()
+    texts = body.get("prompt") if legacy else body.get("input")
+    if legacy and texts is not None and not isinstance(texts, str):
+        raise OllamaError("prompt must be a string")
+    if texts in (None, "", []):
+        await gateway.load(name, body.get("keep_alive"))
+        return JSONResponse({"embedding": []} if legacy else {"model": name, "embeddings": []})
+    if body.get("truncate") is not None and not isinstance(body["truncate"], bool):
+        raise OllamaError("truncate must be true or false")
+    openai: dict[str, Any] = {"model": name, "input": texts}
+    if not legacy and body.get("dimensions") is not None:
+        openai["dimensions"] = body["dimensions"]
+    if "keep_alive" in body:
+        openai["keep_alive"] = body["keep_alive"]
+    status, answer, load_seconds = await gateway.embed(name, openai)
+    items = answer.get("data") if isinstance(answer, dict) else None
+    if status >= 400 or not isinstance(items, list):
+        return _error(_message(answer), status if status >= 400 else 502)
+    vectors = [
+        item.get("embedding")
+        for item in sorted(items, key=lambda i: i.get("index", 0) if isinstance(i, dict) else 0)
+        if isinstance(item, dict)
+    ]
+    if legacy:
+        return JSONResponse({"embedding": vectors[0] if vectors else []})
+    usage = answer.get("usage") or {}
+    line: dict[str, Any] = {
+        "model": name,
+        "embeddings": vectors,
+        "total_duration": time.monotonic_ns() - started,
+        "load_duration": int(load_seconds * 1e9),
+    }
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        line["prompt_eval_count"] = usage["prompt_tokens"]
+    return JSONResponse(line)
+
+
+def _message(answer: Any) -> str:
+    """The message of an OpenAI-style error answer (or the whole answer, as text)."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    if error:
+        return str(error)
+    return str(answer or "the model's server failed")

@@ -220,10 +220,16 @@ class _StreamUsage:
 
 
 def _usage_of(data: bytes) -> tuple[int, int]:
+    """(prompt, completion) tokens of an answer's usage. A rerank's usage has only
+    ``total_tokens`` (every token is read, none generated): those count as prompt tokens."""
     try:
         usage = json.loads(data).get("usage") or {}
-        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    except (ValueError, AttributeError, TypeError):
+        completion = int(usage.get("completion_tokens") or 0)
+        prompt = usage.get("prompt_tokens")
+        if prompt is None:
+            prompt = max(0, int(usage.get("total_tokens") or 0) - completion)
+        return int(prompt or 0), completion
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return 0, 0
 
 
