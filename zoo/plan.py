@@ -215,6 +215,7 @@ class Plan:
         return {
             "version": PLAN_JSON_VERSION,
             "model": self.family.name,
+            "kind": self.family.kind,
             "format": self.spec.format,
             "size": self.spec.size,
             "quantization": self.quantization,

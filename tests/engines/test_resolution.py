@@ -298,9 +298,11 @@ def test_plan_json_shape(catalog, engines):
     )
     data = json.loads(json.dumps(plan.to_json()))
     assert data["version"] == 2
+    assert data["kind"] == "llm"
     assert set(data) == {
         "version",
         "model",
+        "kind",
         "format",
         "size",
         "quantization",
