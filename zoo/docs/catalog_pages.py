@@ -1,14 +1,17 @@
-"""Pages about the whole catalog: the index of families, the format × engine matrix, and one
-page per ability. Family pages link here through labels, so file layout can change freely."""
+"""Pages about the whole catalog: the index of families, the format × engine matrix, one page
+per model kind and one per ability. Family pages link here through labels, so file layout can
+change freely."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from zoo import kinds
 from zoo.catalog.model import FORMATS, Family
 from zoo.docs import rst
 from zoo.docs.context import DocsContext, EngineInfo
 from zoo.docs.family_page import ability_label, family_label
+from zoo.docs.kind_sections import kind_label, kind_plural, kind_title
 
 INDEX_LABEL = "models-index"
 MATRIX_LABEL = "models-matrix"
@@ -23,11 +26,16 @@ ABILITY_WORDS: dict[str, str] = {
     "tools": "Calls functions (OpenAI ``tools``), parsed by the engine's tool-call parser.",
     "vision": "Reads images as part of the prompt.",
     "fim": "Fills in the middle of code between a prefix and a suffix.",
-    "embed": "Turns text into embedding vectors (``/v1/embeddings``).",
     "audio": "Hears or speaks audio.",
     "omni": "Takes and gives several modalities (text, image, audio) at once.",
     "hybrid": "Switches between thinking and direct answers on request.",
-    "rerank": "Scores documents against a query.",
+}
+
+# What each kind's page says first; routes are zoo.kinds' own.
+KIND_WORDS: dict[str, str] = {
+    kinds.LLM: "Chat and text completion.",
+    kinds.EMBEDDING: "Turn text into vectors for search, clustering and similarity.",
+    kinds.RERANK: "Score documents against a query, to reorder what a search found.",
 }
 
 
@@ -41,10 +49,11 @@ def summary(description: str) -> str:
     return first
 
 
-def _family_rows(families: Sequence[Family]) -> list[list[str]]:
+def _family_rows(families: Sequence[Family], with_kind: bool) -> list[list[str]]:
     return [
         [
             rst.ref(f.name, family_label(f.name)),
+            *([rst.ref(f.kind, kind_label(f.kind))] if with_kind else []),
             ", ".join(f.abilities),
             f"{f.context_length:,}",
             rst.text(summary(f.description)) if f.description else "",
@@ -53,10 +62,25 @@ def _family_rows(families: Sequence[Family]) -> list[list[str]]:
     ]
 
 
-def _family_table(families: Sequence[Family]) -> str:
+def _family_table(families: Sequence[Family], with_kind: bool = False) -> str:
+    if with_kind:
+        return rst.list_table(
+            ["Model", "Kind", "Abilities", "Context", "Description"],
+            _family_rows(families, True),
+            "20 10 15 10 45",
+        )
     return rst.list_table(
-        ["Model", "Abilities", "Context", "Description"], _family_rows(families), "20 20 10 50"
+        ["Model", "Abilities", "Context", "Description"],
+        _family_rows(families, False),
+        "20 20 10 50",
     )
+
+
+def kinds_of(families: Sequence[Family]) -> list[str]:
+    """The kinds the catalog has, in zoo.kinds' order (unknown ones after, by name)."""
+    found = {f.kind for f in families}
+    known = [k for k in kinds.KIND_NAMES if k in found]
+    return known + sorted(found - set(known))
 
 
 def abilities_of(families: Sequence[Family]) -> list[str]:
@@ -65,12 +89,20 @@ def abilities_of(families: Sequence[Family]) -> list[str]:
     return known + sorted(found - set(known))
 
 
-def render_index(families: Sequence[Family], ability_docs: Sequence[str]) -> str:
+def render_index(
+    families: Sequence[Family], ability_docs: Sequence[str], kind_docs: Sequence[str] = ()
+) -> str:
     """The models index: every family, then a hidden toctree so Sphinx knows every page."""
     toctree = [".. toctree::", "   :hidden:", "", "   matrix"]
+    toctree += [f"   {d}" for d in kind_docs]
     toctree += [f"   {d}" for d in ability_docs]
     toctree += [f"   {f.name}" for f in families]
     abilities = abilities_of(families)
+    present = kinds_of(families)
+    by_kind = ", ".join(
+        rst.ref(f"{kind_plural(k)} ({sum(f.kind == k for f in families)})", kind_label(k))
+        for k in present
+    )
     return "\n".join(
         [
             rst.label_line(INDEX_LABEL),
@@ -81,10 +113,11 @@ def render_index(families: Sequence[Family], ability_docs: Sequence[str]) -> str
                 "copy. Which engine runs which format: "
                 f"{rst.ref('the engine matrix', MATRIX_LABEL)}.\n"
             ),
-            "By ability: "
+            "By kind: " + (by_kind or "none") + ".\n",
+            "By ability (language models): "
             + (", ".join(rst.ref(a, ability_label(a)) for a in abilities) or "none")
             + ".\n",
-            _family_table(families),
+            _family_table(families, with_kind=True),
             "\n".join(toctree) + "\n",
         ]
     )
@@ -104,6 +137,92 @@ def render_ability(ability: str, families: Sequence[Family]) -> str:
         ]
         if p
     )
+
+
+def render_kind(kind: str, families: Sequence[Family], ctx: DocsContext) -> str:
+    """One kind's page: what it is, its routes, the engines serving it, and its families with
+    the facts that matter for the kind (vector sizes for embedding models)."""
+    members = [f for f in families if f.kind == kind]
+    known = kinds.KINDS.get(kind)
+    routes = ", ".join(rst.literal(r) for r in known.routes) if known else ""
+    serving = [e for e in ctx.engines if kind in e.kinds()]
+    engines = ", ".join(
+        f"{e.display_name} ({rst.literal(e.name)}"
+        + (
+            f", opt-in {rst.literal(v.opt_in or v.variant or 'variant')})"
+            if (v := e.kind_variant(kind)) is not None
+            else ")"
+        )
+        for e in serving
+    )
+    parts = [
+        rst.label_line(kind_label(kind)),
+        rst.heading(f"Kind: {kind_plural(kind)}", "=", overline=True),
+        KIND_WORDS.get(kind, "") + "\n" if kind in KIND_WORDS else "",
+        rst.field_list(
+            [
+                ("Name in spec files", rst.literal(f"kind: {kind}")),
+                ("Routes", routes),
+                (
+                    "Engines",
+                    engines
+                    or (
+                        "none of the engines installed where this page was built"
+                        if ctx.engines
+                        else "no engine plugins were installed where this page was built"
+                    ),
+                ),
+            ]
+        ),
+        f"{len(members)} of the catalog's families are {kind_plural(kind)}.\n",
+        _kind_table(kind, members),
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+# Longest language list shown in a table row; the family page lists every one.
+TABLE_LANGUAGES = 6
+
+
+def _languages(family: Family) -> str:
+    shown = ", ".join(rst.text(lang) for lang in family.languages[:TABLE_LANGUAGES])
+    more = len(family.languages) - TABLE_LANGUAGES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _kind_table(kind: str, members: Sequence[Family]) -> str:
+    if kind == kinds.EMBEDDING:
+        rows = [
+            [
+                rst.ref(f.name, family_label(f.name)),
+                f"{f.embedding.dimensions:,}" if f.embedding else "",
+                ", ".join(str(d) for d in f.embedding.matryoshka_dimensions) if f.embedding else "",
+                f"{f.context_length:,}",
+                _languages(f),
+                rst.text(summary(f.description)) if f.description else "",
+            ]
+            for f in members
+        ]
+        return rst.list_table(
+            ["Model", "Dimensions", "Matryoshka", "Max tokens", "Languages", "Description"],
+            rows,
+            "20 10 10 10 10 40",
+        )
+    if kind == kinds.RERANK:
+        rows = [
+            [
+                rst.ref(f.name, family_label(f.name)),
+                rst.text((f.rerank.type if f.rerank else "") or ""),
+                f"{f.context_length:,}",
+                _languages(f),
+                rst.text(summary(f.description)) if f.description else "",
+            ]
+            for f in members
+        ]
+        return rst.list_table(
+            ["Model", "Type", "Max tokens", "Languages", "Description"], rows, "20 15 10 15 40"
+        )
+    return _family_table(members)
 
 
 def _matrix_cell(engine: EngineInfo, fmt: str) -> str:
@@ -147,14 +266,50 @@ def render_matrix(families: Sequence[Family], ctx: DocsContext) -> str:
         for fmt in formats
     ]
     parts.append(rst.list_table(["Format", "Specs", *(e.display_name for e in ctx.engines)], rows))
+    parts.append(_kinds_table(families, ctx))
     parts.append(rst.heading("Engines", "-"))
     parts.append(
         rst.list_table(
-            ["Engine", "Name", "Platforms", "Accelerators", "Notes"],
+            ["Engine", "Name", "Kinds", "Platforms", "Accelerators", "Notes"],
             [_engine_row(e) for e in ctx.engines],
         )
     )
     return "\n".join(parts)
+
+
+def _kinds_table(families: Sequence[Family], ctx: DocsContext) -> str:
+    """Which engine serves which model kind (``Capabilities.kinds``)."""
+    counts = {k: sum(f.kind == k for f in families) for k in kinds_of(families)}
+    present = list(counts) + [k for e in ctx.engines for k in e.kinds() if k not in counts]
+    present = list(dict.fromkeys(present))
+
+    def cell(engine: EngineInfo, kind: str) -> str:
+        if kind not in engine.kinds():
+            return "—"
+        variant = engine.kind_variant(kind)
+        if variant is None:
+            return "yes"
+        return f"yes (opt-in {rst.literal(variant.opt_in or variant.variant or 'variant')})"
+
+    rows = [
+        [
+            rst.ref(kind_plural(k), kind_label(k)) if k in counts else rst.text(kind_plural(k)),
+            str(counts.get(k, 0)),
+            *(cell(e, k) for e in ctx.engines),
+        ]
+        for k in present
+    ]
+    return "\n".join(
+        [
+            rst.heading("Kinds and engines", "-"),
+            (
+                "Which engine serves which kind of model, as the engines declare it "
+                "(``Capabilities.kinds``; each kind's page lists its routes). Resolution only "
+                "offers a family to the engines that serve its kind.\n"
+            ),
+            rst.list_table(["Kind", "Families", *(e.display_name for e in ctx.engines)], rows),
+        ]
+    )
 
 
 def _engine_row(engine: EngineInfo) -> list[str]:
@@ -182,6 +337,7 @@ def _engine_row(engine: EngineInfo) -> list[str]:
     return [
         rst.text(engine.display_name),
         rst.literal(engine.name),
+        ", ".join(rst.text(kind_title(k)) for k in engine.kinds()),
         cell(0),
         cell(1),
         rst.line_block(notes) if notes else "",

@@ -60,9 +60,26 @@ class EngineInfo:
     def all_capabilities(self) -> tuple[Capabilities, ...]:
         return (self.capabilities, *self.variants)
 
-    def runs(self, fmt: str, quantization: str) -> bool:
-        """Whether some capability set of this engine declares (format, quantization)."""
-        return any(_allows(caps, fmt, quantization) for caps in self.all_capabilities)
+    def runs(self, fmt: str, quantization: str, kind: str | None = None) -> bool:
+        """Whether some capability set of this engine declares (format, quantization), and
+        serves ``kind`` in the same set when one is given (a variant may serve other kinds)."""
+        return any(
+            _allows(caps, fmt, quantization) and (kind is None or kind in caps.kinds)
+            for caps in self.all_capabilities
+        )
+
+    def kinds(self) -> tuple[str, ...]:
+        """The model kinds some capability set serves, in declaration order."""
+        seen: dict[str, None] = {}
+        for caps in self.all_capabilities:
+            seen.update(dict.fromkeys(caps.kinds))
+        return tuple(seen)
+
+    def kind_variant(self, kind: str) -> Capabilities | None:
+        """The opt-in variant needed for ``kind`` when the default set does not serve it."""
+        if kind in self.capabilities.kinds:
+            return None
+        return next((v for v in self.variants if kind in v.kinds), None)
 
     def experimental(self, fmt: str) -> bool:
         """Whether ``fmt`` is only used when the user names this engine (``--engine``)."""
@@ -132,5 +149,7 @@ class DocsContext:
         url = web_url(repo) if web_url is not None else None
         return url or fallback_web_url(hub, repo)
 
-    def engines_for(self, fmt: str, quantization: str) -> tuple[EngineInfo, ...]:
-        return tuple(e for e in self.engines if e.runs(fmt, quantization))
+    def engines_for(
+        self, fmt: str, quantization: str, kind: str | None = None
+    ) -> tuple[EngineInfo, ...]:
+        return tuple(e for e in self.engines if e.runs(fmt, quantization, kind))

@@ -4,16 +4,23 @@ Everything Xinference's page shows is here, and what it gets wrong is fixed: mod
 links have the quantization filled in (one row per quantization where they differ), GGUF file
 names and split parts are listed, pinned revisions shown, memory estimated per quantization,
 and each spec ends with ``zoo launch`` commands naming a real engine and quantization.
+
+Pages follow the family's kind: only engines that serve the kind are named, an embedding
+model's or reranker's page gives its kind's facts and a request to copy
+(``zoo.docs.kind_sections``), and the language-model fields (abilities, chat template, stop
+strings, reasoning tags) appear only on language-model pages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zoo import kinds
 from zoo.catalog.model import Family, Source, Spec, format_size
 from zoo.docs import rst
 from zoo.docs.context import DocsContext, EngineInfo
-from zoo.memory import estimate, gib
+from zoo.docs.kind_sections import kind_fields, kind_plural, usage_section
+from zoo.memory import GIB, estimate, gib
 from zoo.quantization import info
 
 # Memory on the pages is for this much context (or the family's maximum, if smaller): enough
@@ -41,14 +48,37 @@ def render_family(family: Family, ctx: DocsContext) -> str:
     ]
     if family.description:
         parts.append(rst.text(family.description) + "\n")
-    parts.append(_family_fields(family))
-    if family.fim is not None:
+    parts.append(_family_fields(family) if _is_llm(family) else _pooling_fields(family))
+    if family.fim is not None and _is_llm(family):
         parts.append(_fim_section(family))
+    if not _is_llm(family):
+        served = any(family.kind in e.kinds() for e in ctx.engines)
+        parts.append(usage_section(family, served))
     parts.append(rst.heading("Specifications", "-"))
     parts.append(_memory_note(family))
     for index, spec in enumerate(family.specs, start=1):
         parts.append(_spec_section(family, spec, index, ctx))
     return "\n".join(parts)
+
+
+def _is_llm(family: Family) -> bool:
+    return family.kind == kinds.LLM
+
+
+def _pooling_fields(family: Family) -> str:
+    """An embedding model's or reranker's facts: what Xinference's pages state, and more."""
+    return rst.field_list(
+        [
+            ("Model name", rst.literal(family.name)),
+            *kind_fields(family),
+            ("Max input tokens", f"{family.context_length:,} tokens"),
+            ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
+            ("Formats", ", ".join(rst.literal(f) for f in family.formats)),
+            ("Architectures", ", ".join(rst.literal(a) for a in family.architectures)),
+            ("License", rst.text(family.license or "")),
+            ("Homepage", rst.link(family.homepage, family.homepage) if family.homepage else ""),
+        ]
+    )
 
 
 def _family_fields(family: Family) -> str:
@@ -120,9 +150,13 @@ def _size_words(spec: Spec) -> str:
     return words
 
 
-def _spec_engines(spec: Spec, ctx: DocsContext) -> tuple[EngineInfo, ...]:
-    """Engines that run at least one of the spec's quantizations."""
-    return tuple(e for e in ctx.engines if any(e.runs(spec.format, q) for q in spec.quantizations))
+def _spec_engines(family: Family, spec: Spec, ctx: DocsContext) -> tuple[EngineInfo, ...]:
+    """Engines that run at least one of the spec's quantizations for the family's kind."""
+    return tuple(
+        e
+        for e in ctx.engines
+        if any(e.runs(spec.format, q, family.kind) for q in spec.quantizations)
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +182,7 @@ def _spec_section(family: Family, spec: Spec, index: int, ctx: DocsContext) -> s
         )
         for s in spec.sources
     ]
-    engines = _spec_engines(spec, ctx)
+    engines = _spec_engines(family, spec, ctx)
     parts = [
         rst.label_line(_spec_label(family, index)),
         rst.heading(_spec_title(spec, index), "~"),
@@ -157,7 +191,7 @@ def _spec_section(family: Family, spec: Spec, index: int, ctx: DocsContext) -> s
                 ("Format", rst.literal(spec.format)),
                 ("Size", _size_words(spec) + " parameters"),
                 ("Quantizations", ", ".join(rst.literal(q) for q in spec.quantizations)),
-                ("Engines", _engines_field(spec, engines, ctx)),
+                ("Engines", _engines_field(family, spec, engines, ctx)),
                 *[(view.name, _hub_field(view, ctx)) for view in views],
                 *_extra_source_fields(views, ctx),
             ]
@@ -168,7 +202,9 @@ def _spec_section(family: Family, spec: Spec, index: int, ctx: DocsContext) -> s
     return "\n".join(p for p in parts if p)
 
 
-def _engines_field(spec: Spec, engines: tuple[EngineInfo, ...], ctx: DocsContext) -> str:
+def _engines_field(
+    family: Family, spec: Spec, engines: tuple[EngineInfo, ...], ctx: DocsContext
+) -> str:
     if engines:
         return ", ".join(
             f"{e.display_name} ({rst.literal(e.name)}"
@@ -177,6 +213,11 @@ def _engines_field(spec: Spec, engines: tuple[EngineInfo, ...], ctx: DocsContext
         )
     if not ctx.engines:
         return "no engine plugins are installed where this page was built"
+    if not _is_llm(family):
+        return (
+            f"none of the installed engines serves {kind_plural(family.kind)} in "
+            f"{rst.literal(spec.format)}"
+        )
     return f"none of the installed engines declares {rst.literal(spec.format)}"
 
 
@@ -234,7 +275,10 @@ def _quantization_table(
     """One row per quantization: memory, and per hub whatever differs between rows."""
     context = min(family.context_length, DOCS_CONTEXT_TOKENS)
     header = ["Quantization", "Weights", "Est. memory"]
-    per_engine = len({tuple(e.runs(spec.format, q) for e in engines) for q in spec.quantizations})
+    kind = family.kind
+    per_engine = len(
+        {tuple(e.runs(spec.format, q, kind) for e in engines) for q in spec.quantizations}
+    )
     show_engines = per_engine > 1
     if show_engines:
         header.append("Engines")
@@ -259,10 +303,15 @@ def _quantization_table(
     rows = []
     for quant in spec.quantizations:
         memory = estimate(family, spec, quant, context, DOCS_OVERHEAD_BYTES)
-        row = [rst.literal(quant), gib(memory.weights_bytes), gib(memory.total_bytes)]
+        row = [
+            rst.literal(quant),
+            _bytes_words(memory.weights_bytes),
+            _bytes_words(memory.total_bytes),
+        ]
         if show_engines:
             row.append(
-                ", ".join(e.display_name for e in engines if e.runs(spec.format, quant)) or "—"
+                ", ".join(e.display_name for e in engines if e.runs(spec.format, quant, kind))
+                or "—"
             )
         for view in repo_columns:
             repo = view.repos.get(quant)
@@ -278,8 +327,21 @@ def _quantization_table(
     return rst.list_table(header, rows)
 
 
+def _bytes_words(n: int) -> str:
+    """GiB with one decimal; below 1 GiB in MiB, so small models' quantizations differ."""
+    return gib(n) if n >= GIB else f"{round(n / 1024**2):,} MiB"
+
+
 def _memory_note(family: Family) -> str:
     context = min(family.context_length, DOCS_CONTEXT_TOKENS)
+    if not _is_llm(family):
+        return (
+            "In the tables below, *Weights* is the estimated download size and *Est. memory* "
+            f"adds zoo's working allowance for {context:,} tokens of input (estimated like a "
+            "language model's KV cache, so it errs on the large side) and "
+            f"{gib(DOCS_OVERHEAD_BYTES)} of engine overhead; ``zoo launch --dry-run`` shows "
+            "the estimate for your machine.\n"
+        )
     return (
         "In the tables below, *Weights* is the estimated download size and *Est. memory* "
         f"adds the KV cache for {context:,} tokens of context and {gib(DOCS_OVERHEAD_BYTES)} "
@@ -316,15 +378,20 @@ def launch_command(family: Family, spec: Spec, quantization: str, engine: str | 
 def _launch_section(family: Family, spec: Spec, engines: tuple[EngineInfo, ...]) -> str:
     lines = []
     for engine in engines:
-        runnable = tuple(q for q in spec.quantizations if engine.runs(spec.format, q))
+        runnable = tuple(q for q in spec.quantizations if engine.runs(spec.format, q, family.kind))
         lines.append(launch_command(family, spec, launch_quantization(spec, runnable), engine.name))
     if not lines:
         lines.append(
             launch_command(family, spec, launch_quantization(spec, spec.quantizations), None)
         )
+    what = (
+        "runs this format"
+        if _is_llm(family)
+        else f"serves {kind_plural(family.kind)} in this format"
+    )
     intro = (
         "Launch it with one of the engines (pick another quantization from the table):\n"
         if engines
-        else "Launch it (zoo picks an engine once one that runs this format is installed):\n"
+        else f"Launch it (zoo picks an engine once one that {what} is installed):\n"
     )
     return intro + "\n" + rst.code_block("\n".join(lines), "shell")

@@ -1,6 +1,6 @@
 """The whole model section as ``{relative path: RST}``: pure, deterministic, no I/O.
 
-Paths are relative to the models folder: ``index.rst``, ``matrix.rst``,
+Paths are relative to the models folder: ``index.rst``, ``matrix.rst``, ``kind-<name>.rst``,
 ``ability-<name>.rst`` and ``<family>.rst``.
 """
 
@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from zoo.catalog.model import Family
-from zoo.docs.catalog_pages import abilities_of, render_ability, render_index, render_matrix
+from zoo.docs.catalog_pages import (
+    abilities_of,
+    kinds_of,
+    render_ability,
+    render_index,
+    render_kind,
+    render_matrix,
+)
 from zoo.docs.context import DocsContext
 from zoo.docs.family_page import render_family
 
@@ -21,10 +28,14 @@ def render_pages(families: Iterable[Family], ctx: DocsContext) -> dict[str, str]
     ordered = sorted(families, key=lambda f: f.name)
     abilities = abilities_of(ordered)
     ability_docs = [f"ability-{a}" for a in abilities]
+    present = kinds_of(ordered)
+    kind_docs = [f"kind-{k}" for k in present]
     pages: dict[str, str] = {
-        "index.rst": render_index(ordered, ability_docs),
+        "index.rst": render_index(ordered, ability_docs, kind_docs),
         "matrix.rst": render_matrix(ordered, ctx),
     }
+    for kind, doc in zip(present, kind_docs, strict=True):
+        pages[f"{doc}.rst"] = render_kind(kind, ordered, ctx)
     for ability, doc in zip(abilities, ability_docs, strict=True):
         pages[f"{doc}.rst"] = render_ability(ability, ordered)
     for family in ordered:
