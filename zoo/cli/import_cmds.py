@@ -1,5 +1,9 @@
 """``zoo import xinference FILE`` and ``zoo export xinference``: other registries, both ways.
 
+Xinference keeps three registries: language models (llm_family.json), embedding models and
+rerankers (model_spec.json each). The import tells them apart by their content (``--kind``
+overrides); the export writes one of them (``--kind``, default llm).
+
 The conversion lives in ``zoo.importers``; this module only parses options and prints. Notes
 on what a format could not hold go to stderr (one line each, prefixed with the family), the
 summary to stdout, so scripts can keep the data and still see the report.
@@ -12,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+# Xinference's registries, by zoo kind.
+KINDS = ("llm", "embedding", "rerank")
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
 COMMANDS: tuple[str, ...] = ("import", "export")
 
@@ -23,6 +29,13 @@ export_app = typer.Typer(
 )
 
 
+def _check_kind(kind: str | None) -> None:
+    from zoo.errors import UsageError
+
+    if kind is not None and kind not in KINDS:
+        raise UsageError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+
+
 def _print_notes(notes: dict[str, list[str]]) -> None:
     for name in sorted(notes):
         for note in notes[name]:
@@ -31,7 +44,12 @@ def _print_notes(notes: dict[str, list[str]]) -> None:
 
 @import_app.command("xinference")
 def import_xinference(
-    file: Annotated[Path, typer.Argument(help="Xinference's llm_family.json.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Xinference's llm_family.json, or its embedding or rerank model_spec.json."
+        ),
+    ],
     out: Annotated[
         Path | None,
         typer.Option(
@@ -47,17 +65,32 @@ def import_xinference(
             "(default: read from a SOURCE.md beside FILE).",
         ),
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="Which registry FILE is: llm, embedding or rerank (default: read from FILE).",
+        ),
+    ] = None,
 ) -> None:
     """Write one spec file per Xinference model family; hand-written families win."""
-    from zoo.importers.xinference import import_registry
+    from zoo.importers import xinference, xinference_pooling
     from zoo.paths import user_catalog_dir
 
+    _check_kind(kind)
     target = out if out is not None else user_catalog_dir()
-    report = import_registry(file, target, commit=commit)
+    if kind is None:
+        kind = _detect(file)
+    if kind == "llm":
+        report = xinference.import_registry(file, target, commit=commit)
+        what = "families"
+    else:
+        _, report = xinference_pooling.import_registry(file, target, kind=kind, commit=commit)
+        what = f"{kind} families"
     _print_notes(report.notes)
     total = len(report.written) + len(report.unchanged)
     typer.echo(
-        f"imported {total} families into {target}: {len(report.written)} written, "
+        f"imported {total} {what} into {target}: {len(report.written)} written, "
         f"{len(report.unchanged)} unchanged, {len(report.skipped)} kept hand-written, "
         f"{len(report.removed)} removed"
     )
@@ -75,24 +108,50 @@ def export_xinference(
             help="Export only the spec files in this folder (repeatable; default: the catalog).",
         ),
     ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="Which registry to write: llm (llm_family.json), embedding or rerank "
+            "(model_spec.json).",
+        ),
+    ] = "llm",
 ) -> None:
-    """Write the catalog as Xinference's llm_family.json."""
+    """Write the catalog's models of one kind as Xinference's registry of that kind."""
     from zoo.errors import UsageError
-    from zoo.importers.xinference import dumps_registry, export_catalog
+    from zoo.importers import xinference, xinference_pooling
     from zoo.registry import catalog_with_plugins
 
+    _check_kind(kind)
     for folder in specs or ():
         if not folder.is_dir():
             raise UsageError(f"--specs {folder}: not a folder")
     catalog = catalog_with_plugins(list(specs) if specs else None)
-    families, notes = export_catalog(catalog.families.values())
+    if kind == "llm":
+        families, notes = xinference.export_catalog(catalog.families.values())
+        text = xinference.dumps_registry(families)
+    else:
+        registry = xinference_pooling.REGISTRIES[kind]
+        families, notes = xinference_pooling.export_catalog(catalog.families.values(), registry)
+        text = xinference_pooling.dumps_registry(families)
     _print_notes(notes)
-    text = dumps_registry(families)
     if out is None:
         typer.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
         typer.echo(f"exported {len(families)} families to {out}", err=True)
+
+
+def _detect(file: Path) -> str:
+    from zoo.importers.xinference import XinferenceFormatError, read_registry
+    from zoo.importers.xinference_pooling import detect_kind
+
+    try:
+        return detect_kind(read_registry(file))
+    except XinferenceFormatError as error:
+        if str(error).startswith(str(file)):
+            raise
+        raise XinferenceFormatError(f"{file}: {error} (pass --kind)") from None
 
 
 def register(app: typer.Typer) -> None:

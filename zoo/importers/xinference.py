@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,7 @@ _SOURCE_ORDER = (
 
 
 class XinferenceFormatError(ZooError):
-    """The input is not an llm_family.json this importer understands."""
+    """The input is not a Xinference registry (or supplement) this importer understands."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,10 +471,14 @@ def export_family(family: Family) -> tuple[dict[str, Any] | None, list[str]]:
 
 
 def export_catalog(families: Iterable[Family]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """The families in Xinference's llm_family.json shape, and notes per family name."""
+    """The language models among ``families`` in Xinference's llm_family.json shape, and notes
+    per family name (embedding models and rerankers have registries of their own:
+    zoo.importers.xinference_pooling)."""
     exported: list[dict[str, Any]] = []
     notes: dict[str, list[str]] = {}
     for family in families:
+        if family.kind != "llm":
+            continue
         data, family_notes = export_family(family)
         if data is not None:
             exported.append(data)
@@ -534,22 +538,27 @@ def header(commit: str | None) -> str:
     )
 
 
-def is_generated(path: Path) -> bool:
+def is_generated(path: Path, registry: str = "LLM") -> bool:
+    """Whether the import of Xinference's ``registry`` ("LLM", "embedding", "rerank") wrote
+    ``path``: each import replaces and removes only its own files."""
+    marker = f"{GENERATED_MARKER} from Xinference's built-in {registry} registry"
     try:
         with path.open(encoding="utf-8") as handle:
             head = [handle.readline() for _ in range(4)]
-        return any(line.startswith(GENERATED_MARKER) for line in head)
+        return any(line.startswith(marker) for line in head)
     except (OSError, UnicodeDecodeError):
         return False
 
 
-def _hand_written(out_dir: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """Families defined by spec files in ``out_dir`` that the importer did not write."""
+def _hand_written(
+    out_dir: Path, generated: Callable[[Path], bool]
+) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Families defined by spec files in ``out_dir`` that this import did not write."""
     import yaml
 
     found: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in sorted(out_dir.glob("*.y*ml")):
-        if is_generated(path):
+        if generated(path):
             continue
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -589,19 +598,34 @@ def import_registry(source: Path, out_dir: Path, commit: str | None = None) -> I
     Generated files of families no longer in the source are removed, so importing the same
     file twice changes nothing and importing a newer one leaves no stale specs.
     """
+    registry = read_registry(source)
+    commit = commit or source_commit(source)
+    return write_families(source, registry, convert_family, out_dir, header(commit), is_generated)
+
+
+def write_families(
+    source: Path,
+    registry: list[Any],
+    convert: Callable[[Any], Conversion],
+    out_dir: Path,
+    top: str,
+    generated: Callable[[Path], bool],
+) -> ImportReport:
+    """Write ``convert(entry)`` of every entry as ``<out_dir>/<name>.yaml`` after ``top``.
+
+    Families of files this import did not write (``generated`` says which it did) win; its
+    own files of families no longer in ``registry`` are removed.
+    """
     from zoo.importers.compare import family_differences
     from zoo.importers.yamlout import dump_document
 
-    registry = read_registry(source)
-    commit = commit or source_commit(source)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ours = _hand_written(out_dir)
+    ours = _hand_written(out_dir, generated)
     report = ImportReport()
-    top = header(commit)
     seen: set[str] = set()
     for i, entry in enumerate(registry):
         try:
-            conversion = convert_family(entry)
+            conversion = convert(entry)
         except XinferenceFormatError as error:
             raise XinferenceFormatError(f"{source}: family {i + 1}: {error}") from None
         name = conversion.name
@@ -627,7 +651,7 @@ def import_registry(source: Path, out_dir: Path, commit: str | None = None) -> I
             report.notes[name] += [f"  {d}" for d in differences]
             continue
         target = out_dir / f"{name}.yaml"
-        if target.exists() and not is_generated(target):
+        if target.exists() and not generated(target):
             report.skipped.append(name)
             report.notes.setdefault(name, []).append(
                 f"{target.name} exists and was not written by the importer; left alone"
@@ -637,7 +661,7 @@ def import_registry(source: Path, out_dir: Path, commit: str | None = None) -> I
         (report.written if _write_if_changed(target, text) else report.unchanged).append(name)
     kept = set(report.written) | set(report.unchanged)
     for path in sorted(out_dir.glob("*.yaml")):
-        if path.stem not in kept and is_generated(path):
+        if path.stem not in kept and generated(path):
             path.unlink()
             report.removed.append(path.stem)
     return report
