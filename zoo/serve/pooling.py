@@ -304,7 +304,9 @@ async def forward(
         await stack.aclose()
     headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-type"}
     media_type = answer.headers.get("content-type", "application/json")
-    pooled = Pooled(answer.status, headers, media_type, raw, timings.get("lease", 0.0), 0.0)
+    pooled = Pooled(
+        answer.status, headers, media_type, raw, timings.get("lease", 0.0), 0.0, answer.parsed
+    )
     # Float vectors at full length pass as the engine sent them (the benchmarked case).
     as_sent = isinstance(plan, EmbeddingsPlan) and plan.dimensions is None and not plan.base64
     data = None if as_sent or answer.status != 200 else pooled.json()

@@ -91,6 +91,8 @@ class Answer:
     body: AsyncIterator[bytes]
     streaming: bool
     close: Any  # an async callable closing the upstream response
+    # A whole JSON answer as parsed (renamed): read once, not again by whoever reshapes it.
+    parsed: Any = None
 
 
 class Forwarder:
@@ -150,11 +152,13 @@ class Forwarder:
             )
         data = await response.aread()
         await response.aclose()
+        parsed = _parsed(data)
         if on_usage is not None and response.status_code == 200:
-            on_usage(*_usage_of(data))
-        return Answer(
-            response.status_code, kept, _once(_renamed_json(data, client_model)), False, _noop
-        )
+            on_usage(*_usage_in(parsed))
+        if isinstance(parsed, dict) and "model" in parsed and parsed["model"] != client_model:
+            parsed["model"] = client_model
+            data = json.dumps(parsed, ensure_ascii=False).encode()
+        return Answer(response.status_code, kept, _once(data), False, _noop, parsed)
 
 
 async def _renamed_stream(
@@ -219,11 +223,22 @@ class _StreamUsage:
         return self.reported or (0, self.events)
 
 
+def _parsed(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _usage_of(data: bytes) -> tuple[int, int]:
+    return _usage_in(_parsed(data))
+
+
+def _usage_in(answer: Any) -> tuple[int, int]:
     """(prompt, completion) tokens of an answer's usage. A rerank's usage has only
     ``total_tokens`` (every token is read, none generated): those count as prompt tokens."""
     try:
-        usage = json.loads(data).get("usage") or {}
+        usage = answer.get("usage") or {}
         completion = int(usage.get("completion_tokens") or 0)
         prompt = usage.get("prompt_tokens")
         if prompt is None:
