@@ -86,7 +86,7 @@ def with_command(plan: Plan, engine: Engine, hubs: Mapping[str, Hub] | None = No
 
 
 def _preview_files(plan: Plan, hubs: Mapping[str, Hub] | None) -> ModelFiles:
-    from zoo.hubs.download import cached_plan
+    from zoo.hubs.download import cached_plan, planned_root
     from zoo.runtime.invocation import ModelFiles
 
     try:
@@ -95,6 +95,11 @@ def _preview_files(plan: Plan, hubs: Mapping[str, Hub] | None) -> ModelFiles:
         found = None
     if found is not None:
         return model_files(plan, found)
+    if plan.spec.format != "ggufv2":
+        # A hub that knows its folder in advance (PyPI, an unpacked archive): the real path.
+        planned = planned_root(plan, hubs=hubs if hubs is not None else _hubs())
+        if planned is not None:
+            return ModelFiles(str(planned))
     where = f"<{plan.hub}:{plan.repo}>"
     exact = plan.source.selection.exact
     chosen = _gguf_files(plan, exact) if plan.spec.format == "ggufv2" and exact else None

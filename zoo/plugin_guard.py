@@ -207,6 +207,8 @@ def engine_rules() -> dict[str, Rule]:
 
 def hub_rules() -> dict[str, Rule]:
     """The guarded methods of ``Hub``; those with a harmless answer give it on failure."""
+    from pathlib import Path
+
     from zoo.hubs.base import CacheEntry, FetchResult, RemoteFile
 
     listing = "a sequence of RemoteFile"
@@ -223,6 +225,9 @@ def hub_rules() -> dict[str, Rule]:
         "fetch": Rule(_instance(FetchResult, "a FetchResult")),
         "cached": Rule(
             _instance(FetchResult, "a FetchResult or None", optional=True), fallback=lambda _: None
+        ),
+        "planned_root": Rule(
+            _instance(Path, "a Path or None", optional=True), fallback=lambda _: None
         ),
         "cache_entries": Rule(
             _sequence_of(CacheEntry, "a sequence of CacheEntry"), fallback=lambda _: ()

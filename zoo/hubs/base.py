@@ -178,6 +178,12 @@ class Hub(abc.ABC):
         None unless every requested file is there (a partial cache is a miss).
         """
 
+    def planned_root(self, request: FetchRequest) -> Path | None:
+        """Where ``fetch(request)`` will put ``FetchResult.root``, when that is known before
+        fetching (the dry run shows the engine that folder); None when only the download can
+        tell (a snapshot folder named after the commit a branch points to)."""
+        return None
+
     def cached_listing(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile] | None:
         """The files of ``repo`` already in the cache (no request), or None if none are."""
         return None

