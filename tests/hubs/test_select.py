@@ -69,3 +69,41 @@ def test_a_sources_exclude_globs_keep_those_files_out() -> None:
         f.path for f in select_weights(listing, hub="h", repo="r", exclude=("*.py", "chat_*"))
     ]
     assert chosen == ["config.json", "model.safetensors"]
+
+
+def test_sentence_transformers_module_folders_come_with_the_model() -> None:
+    """1_Pooling/config.json (and a Dense layer's weights) are part of the model: without
+    them sentence-transformers builds another model from modules.json than the card's."""
+    listing = _paths(
+        [
+            "config.json",
+            "modules.json",
+            "sentence_bert_config.json",
+            "model.safetensors",
+            "pytorch_model.bin",
+            "tokenizer.json",
+            "1_Pooling/config.json",
+            "2_Dense/config.json",
+            "2_Dense/model.safetensors",
+            "2_Dense/pytorch_model.bin",
+            "onnx/model.onnx",
+            "openvino/openvino_model.xml",
+        ]
+    )
+    chosen = [f.path for f in select_weights(listing, hub="h", repo="r")]
+    assert chosen == [
+        "1_Pooling/config.json",
+        "2_Dense/config.json",
+        "2_Dense/model.safetensors",
+        "config.json",
+        "model.safetensors",
+        "modules.json",
+        "sentence_bert_config.json",
+        "tokenizer.json",
+    ]
+
+
+def test_numbered_folders_are_not_taken_without_modules_json() -> None:
+    listing = _paths(["config.json", "model.safetensors", "1_Pooling/config.json"])
+    chosen = [f.path for f in select_weights(listing, hub="h", repo="r")]
+    assert chosen == ["config.json", "model.safetensors"]

@@ -14,6 +14,7 @@ name their files exactly instead (``FileSelection.exact``, decided by ``zoo.reso
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 
 from zoo.hubs.base import HubError, RemoteFile
@@ -60,6 +61,20 @@ def _top_level(path: str) -> bool:
     return "/" not in path
 
 
+# sentence-transformers models list their modules in ``modules.json``; each module after the
+# transformer is a numbered folder (``1_Pooling``, ``2_Dense``, ``3_Normalize``) whose config,
+# and weights for Dense layers, the model cannot load without.
+_MODULE_FOLDER = re.compile(r"[0-9]+_[A-Za-z][A-Za-z0-9]*")
+
+
+def _module_folder(path: str) -> str | None:
+    """The sentence-transformers module folder ``path`` sits directly in, or None."""
+    parts = path.split("/")
+    if len(parts) == 2 and _MODULE_FOLDER.fullmatch(parts[0]):
+        return parts[0]
+    return None
+
+
 def _matches(path: str, patterns: Sequence[str]) -> bool:
     name = path.rsplit("/", 1)[-1]
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
@@ -69,7 +84,11 @@ def describe_rule(exclude: Sequence[str] = (), *, remote_code: bool = False) -> 
     """The rule ``select_weights`` applies, in words, for a dry run before any listing."""
     metadata = [*_METADATA, *(_REMOTE_CODE if remote_code else ())]
     weights = " or ".join(glob for glob, _ in _WEIGHTS)
-    words = f"top-level {', '.join(metadata)} and one weight set ({weights}, first found)"
+    words = (
+        f"top-level {', '.join(metadata)} and one weight set ({weights}, first found), "
+        "and the same in sentence-transformers module folders (1_Pooling/, 2_Dense/, ...) "
+        "when modules.json lists them"
+    )
     if exclude:
         words += f", except {', '.join(exclude)}"
     return words
@@ -124,7 +143,33 @@ def select_weights(
             continue
         if _matches(f.path, metadata):
             chosen.append(f)
+    if any(f.path == "modules.json" for f in top):
+        chosen.extend(_module_files(listing, metadata, exclude))
     return tuple(sorted(chosen, key=lambda f: f.path))
+
+
+def _module_files(
+    listing: Sequence[RemoteFile], metadata: Sequence[str], exclude: Sequence[str]
+) -> list[RemoteFile]:
+    """Each sentence-transformers module folder's metadata and its best weight set."""
+    folders: dict[str, list[RemoteFile]] = {}
+    for f in listing:
+        folder = _module_folder(f.path)
+        if (
+            folder is not None
+            and not _matches(f.path, _FOREIGN)
+            and not any(fnmatch.fnmatchcase(f.path, p) for p in exclude)
+        ):
+            folders.setdefault(folder, []).append(f)
+    chosen: list[RemoteFile] = []
+    for files in folders.values():
+        chosen.extend(f for f in files if _matches(f.path, metadata))
+        for glob, _ in _WEIGHTS:
+            weights = [f for f in files if _matches(f.path, (glob,))]
+            if weights:
+                chosen.extend(weights)
+                break
+    return chosen
 
 
 def select_exact(
