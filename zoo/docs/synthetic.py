@@ -2,12 +2,23 @@
 
 Each family mixes the shapes real specs have (per-quantization repositories, GGUF files with
 split parts, pinned revisions, MoE sizes, FIM), so rendering 1,000 of them exercises every
-branch of the page renderer.
+branch of the page renderer. One in ten is an embedding model (Matryoshka sizes, prompts with
+markup-like text) and one in ten a reranker, as in the real catalog's mix of kinds.
 """
 
 from __future__ import annotations
 
-from zoo.catalog.model import Family, FimTemplate, Source, Spec, SplitFiles
+import dataclasses
+
+from zoo.catalog.model import (
+    EmbeddingFacts,
+    Family,
+    FimTemplate,
+    RerankFacts,
+    Source,
+    Spec,
+    SplitFiles,
+)
 
 _GGUF = ("BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "IQ4_XS", "Q3_K_M", "Q2_K")
 _ABILITIES = ("chat", "tools", "reasoning", "vision", "generate", "fim", "hybrid")
@@ -52,7 +63,7 @@ def family(index: int) -> Family:
         ),
     )
     abilities = tuple(dict.fromkeys(_ABILITIES[(index + k) % len(_ABILITIES)] for k in range(3)))
-    return Family(
+    made = Family(
         name=name,
         description=(
             f"{title} is a made-up model family number {index}, used to measure how fast zoo "
@@ -66,6 +77,26 @@ def family(index: int) -> Family:
         license="apache-2.0",
         fim=FimTemplate("<PRE>", "<SUF>", "<MID>") if "fim" in abilities else None,
     )
+    if index % 10 == 7:
+        return dataclasses.replace(
+            made,
+            kind="embedding",
+            abilities=(),
+            fim=None,
+            embedding=EmbeddingFacts(
+                dimensions=1024,
+                matryoshka_dimensions=(512, 256),
+                pooling="cls",
+                normalized=index % 20 == 7,
+                query_prefix="query `*x*`: ",
+                document_prefix="passage | ",
+            ),
+        )
+    if index % 10 == 9:
+        return dataclasses.replace(
+            made, kind="rerank", abilities=(), fim=None, rerank=RerankFacts("cross-encoder")
+        )
+    return made
 
 
 def families(count: int) -> list[Family]:
