@@ -227,6 +227,35 @@ def test_every_family_of_each_kind_has_a_page_with_its_kinds_usage(
         assert ("/v1/rerank \\" in page) == (family.kind == "rerank"), family.name
 
 
+def test_every_spec_launch_line_names_an_engine_serving_the_kind(
+    catalog: dict[str, Family], ctx: DocsContext
+) -> None:
+    engines = {e.name: e for e in ctx.engines}
+    named = 0
+    for family in catalog.values():
+        if family.kind == kinds.LLM:
+            continue
+        for line in render_family(family, ctx).splitlines():
+            words = line.split()
+            if words[:2] != ["zoo", "launch"] or "--format" not in words:
+                continue
+            options = dict(zip(words[3::2], words[4::2], strict=True))
+            # Several specs may share a format and size (two GGUF repositories): the
+            # quantization picks one.
+            spec = next(
+                s
+                for s in family.specs
+                if s.format == options["--format"]
+                and s.size_label == options["--size"]
+                and options["--quantization"] in s.quantizations
+            )
+            if "--engine" in options:
+                named += 1
+                engine = engines[options["--engine"]]
+                assert engine.runs(spec.format, options["--quantization"], family.kind), line
+    assert named, "the installed engines serve embedding models and rerankers"
+
+
 # ---- the examples run ------------------------------------------------------------------------
 
 
