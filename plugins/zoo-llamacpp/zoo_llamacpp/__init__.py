@@ -3,17 +3,32 @@
 xllamacpp runs llama.cpp's HTTP server inside the Python process, so the "server command" is
 this plugin's own runner (``python -m zoo_llamacpp.runner``), started in the engine's
 environment, which keeps the process alive until SIGTERM.
+
+Besides language models it serves GGUF embedding models (llama.cpp's embedding mode, pooled
+the family's way) and rerankers (its reranking mode, pooling "rank"); the runner picks the
+mode from ``--kind``.
 """
 
 from __future__ import annotations
 
 from zoo import hookimpl
 from zoo.engine import Capabilities, Engine, LaunchContext, ServerCommand
+from zoo.errors import ZooError
+from zoo.kinds import EMBEDDING, LLM, RERANK
 
 XLLAMACPP = "xllamacpp==2026.10.11549"
 RUNNER_MODULE = "zoo_llamacpp.runner"
 # The API key travels in the environment, not argv, so `ps` does not show it.
 API_KEY_ENV = "ZOO_LLAMACPP_API_KEY"
+# The spec format's pooling names that llama.cpp has (llama_pooling_type); it has no "max".
+POOLINGS = ("mean", "cls", "last")
+# llama.cpp's reranking mode reads one score per pair from a classification head (BERT/RoBERTa
+# cross-encoders, Qwen3-style LLM rerankers); layer-wise rerankers need several layers read.
+RERANK_TYPES = ("cross-encoder", "llm")
+
+
+class UnsupportedByLlamaCpp(ZooError):
+    """The family needs something llama.cpp's server cannot do (e.g. max pooling)."""
 
 
 class LlamaCppEngine(Engine):
@@ -31,6 +46,7 @@ class LlamaCppEngine(Engine):
         gpu_split="layers",
         overhead_bytes=300 * 1024**2,
         runtime_module="xllamacpp",
+        kinds=(LLM, EMBEDDING, RERANK),
         notes="GGUF everywhere: CPU, CUDA (all layers offloaded) and Metal.",
     )
 
@@ -57,12 +73,45 @@ class LlamaCppEngine(Engine):
         if ctx.projector_path:
             # Vision models: without the projector llama.cpp serves text only.
             argv += ["--mmproj", ctx.projector_path]
+        argv += kind_args(ctx)
         argv += list(ctx.extra_args)
         env = {API_KEY_ENV: ctx.api_key} if ctx.api_key else {}
         # The runner gives the key to llama.cpp's server (api_keys), which answers 401 without it.
         return ServerCommand(
             argv=tuple(argv), env=env, health_path="/health", api_key_enforced=True
         )
+
+
+def kind_args(ctx: LaunchContext) -> list[str]:
+    """The runner arguments that start llama.cpp's mode for the family's kind.
+
+    Embedding models are pooled the way the spec says (none said: the GGUF's own
+    ``*.pooling_type``); ``normalized: false`` turns llama.cpp's default L2 normalization off,
+    so vectors come out as the model makes them.
+    """
+    family = ctx.family
+    if family.kind == EMBEDDING:
+        args = ["--kind", EMBEDDING]
+        facts = family.embedding
+        if facts is not None and facts.pooling is not None:
+            if facts.pooling not in POOLINGS:
+                raise UnsupportedByLlamaCpp(
+                    f"{family.name} pools by {facts.pooling}, which llama.cpp cannot do "
+                    f"(it pools by {', '.join(POOLINGS)}): choose another engine with --engine"
+                )
+            args += ["--pooling", facts.pooling]
+        if facts is not None and facts.normalized is False:
+            args.append("--no-normalize")
+        return args
+    if family.kind == RERANK:
+        kind = family.rerank.type if family.rerank is not None else "cross-encoder"
+        if kind not in RERANK_TYPES:
+            raise UnsupportedByLlamaCpp(
+                f"{family.name} is a {kind} reranker, which llama.cpp's reranking mode cannot "
+                "serve: choose another engine with --engine"
+            )
+        return ["--kind", RERANK]
+    return []
 
 
 @hookimpl
