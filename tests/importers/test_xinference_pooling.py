@@ -366,3 +366,21 @@ def test_a_bad_supplement_is_one_line(tmp_path: Path) -> None:
     supplement.write_text("embedding:\n  bge-m3: {size: 1, pooling: cls, colour: red}\n")
     with pytest.raises(XinferenceFormatError, match=r"unknown key 'colour'"):
         import_registry(source("embedding"), tmp_path / "out", supplement=supplement)
+
+
+def test_a_spec_zoo_cannot_download_stays_in_extra_and_exports_in_place() -> None:
+    from zoo.catalog.model import family_from_data
+    from zoo.importers.xinference_pooling import EMBEDDING, Facts, convert_family, export_family
+
+    entry = next(f for f in original("embedding") if f["model_name"] == "bge-m3")
+    odd = {"model_format": "pytorch", "model_src": {"huggingface": {"model_id": "a/b/c"}}}
+    entry = entry | {"model_specs": [odd, *entry["model_specs"]]}
+    facts = {"bge-m3": Facts(kind="embedding", size=0.568, block={"pooling": "cls"})}
+    conversion = convert_family(entry, EMBEDDING, facts)
+    doc = conversion.document
+    assert [s["format"] for s in doc["specs"]] == ["pytorch", "ggufv2"]
+    assert doc["extra"]["xinference"]["unlisted_specs"] == [{"index": 0, "spec": odd}]
+    assert doc["extra"]["unverified"] == ["size", "embedding.pooling"]
+    assert any("not offered (model id 'a/b/c' is not org/name)" in n for n in conversion.notes)
+    exported, _ = export_family(family_from_data(doc), EMBEDDING)
+    assert json.dumps(exported) == json.dumps(entry)

@@ -216,11 +216,15 @@ def _facts(where: str, kind: str, data: Any) -> Facts:
 
 def load_supplement(path: Path = SUPPLEMENT) -> dict[str, dict[str, Facts]]:
     """The supplement's facts: kind -> Xinference model_name -> Facts."""
-    return dict(_load_supplement(path))
+    try:
+        changed = path.stat().st_mtime_ns
+    except OSError as error:
+        raise XinferenceFormatError(f"{path}: not readable ({error.strerror})") from None
+    return dict(_load_supplement(path, changed))
 
 
-@cache
-def _load_supplement(path: Path) -> tuple[tuple[str, dict[str, Facts]], ...]:
+@cache  # read once per import, not once per family; an edited file is read again
+def _load_supplement(path: Path, changed: int) -> tuple[tuple[str, dict[str, Facts]], ...]:
     import yaml
 
     try:
