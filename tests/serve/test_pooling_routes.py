@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -303,6 +304,31 @@ def test_chat_embedding_and_reranker_side_by_side_then_one_evicted(catalog: Cata
         assert loaded(gw) == {"emb", "rr", "emb2"}  # chat was the least recently used
         evictions = httpx.get(gw.url + "/metrics").text
         assert 'zoo_evictions_total{model="chat"} 1.0' in evictions
+
+
+def test_concurrency_429_and_keep_alive_hold_for_these_routes_too(catalog: Catalog) -> None:
+    limited = {n: replace(e, concurrency=1) for n, e in entries("emb", "rr").items()}
+    engine = PoolingEngine("--delay", "1.0")
+    with running_gateway(catalog, limited, engine=engine) as gw:
+        body = {"model": "rr", "query": "q", "documents": ["q"]}
+        assert httpx.post(gw.v1 + "/rerank", json=body, timeout=30).status_code == 200
+        first = threading.Thread(
+            target=lambda: httpx.post(gw.v1 + "/rerank", json=body, timeout=30)
+        )
+        first.start()
+        time.sleep(0.3)
+        busy = httpx.post(gw.url + "/v2/rerank", json=body, timeout=30)
+        first.join()
+        assert busy.status_code == 429
+        assert busy.json()["error"]["code"] == "too_many_requests"
+        # A request's own keep_alive (Ollama's semantics): 0 unloads once it is answered.
+        once = {"model": "emb", "input": "x", "keep_alive": 0}
+        answer = httpx.post(gw.v1 + "/embeddings", json=once, timeout=30).json()
+        assert "keep_alive" not in answer["seen"]["fields"]  # the gateway's, not the engine's
+        deadline = time.monotonic() + 10
+        while "emb" in loaded(gw) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "emb" not in loaded(gw) and "rr" in loaded(gw)
 
 
 # ---- refusals --------------------------------------------------------------------------------
