@@ -30,6 +30,7 @@ import httpx
 import openai
 import pytest
 import tiny_cross_encoder
+import tiny_model
 from conftest import env_cache, model_cache
 
 from zoo.testing.hubserver import HubServer
@@ -75,6 +76,30 @@ specs:
     sources:
       huggingface: {{model_id: zoo-test/{RERANKER}}}
 """
+DECODER = "zoo-test-last-token-embedder"
+# The tiny random Llama of tiny_model.py as a decoder-based embedding model (as Qwen3-Embedding
+# is): vLLM adapts LlamaForCausalLM with --convert embed and pools its last token. The
+# Matryoshka size is made up: it checks that `dimensions` is cut and re-normalized.
+DECODER_SPEC = f"""\
+name: {DECODER}
+description: A tiny random-weight Llama used as a last-token embedding model, for e2e tests.
+kind: embedding
+context_length: 512
+languages: [en]
+architectures: [LlamaForCausalLM]
+license: apache-2.0
+embedding:
+  dimensions: {tiny_model.HIDDEN}
+  matryoshka_dimensions: [{tiny_model.HIDDEN // 2}]
+  pooling: last
+  normalized: true
+specs:
+  - format: pytorch
+    size: 0.0001
+    quantizations: [none]
+    sources:
+      huggingface: {{model_id: zoo-test/{DECODER}}}
+"""
 SENTENCES = [
     "A cat sat on the mat.",
     "A kitten is a young cat.",
@@ -87,7 +112,7 @@ CAT, KITTEN, STOCKS = 0, 1, 2
 # Runs in the Transformers engine's environment (torch, transformers): the reference vectors,
 # computed as sentence-transformers' all-MiniLM-L6-v2 does (Transformer -> mean Pooling ->
 # Normalize, max_seq_length 256), in float32.
-REFERENCE = """
+MEAN_POOLING_SCRIPT = """
 import json, sys
 import torch
 from transformers import AutoModel, AutoTokenizer
@@ -102,6 +127,22 @@ with torch.no_grad():
     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
     vectors = torch.nn.functional.normalize(pooled, p=2, dim=1)
 print(json.dumps(vectors.tolist()))
+"""
+# The decoder's reference: the hidden state of each sentence's last token after the final
+# norm (LlamaModel's output), L2-normalized; one sentence at a time, so no padding.
+LAST_POOLING_SCRIPT = """
+import json, sys
+import torch
+from transformers import AutoModel, AutoTokenizer
+folder, sentences = sys.argv[1], json.loads(sys.stdin.read())
+tokenizer = AutoTokenizer.from_pretrained(folder)
+model = AutoModel.from_pretrained(folder, torch_dtype=torch.float32).eval()
+vectors = []
+with torch.no_grad():
+    for sentence in sentences:
+        hidden = model(**tokenizer(sentence, return_tensors="pt")).last_hidden_state
+        vectors.append(torch.nn.functional.normalize(hidden[0, -1], dim=0).tolist())
+print(json.dumps(vectors))
 """
 
 
@@ -213,6 +254,7 @@ def zoo_env(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     catalog.mkdir()
     (catalog / f"{MINILM}.yaml").write_text(MINILM_SPEC)
     (catalog / f"{RERANKER}.yaml").write_text(RERANKER_SPEC)
+    (catalog / f"{DECODER}.yaml").write_text(DECODER_SPEC)
     drop = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "ZOO_HUB")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(hub.hf_env())
@@ -236,19 +278,24 @@ def minilm(hub: HubServer, zoo_env: dict[str, str], minilm_folder: Path) -> Laun
     return launch(zoo_env, MINILM)
 
 
-@pytest.fixture(scope="module")
-def minilm_reference(zoo_env: dict[str, str], minilm_folder: Path) -> list[list[float]]:
+def in_process(env: dict[str, str], script: str, folder: Path) -> list[list[float]]:
+    """Reference vectors for SENTENCES, from ``script`` run in the Transformers environment."""
     done = subprocess.run(
-        [str(transformers_python(zoo_env)), "-c", REFERENCE, str(minilm_folder)],
+        [str(transformers_python(env)), "-c", script, str(folder)],
         input=json.dumps(SENTENCES),
         capture_output=True,
         text=True,
-        env={**zoo_env, "HF_HUB_OFFLINE": "1"},
+        env={**env, "HF_HUB_OFFLINE": "1"},
         timeout=600,
-        check=True,
     )
+    assert done.returncode == 0, done.stderr
     vectors: list[list[float]] = json.loads(done.stdout)
     return vectors
+
+
+@pytest.fixture(scope="module")
+def minilm_reference(zoo_env: dict[str, str], minilm_folder: Path) -> list[list[float]]:
+    return in_process(zoo_env, MEAN_POOLING_SCRIPT, minilm_folder)
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +308,18 @@ def cross_encoder(zoo_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
 def reranker(hub: HubServer, zoo_env: dict[str, str], cross_encoder: Path) -> Launched:
     hub.add_repo(f"zoo-test/{RERANKER}", folder=cross_encoder)
     return launch(zoo_env, RERANKER)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    hf, _ = tiny_model.make(tmp_path_factory.mktemp("tiny-llama"))
+    return hf
+
+
+@pytest.fixture(scope="module")
+def decoder(hub: HubServer, zoo_env: dict[str, str], tiny_llama: Path) -> Launched:
+    hub.add_repo(f"zoo-test/{DECODER}", folder=tiny_llama)
+    return launch(zoo_env, DECODER)
 
 
 # --- embeddings ----------------------------------------------------------------------------
@@ -341,6 +400,30 @@ def test_the_key_guards_every_route(minilm: Launched) -> None:
     health = httpx.get(minilm.root + "/health", timeout=10, trust_env=False)
     assert health.status_code == 200  # zoo's readiness probe stays open
     assert minilm.post("/tokenize", {"model": MINILM, "prompt": "Hi"}).status_code == 200
+
+
+@pytest.mark.timeout(3600)
+def test_a_decoder_embeds_by_its_last_token_and_cuts_to_matryoshka_sizes(
+    decoder: Launched, zoo_env: dict[str, str], tiny_llama: Path
+) -> None:
+    reference = in_process(zoo_env, LAST_POOLING_SCRIPT, tiny_llama)
+    client = decoder.client()
+    full = [d.embedding for d in client.embeddings.create(model=DECODER, input=SENTENCES).data]
+    assert {len(v) for v in full} == {tiny_model.HIDDEN}
+    agreement = [cosine(v, r) for v, r in zip(full, reference, strict=True)]
+    print("last-token pooling, cosine with the in-process reference:", agreement)
+    assert min(agreement) > 0.999, agreement
+    # A Matryoshka size: the first components, normalized again.
+    half = tiny_model.HIDDEN // 2
+    cut = client.embeddings.create(model=DECODER, input=SENTENCES, dimensions=half).data
+    for vector, ref in zip((d.embedding for d in cut), reference, strict=True):
+        assert len(vector) == half and abs(norm(vector) - 1) < 1e-3
+        assert cosine(vector, ref[:half]) > 0.999
+    # The full size is a Matryoshka size too; any other is refused.
+    same = client.embeddings.create(model=DECODER, input="Hi", dimensions=tiny_model.HIDDEN)
+    assert len(same.data[0].embedding) == tiny_model.HIDDEN
+    with pytest.raises(openai.BadRequestError, match=str(half)):
+        client.embeddings.create(model=DECODER, input="Hi", dimensions=half - 1)
 
 
 # --- rerank --------------------------------------------------------------------------------
