@@ -39,6 +39,9 @@ class Kind:
     # A first request users can paste (the launch banner's curl, the docs), without ``model``.
     example: Mapping[str, Any]
     fallback_probes: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    # The family key holding this kind's own facts (``embedding: {dimensions: ...}``): only a
+    # family of this kind may carry it. None for a kind without such a block.
+    facts_block: str | None = None
 
     @property
     def main_route(self) -> str:
@@ -69,6 +72,7 @@ KINDS: Mapping[str, Kind] = {
         routes=("/v1/embeddings",),
         probe=("/v1/embeddings", {"input": "Hi"}),
         example={"input": ["A cat sat on the mat.", "Stock markets fell today."]},
+        facts_block=EMBEDDING,
     ),
     RERANK: Kind(
         name=RERANK,
@@ -82,6 +86,7 @@ KINDS: Mapping[str, Kind] = {
             "query": "What do pandas eat?",
             "documents": ["Pandas eat bamboo.", "Paris is the capital of France."],
         },
+        facts_block=RERANK,
     ),
 }
 

@@ -174,6 +174,67 @@ def test_rerank_facts_on_an_embedding_model() -> None:
     ]
 
 
+@pytest.mark.parametrize("family", [EMBEDDING, RERANK])
+def test_a_draft_model_on_an_embedding_model_or_reranker(family: str) -> None:
+    # Speculative decoding drafts tokens: a model that generates none has no use for one.
+    text = family.replace(
+        "        model_id: org/tiny-",
+        "        draft:\n          model_id: org/d\n        model_id: org/tiny-",
+    )
+    line, column = where(text, "draft:")
+    words = "an embedding model" if family is EMBEDDING else "a reranker"
+    assert problems(text) == [
+        (
+            "E313",
+            line,
+            column,
+            f"draft (a speculative decoding model) is for language models, not {words}",
+        )
+    ]
+    # A language model may have one.
+    chatty = family_text("chatty").replace(
+        "        model_id: ", "        draft:\n          model_id: org/d\n        model_id: ", 1
+    )
+    assert "draft:" in chatty and problems(chatty) == []
+
+
+def test_the_kind_rules_come_from_zoo_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kind added in zoo.kinds (its title, its facts block) reaches the lints unedited."""
+    from zoo import kinds
+
+    image = kinds.Kind(
+        name="image",
+        title="image generator",
+        plural="image generators",
+        routes=("/v1/images/generations",),
+        probe=("/v1/images/generations", {"prompt": "Hi"}),
+        example={"prompt": "A cat"},
+        facts_block="image",
+    )
+    monkeypatch.setattr(kinds, "KINDS", {**kinds.KINDS, "image": image})
+    assert [kinds.KINDS[k].facts_block for k in ("llm", "embedding", "rerank")] == [
+        None,
+        "embedding",
+        "rerank",
+    ]
+    text = EMBEDDING.replace("kind: embedding\n", "kind: embedding\nimage:\n  size: 512\n")
+    line, column = where(text, "image:")
+    assert (
+        "E313",
+        line,
+        column,
+        "image facts on an embedding model: set 'kind: image' or remove them",
+    ) in problems(text)
+    text = EMBEDDING.replace("kind: embedding\n", "kind: image\n")
+    line, column = where(text, "embedding:")
+    assert (
+        "E313",
+        line,
+        column,
+        "embedding facts on an image generator: set 'kind: embedding' or remove them",
+    ) in problems(text)
+
+
 def test_a_language_model_without_abilities() -> None:
     text = family_text("quiet").replace("abilities: [chat]\n", "")
     # At the family itself (its first key), since there is no field to point at.

@@ -81,22 +81,20 @@ _LLM_ONLY = (
     "tool_parser",
     "fim",
 )
-# The facts block of each kind that has one: only that kind may carry it.
-_KIND_BLOCKS = {"embedding": "embedding", "rerank": "rerank"}
 
 
 def _lint_kind(document: Document, data: dict[str, Any], add: Any) -> None:
-    kind = data.get("kind", "llm")
+    kind = data.get("kind", kinds.LLM)
     if not isinstance(kind, str) or kind not in kinds.KINDS:  # a list is not even hashable
         return  # the schema reports it; guessing at what fits an unknown kind is only noise
     words = f"{kinds.KINDS[kind].article} {kinds.KINDS[kind].title}"
-    if kind == "llm" and "abilities" not in data:
+    if kind == kinds.LLM and "abilities" not in data:
         add(
             document.problem(
                 (), "E313", "a language model needs abilities (e.g. [chat]); or set its kind"
             )
         )
-    if kind != "llm":
+    if kind != kinds.LLM:
         for key in _LLM_ONLY:
             if key in data:
                 add(
@@ -104,18 +102,22 @@ def _lint_kind(document: Document, data: dict[str, Any], add: Any) -> None:
                         (key,), "E313", f"{key} is for language models, not {words}", key=True
                     )
                 )
-    for block_kind, key in _KIND_BLOCKS.items():
-        if key in data and kind != block_kind:
+        _lint_drafts(document, data, words, add)
+    # A kind's facts block (zoo.kinds: Kind.facts_block) belongs to that kind only.
+    for other in kinds.KINDS.values():
+        block = other.facts_block
+        if block is not None and block in data and kind != other.name:
             add(
                 document.problem(
-                    (key,),
+                    (block,),
                     "E313",
-                    f"{key} facts on {words}: set 'kind: {block_kind}' or remove them",
+                    f"{block} facts on {words}: set 'kind: {other.name}' or remove them",
                     key=True,
                 )
             )
-        if kind == block_kind and key not in data and block_kind == "embedding":
-            add(document.problem((), "E313", "an embedding model needs embedding.dimensions"))
+    # Its dimensions are what every client sizes its vectors by; a reranker's block is optional.
+    if kind == kinds.EMBEDDING and kinds.KINDS[kind].facts_block not in data:
+        add(document.problem((), "E313", "an embedding model needs embedding.dimensions"))
     embedding = data.get("embedding")
     if isinstance(embedding, dict):
         dimensions = embedding.get("dimensions")
@@ -132,6 +134,23 @@ def _lint_kind(document: Document, data: dict[str, Any], add: Any) -> None:
                             f"{dimensions} dimensions",
                         )
                     )
+
+
+def _lint_drafts(document: Document, data: dict[str, Any], words: str, add: Any) -> None:
+    """A source's ``draft`` on a model that generates no tokens: nothing to speculate on."""
+    specs = data.get("specs")
+    for index, spec in enumerate(specs if isinstance(specs, list) else ()):
+        sources = spec.get("sources") if isinstance(spec, dict) else None
+        for hub, source in sources.items() if isinstance(sources, dict) else ():
+            if isinstance(source, dict) and "draft" in source:
+                add(
+                    document.problem(
+                        ("specs", index, "sources", hub, "draft"),
+                        "E313",
+                        f"draft (a speculative decoding model) is for language models, not {words}",
+                        key=True,
+                    )
+                )
 
 
 def _is_count(value: Any) -> bool:
@@ -152,7 +171,7 @@ def _lint_family(document: Document, data: dict[str, Any], add: Any) -> None:
         )
     if isinstance(fim, dict):
         # On another kind E313 already says fim does not belong: "add the ability" would not help.
-        if "fim" not in abilities and data.get("kind", "llm") == "llm":
+        if "fim" not in abilities and data.get("kind", kinds.LLM) == kinds.LLM:
             add(
                 document.problem(
                     ("fim",), "W305", "a fim template without the 'fim' ability", key=True
