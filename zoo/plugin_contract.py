@@ -152,12 +152,30 @@ def capabilities_problems(caps: Any) -> list[str]:
             problems.append(f"{field} is {describe(value)}, not a string or None")
     if _strings(caps.kinds) and not caps.kinds:
         problems.append('kinds is empty: name the model kinds it serves, e.g. ("llm",)')
+    elif _strings(caps.kinds):
+        problems += _kind_problems(caps.kinds)
     if not _is_int(caps.overhead_bytes) or caps.overhead_bytes < 0:
         problems.append(f"overhead_bytes is {describe(caps.overhead_bytes)}, not a number of bytes")
     for field in ("requires_accelerator", "honours_context"):
         value = getattr(caps, field, False)
         if not isinstance(value, bool):
             problems.append(f"{field} is {describe(value)}, not True or False")
+    return problems
+
+
+def _kind_problems(names: tuple[str, ...] | list[str]) -> list[str]:
+    """A kind zoo does not know would match no family: the engine would quietly serve nothing."""
+    import difflib
+
+    from zoo.kinds import KIND_NAMES
+
+    problems: list[str] = []
+    for name in dict.fromkeys(names):
+        if name in KIND_NAMES:
+            continue
+        problem = f"kinds names {name!r}, not a model kind zoo knows ({', '.join(KIND_NAMES)})"
+        close = difflib.get_close_matches(name, KIND_NAMES, n=1)
+        problems.append(f"{problem}: did you mean {close[0]!r}?" if close else problem)
     return problems
 
 
