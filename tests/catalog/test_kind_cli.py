@@ -128,6 +128,26 @@ def test_list_refuses_an_unknown_kind_in_one_line(
     assert err == "zoo: error: unknown kind 'image' (choose from llm, embedding, rerank)\n"
 
 
+def test_list_abilities_are_the_schemas(
+    kinds_catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zoo.catalog.schema import schema
+    from zoo.cli import catalog_cmds
+
+    assert tuple(schema()["properties"]["abilities"]["items"]["enum"]) == catalog_cmds.ABILITIES
+    # Abilities that became kinds point at --kind instead of listing nothing.
+    for ability, hint in (("embed", "--kind embedding"), ("rerank", "--kind rerank")):
+        code, out, err = zoo(capsys, "list", "--ability", ability)
+        assert (code, out) == (2, "")
+        assert err == (f"zoo: error: {ability!r} is a model kind, not an ability (use {hint})\n")
+    code, out, err = zoo(capsys, "list", "--ability", "tool")
+    assert (code, out) == (2, "")
+    assert err == "zoo: error: unknown ability 'tool' (did you mean 'tools'?)\n"
+    code, out, err = zoo(capsys, "list", "--ability", "chat", "--json")
+    assert code == 0, err
+    assert names(out) == ["chatty"]
+
+
 def test_the_listing_marks_the_kinds_within_80_columns(
     kinds_catalog: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -223,6 +243,27 @@ def test_dry_run_states_the_kind_and_its_route(
     assert code == 0, err
     assert "engine:       chatonly on cpu" in out
     assert not re.search(r"^(kind|route):", out, re.M)
+
+
+def test_only_a_language_model_is_planned_a_kv_cache(
+    engine_plugin: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An embedding model or reranker reads its input in one pass and keeps no KV cache.
+    for name in ("tiny-embed", "tiny-rerank"):
+        code, out, err = zoo(capsys, "launch", name, "--dry-run", "--json", *PROFILE)
+        assert code == 0, err
+        assert json.loads(out)["memory"]["kv_cache_bytes"] == 0
+        code, out, err = zoo(capsys, "launch", name, "--dry-run", *PROFILE)
+        assert code == 0, err
+        memory = fact(out, "memory:")
+        assert "KV" not in memory
+        assert re.fullmatch(
+            r"\S+ GiB \(weights \S+ GiB, engine \S+ GiB\) of \S+ GiB RAM usable", memory
+        ), memory
+    code, out, err = zoo(capsys, "launch", "chatty", "--dry-run", "--json", *PROFILE)
+    assert json.loads(out)["memory"]["kv_cache_bytes"] > 0
+    code, out, err = zoo(capsys, "launch", "chatty", "--dry-run", *PROFILE)
+    assert re.search(r"KV cache \S+ GiB for \d+ tokens", fact(out, "memory:"))
 
 
 def test_a_kind_no_engine_serves_is_one_line(

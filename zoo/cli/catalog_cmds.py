@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from zoo.kinds import EMBEDDING, LLM, RERANK
+
 if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
     from zoo.catalog.model import Family
@@ -21,6 +23,12 @@ if TYPE_CHECKING:
 
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
 COMMANDS: tuple[str, ...] = ("list", "show", "search", "validate", "schema")
+
+# The schema's abilities (spec.schema.json, properties.abilities.items.enum), restated so that
+# `zoo list --ability` needs neither the schema file nor jsonschema; a test keeps them equal.
+ABILITIES = ("generate", "chat", "reasoning", "tools", "vision", "fim", "audio", "omni", "hybrid")
+# Abilities that are model kinds in zoo (Xinference's "embed" and "rerank" abilities).
+_KIND_ABILITIES = {"embed": EMBEDDING, "rerank": RERANK}
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable, versioned).")]
 
@@ -53,6 +61,17 @@ def _check_choice(kind: str, value: str | None, choices: tuple[str, ...]) -> Non
     close = difflib.get_close_matches(value, choices, n=1)
     hint = f"did you mean {close[0]!r}?" if close else "choose from " + ", ".join(choices)
     raise UsageError(f"unknown {kind} {value!r}", hint=hint)
+
+
+def _check_ability(ability: str | None) -> None:
+    if ability in _KIND_ABILITIES:
+        from zoo.errors import UsageError
+
+        raise UsageError(
+            f"{ability!r} is a model kind, not an ability",
+            hint=f"use --kind {_KIND_ABILITIES[ability]}",
+        )
+    _check_choice("ability", ability, ABILITIES)
 
 
 def _table(summaries: list[dict[str, Any]]) -> None:
@@ -115,7 +134,7 @@ def register(app: typer.Typer) -> None:
             from zoo.catalog.model import FORMATS
 
             _check_choice("format", fmt, FORMATS)
-        _check_choice("ability", ability, ABILITIES)
+        _check_ability(ability)
         _check_choice("kind", kind, KIND_NAMES)
         catalog = _load()
         summaries = [
@@ -228,21 +247,6 @@ def register(app: typer.Typer) -> None:
         sys.stdout.write(schema_text())
 
 
-ABILITIES = (
-    "generate",
-    "chat",
-    "reasoning",
-    "tools",
-    "vision",
-    "fim",
-    "embed",
-    "audio",
-    "omni",
-    "hybrid",
-    "rerank",
-)
-
-
 def _validate(paths: list[Path] | None) -> tuple[list[Problem], int]:
     from zoo.catalog.catalog import check_files, default_catalog_dirs, spec_files
     from zoo.catalog.problems import Problem
@@ -298,7 +302,7 @@ def _show(family: Family) -> None:
     from rich.table import Table
 
     console = Console(soft_wrap=False, highlight=False, markup=False)
-    llm = family.kind == "llm"
+    llm = family.kind == LLM
     facts = [("description", family.description), *kind_facts(family)]
     if llm:
         facts += [

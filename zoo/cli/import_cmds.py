@@ -16,8 +16,8 @@ from typing import Annotated
 
 import typer
 
-# Xinference's registries, by zoo kind.
-KINDS = ("llm", "embedding", "rerank")
+from zoo.kinds import KIND_NAMES, LLM
+
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
 COMMANDS: tuple[str, ...] = ("import", "export")
 
@@ -32,8 +32,9 @@ export_app = typer.Typer(
 def _check_kind(kind: str | None) -> None:
     from zoo.errors import UsageError
 
-    if kind is not None and kind not in KINDS:
-        raise UsageError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    # Xinference keeps one registry per zoo kind.
+    if kind is not None and kind not in KIND_NAMES:
+        raise UsageError(f"--kind {kind!r}: expected one of {', '.join(KIND_NAMES)}")
 
 
 def _print_notes(notes: dict[str, list[str]]) -> None:
@@ -81,7 +82,7 @@ def import_xinference(
     target = out if out is not None else user_catalog_dir()
     if kind is None:
         kind = _detect(file)
-    if kind == "llm":
+    if kind == LLM:
         report = xinference.import_registry(file, target, commit=commit)
         what = "families"
     else:
@@ -115,7 +116,7 @@ def export_xinference(
             help="Which registry to write: llm (llm_family.json), embedding or rerank "
             "(model_spec.json).",
         ),
-    ] = "llm",
+    ] = LLM,
 ) -> None:
     """Write the catalog's models of one kind as Xinference's registry of that kind."""
     from zoo.errors import UsageError
@@ -127,7 +128,7 @@ def export_xinference(
         if not folder.is_dir():
             raise UsageError(f"--specs {folder}: not a folder")
     catalog = catalog_with_plugins(list(specs) if specs else None)
-    if kind == "llm":
+    if kind == LLM:
         families, notes = xinference.export_catalog(catalog.families.values())
         text = xinference.dumps_registry(families)
     else:
