@@ -15,6 +15,9 @@
   embedding model or reranker reads its input in one forward pass and keeps nothing between
   requests, so its KV cache is 0; the activations of that pass are transient compute buffers,
   which the engine overhead stands for (zoo has no architecture facts to size them better).
+  A decoder-based one (Qwen3-Embedding) still holds its input's keys and values during that
+  pass where the engine pages attention (vLLM, llama.cpp); those engines size that buffer
+  from their own defaults when the plan names no KV cache.
 - overhead: the engine's ``Capabilities.overhead_bytes`` (CUDA context, compute buffers).
 
 These are estimates for choosing, not guarantees; they err on the large side for big models.
