@@ -10,14 +10,11 @@
   size) we estimate bytes per token from the size: ``48 KiB × √(size in billions)`` at 16 bits.
   Fitted to grouped-query models: Llama-3-8B 128 KiB/token (formula 136), Seed-OSS-36B
   256 KiB (288), Llama-3-70B 320 KiB (402), SmolLM2-135M 22.5 KiB (17.6). Families can give the
-  exact figure as ``extra: {kv_bytes_per_token: N}``. Only a language model (kind ``llm``)
-  has one: it generates token by token and keeps every earlier token's keys and values. An
-  embedding model or reranker reads its input in one forward pass and keeps nothing between
-  requests, so its KV cache is 0; the activations of that pass are transient compute buffers,
-  which the engine overhead stands for (zoo has no architecture facts to size them better).
-  A decoder-based one (Qwen3-Embedding) still holds its input's keys and values during that
-  pass where the engine pages attention (vLLM, llama.cpp); those engines size that buffer
-  from their own defaults when the plan names no KV cache.
+  exact figure as ``extra: {kv_bytes_per_token: N}``. Embedding models and rerankers get the
+  same figure for their longest input: an encoder-only one (BERT) needs less, but a
+  decoder-based one (Qwen3-Embedding, LLM rerankers) holds its input's keys and values during
+  the pass, and paging engines (vLLM, llama.cpp) are given this figure to size that buffer;
+  their contexts are short (512-8192 tokens), so the excess is small.
 - overhead: the engine's ``Capabilities.overhead_bytes`` (CUDA context, compute buffers).
 
 These are estimates for choosing, not guarantees; they err on the large side for big models.
@@ -31,7 +28,6 @@ import math
 from dataclasses import dataclass
 
 from zoo.catalog.model import Family, Spec
-from zoo.kinds import LLM
 from zoo.quantization import bits_per_weight
 
 KIB = 1024
@@ -85,8 +81,6 @@ def kv_bytes_per_token(family: Family | None, spec: Spec) -> int:
 
 
 def kv_cache_bytes(family: Family | None, spec: Spec, context_length: int) -> int:
-    if family is not None and family.kind != LLM:
-        return 0  # an embedding model or reranker keeps no KV cache (see the module docstring)
     return min(kv_bytes_per_token(family, spec) * max(context_length, 0), UNKNOWABLE_BYTES)
 
 

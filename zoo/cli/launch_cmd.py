@@ -135,14 +135,9 @@ def render_plan(plan: Plan) -> str:
     variant = f", {plan.variant} build" if plan.variant else ""
     memory = plan.memory
     gpus = f" on {memory.gpus} GPUs" if memory.gpus > 1 else ""
-    # Only a language model keeps a KV cache (zoo.memory); the other kinds' line has no such part.
-    kv = (
-        f"KV cache {gib(memory.kv_cache_bytes)} for {plan.context_length} tokens, "
-        if plan.family.kind == kinds.LLM
-        else ""
-    )
     shown = (
-        f"{gib(memory.total_bytes)} (weights {gib(memory.weights_bytes)}, {kv}engine "
+        f"{gib(memory.total_bytes)} (weights {gib(memory.weights_bytes)}, "
+        f"KV cache {gib(memory.kv_cache_bytes)} for {plan.context_length} tokens, engine "
         f"{gib(memory.overhead_bytes)}) of {gib(memory.budget_bytes)} {memory.place}{gpus} usable"
     )
     if plan.env_ready:
