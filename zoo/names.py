@@ -33,14 +33,27 @@ _DRIVE = re.compile(r"[A-Za-z]:")
 
 
 def _control(text: str) -> str | None:
-    """The first control character (C0, DEL, C1) or line separator in ``text``, in words."""
+    """The first control character (C0, DEL, C1), line separator, invisible formatting
+    character or undecodable byte in ``text``, in words.
+
+    Formatting characters (category Cf: bidi overrides like U+202E, zero-width spaces and
+    joiners, the BOM) are invisible, so a name holding one is not the name it looks like:
+    ``model\\u202enosj.exe`` shows as ``modelexe.json``. Lone surrogates (Cs) are bytes that
+    were not UTF-8 (a tar member's name, decoded with surrogateescape): such a name cannot
+    be printed or written to a JSON record as text.
+    """
     for c in text:
-        if unicodedata.category(c) in ("Cc", "Zl", "Zp"):
+        category = unicodedata.category(c)
+        if category in ("Cc", "Zl", "Zp"):
             if c == "\0":
                 return "contains a NUL character"
             if c in "\r\n":
                 return "contains a line break"
             return f"contains the control character U+{ord(c):04X}"
+        if category == "Cf":
+            return f"contains the invisible formatting character U+{ord(c):04X}"
+        if category == "Cs":
+            return f"contains a byte that is not UTF-8 (U+{ord(c):04X})"
     return None
 
 
@@ -102,8 +115,9 @@ def revision_problem(revision: str) -> str | None:
 def relative_path_problem(path: str) -> str | None:
     """Why ``path`` is not a relative POSIX path that stays inside its folder, or None.
 
-    Refused: empty paths, absolute paths, drive letters, backslashes, control characters
-    (newlines included) and empty, ``.`` or ``..`` segments (even ones that would cancel out).
+    Refused: empty paths, absolute paths, drive letters, backslashes, control and invisible
+    formatting characters (newlines and bidi overrides included) and empty, ``.`` or ``..``
+    segments (even ones that would cancel out).
     """
     if not path:
         return "is empty"

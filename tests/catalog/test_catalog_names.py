@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from catalog_helpers import HEADER, check
@@ -15,6 +16,8 @@ from zoo.hubs.safety import check_relative_path, check_repo_id, check_revision
 REPO_IDS = ["org/name", "org/name\n", "org/na\0me", "org/../x", "org/a--b", "name", "-org/x"]
 REVISIONS = ["main", "feature/x", "v1.0", "main\n", "a/../b", "../x", "feature/", "x/.y", "a\tb"]
 FILES = ["x.gguf", "dir/x.gguf", "x\n.gguf", "x.gguf\n", "../x.gguf", "/x.gguf", "a\\x", "a//x"]
+# Invisible formatting characters (category Cf): a bidi override, a zero-width space, a BOM.
+FILES += ["model\u202enosj.gguf", "x\u200b.gguf", "\ufeffx.gguf", "dir\u2066/x.gguf"]
 
 
 def _spec(model_id: str, revision: str | None = None, file: str = "x-{quantization}.gguf") -> str:
@@ -78,3 +81,22 @@ def test_a_family_name_with_a_trailing_newline_is_refused() -> None:
     text = _spec("org/name").replace("name: names", 'name: "names\\n"')
     result = check(text)
     assert [(p.code, p.line) for p in result.problems] == [("E204", 2)]
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u200b", "\u200d", "\ufeff", "\u2066", "\u00ad"])
+def test_an_invisible_formatting_character_is_refused_in_every_name(char: str) -> None:
+    """``model\\u202enosj.gguf`` shows as ``modelfugg.json``: not the name it looks like.
+    Refused in spec files and at download time alike, with the same words."""
+    code = f"U+{ord(char):04X}"
+    result = check(_spec("org/name", file=f"model{char}-{{quantization}}.gguf"))
+    assert not result.ok and any(code in p.message for p in result.problems), result.problems
+    with pytest.raises(UnsafePathError, match=re.escape(f"invisible formatting character {code}")):
+        check_relative_path(f"model{char}.gguf")
+    for problem in (
+        names.repo_id_problem(f"org/na{char}me", "huggingface"),
+        names.revision_problem(f"main{char}"),
+        names.relative_path_problem(f"dir{char}/x.gguf"),
+    ):
+        assert problem == f"contains the invisible formatting character {code}"
+    # Visible non-ASCII letters stay allowed in file names.
+    assert names.relative_path_problem("café/模型.gguf") is None
