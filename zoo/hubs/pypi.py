@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import glob
 import hashlib
 import io
 import json
@@ -34,6 +35,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from zoo import names
 from zoo.hubs.base import (
     CacheEntry,
     FetchRequest,
@@ -113,11 +115,16 @@ class PyPIHub(Hub):
                 ]
 
     def _record(self, package: str, version: str | None) -> dict[str, dict[str, object]] | None:
+        """The folder's record, less any entry a damaged or hand-edited file got wrong (a
+        value that is not a mapping, a name that is not a safe relative path): those files
+        are not cached, so the next fetch extracts them again and rewrites their entries."""
         try:
             data = json.loads((self._folder(package, version) / _RECORD_NAME).read_text())
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return None
+        return {k: v for k, v in data.items() if isinstance(v, dict) and _safe_name(k)}
 
     def planned_root(self, request: FetchRequest) -> Path | None:
         """The version folder, or the folder an archive is unpacked into."""
@@ -164,8 +171,12 @@ class PyPIHub(Hub):
         root = safe_join(folder, folder_for(archive))
         files = []
         for name, file_facts in sorted(unpacked.items()):
+            # A name the unpacking would never have written: the record is damaged, so the
+            # folder is not trusted (unpacked again) rather than refused for good.
+            if not _safe_name(name) or not isinstance(file_facts, dict):
+                return None
             path = safe_join(root, name)
-            if not isinstance(file_facts, dict) or not _matches(path, file_facts):
+            if not _matches(path, file_facts):
                 return None
             files.append(path)
         if not files:
@@ -374,7 +385,8 @@ class PyPIHub(Hub):
                     where = facts.get("folder")
                     if isinstance(unpacked, dict) and isinstance(where, str):
                         found = (f"{where}/{name}" for name in unpacked)
-                        files.extend(f for f in found if (version / f).is_file())
+                        # A damaged record's unsafe names could point outside the folder.
+                        files.extend(f for f in found if _safe_name(f) and (version / f).is_file())
                 entries.append(
                     CacheEntry(
                         hub=self.name,
@@ -431,8 +443,14 @@ def _remove_partials(target: Path) -> None:
     """Remove what an interrupted unpacking of ``target`` left (caller holds the lock)."""
     import shutil
 
-    for leftover in target.parent.glob(f".{target.name}{_PARTIAL}*"):
+    # Escaped: an archive named "m[1].zip" must not match (and remove) ".m1.zoo-partial-*".
+    for leftover in target.parent.glob(f"{glob.escape('.' + target.name + _PARTIAL)}*"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _safe_name(name: str) -> bool:
+    """Whether ``name`` from a record is a relative path inside the version folder."""
+    return names.relative_path_problem(name) is None
 
 
 def _int(value: object) -> int | None:
