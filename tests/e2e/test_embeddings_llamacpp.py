@@ -24,11 +24,13 @@ import base64
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ import httpx
 import openai
 import pytest
 import tiny_cross_encoder
-from conftest import env_cache
+from conftest import env_cache, model_cache
 
 from zoo.testing.hubserver import HubServer
 
@@ -211,8 +213,10 @@ _running: set[str] = set()
 
 
 def in_transformers_env(env: dict[str, str], script: str, folder: Path, payload: object) -> Any:
+    """Run ``script`` on ``folder`` and ``payload`` (JSON on stdin) in the Transformers
+    environment (ask for the ``transformers_python`` fixture first: it builds it)."""
     done = subprocess.run(
-        [str(transformers_python(env)), "-c", script, str(folder)],
+        [str(env_cache() / "transformers" / "bin" / "python"), "-c", script, str(folder)],
         input=json.dumps(payload),
         capture_output=True,
         text=True,
@@ -221,12 +225,6 @@ def in_transformers_env(env: dict[str, str], script: str, folder: Path, payload:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
-
-
-def transformers_python(env: dict[str, str]) -> Path:
-    """The Transformers engine's interpreter (built by zoo itself, cached like the others)."""
-    run_zoo(env, "engines", "install", "transformers")
-    return env_cache() / "transformers" / "bin" / "python"
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -267,18 +265,25 @@ def zoo_env(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="module")
+def transformers_python(zoo_env: dict[str, str]) -> Path:
+    """The Transformers engine's interpreter (built by zoo itself, cached like the others):
+    torch and transformers for the converter and the references."""
+    run_zoo(zoo_env, "engines", "install", "transformers")
+    return env_cache() / "transformers" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
 def minilm_folder() -> Path:
     return gguf_convert.minilm()
 
 
 @pytest.fixture(scope="module")
-def minilm_hub(hub: HubServer, zoo_env: dict[str, str], minilm_folder: Path) -> HubServer:
+def minilm_hub(hub: HubServer, transformers_python: Path, minilm_folder: Path) -> HubServer:
     """The three GGUF conversions of MiniLM in one hub repository, as the spec names them."""
-    python = transformers_python(zoo_env)
     files = {}
     for quantization in QUANTIZATIONS:
         started = time.monotonic()
-        made = gguf_convert.convert(minilm_folder, quantization.lower(), python)
+        made = gguf_convert.convert(minilm_folder, quantization.lower(), transformers_python)
         took = time.monotonic() - started
         print(f"{made.name}: {made.stat().st_size / 1e6:.1f} MB, {took:.1f} s")
         files[f"all-MiniLM-L6-v2-{quantization}.gguf"] = made.read_bytes()
@@ -292,7 +297,9 @@ def minilm(minilm_hub: HubServer, zoo_env: dict[str, str]) -> Launched:
 
 
 @pytest.fixture(scope="module")
-def reference(zoo_env: dict[str, str], minilm_folder: Path) -> list[list[float]]:
+def reference(
+    zoo_env: dict[str, str], transformers_python: Path, minilm_folder: Path
+) -> list[list[float]]:
     vectors: list[list[float]] = in_transformers_env(
         zoo_env, EMBED_REFERENCE, minilm_folder, SENTENCES
     )
@@ -300,20 +307,34 @@ def reference(zoo_env: dict[str, str], minilm_folder: Path) -> list[list[float]]
 
 
 @pytest.fixture(scope="module")
-def cross_encoder(zoo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("cross-encoder") / "tiny-cross-encoder"
-    return tiny_cross_encoder.make(folder, transformers_python(zoo_env))
+def cross_encoder(transformers_python: Path) -> Path:
+    """The tiny cross-encoder, made once per version of tiny_cross_encoder.py (a torch start
+    costs 20 s on 2 busy cores); the GGUF and the reference both come from this folder."""
+    source = Path(tiny_cross_encoder.__file__).read_bytes()
+    folder = (
+        model_cache() / "gguf-sources" / f"tiny-cross-encoder-{sha256(source).hexdigest()[:16]}"
+    )
+    if not (folder / "zoo-test-scores.json").exists():
+        partial = folder.with_name(folder.name + ".part")
+        shutil.rmtree(partial, ignore_errors=True)
+        tiny_cross_encoder.make(partial, transformers_python)
+        partial.rename(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
-def reranker(hub: HubServer, zoo_env: dict[str, str], cross_encoder: Path) -> Launched:
-    made = gguf_convert.convert(cross_encoder, "f32", transformers_python(zoo_env))
+def reranker(
+    hub: HubServer, zoo_env: dict[str, str], transformers_python: Path, cross_encoder: Path
+) -> Launched:
+    made = gguf_convert.convert(cross_encoder, "f32", transformers_python)
     hub.add_repo(RERANKER_REPO, {"tiny-cross-encoder-F32.gguf": made.read_bytes()})
     return launch(zoo_env, RERANKER)
 
 
 @pytest.fixture(scope="module")
-def rerank_reference(zoo_env: dict[str, str], cross_encoder: Path) -> dict[str, list[float]]:
+def rerank_reference(
+    zoo_env: dict[str, str], transformers_python: Path, cross_encoder: Path
+) -> dict[str, list[float]]:
     payload = [tiny_cross_encoder.QUERY, list(tiny_cross_encoder.DOCUMENTS)]
     scores: dict[str, list[float]] = in_transformers_env(
         zoo_env, RERANK_REFERENCE, cross_encoder, payload
