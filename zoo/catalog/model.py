@@ -78,6 +78,9 @@ class EmbeddingFacts:
     normalized: bool | None = None
     query_prefix: str | None = None
     document_prefix: str | None = None
+    # An input longer than the family's context_length is cut to it (True, as
+    # sentence-transformers does) or refused with a 400 naming the limit (False).
+    truncate: bool = True
 
     def supports_dimensions(self, wanted: int) -> bool:
         """Whether a request may ask for vectors of ``wanted`` length."""
@@ -91,9 +94,14 @@ RERANK_TYPES = ("cross-encoder", "llm", "llm-layerwise")
 
 @dataclass(frozen=True)
 class RerankFacts:
-    """How a reranker works (``kind: rerank``); its max input is the family's context."""
+    """How a reranker works (``kind: rerank``); its max input is the family's context.
+
+    ``truncate``: a (query, document) pair longer than the context is cut to it (True) or
+    refused with a 400 (False).
+    """
 
     type: str = "cross-encoder"
+    truncate: bool = True
 
 
 @dataclass(frozen=True)
@@ -339,11 +347,19 @@ def family_from_data(
                 normalized=embedding.get("normalized"),
                 query_prefix=prompts.get("query"),
                 document_prefix=prompts.get("document"),
+                truncate=bool(embedding.get("truncate", True)),
             )
             if embedding
             else None
         ),
-        rerank=RerankFacts(type=str(rerank.get("type") or "cross-encoder")) if rerank else None,
+        rerank=(
+            RerankFacts(
+                type=str(rerank.get("type") or "cross-encoder"),
+                truncate=bool(rerank.get("truncate", True)),
+            )
+            if rerank
+            else None
+        ),
         architectures=_strings(data.get("architectures")),
         license=data.get("license"),
         homepage=data.get("homepage"),

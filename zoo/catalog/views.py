@@ -143,11 +143,16 @@ def family_detail(family: Family) -> dict[str, Any]:
                 "normalized": family.embedding.normalized,
                 "query_prefix": family.embedding.query_prefix,
                 "document_prefix": family.embedding.document_prefix,
+                "truncate": family.embedding.truncate,
             }
             if family.embedding
             else None
         ),
-        "rerank": {"type": family.rerank.type} if family.rerank else None,
+        "rerank": (
+            {"type": family.rerank.type, "truncate": family.rerank.truncate}
+            if family.rerank
+            else None
+        ),
         "extra": dict(family.extra),
         "specs": [spec_detail(spec) for spec in family.specs],
     }
