@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import math
+import re
 import sys
 import time
 from array import array
@@ -28,7 +29,7 @@ from zoo import kinds
 from zoo.serve.errors import InvalidRequest, WrongRoute
 
 if TYPE_CHECKING:
-    from zoo.catalog.model import Family
+    from zoo.catalog.model import EmbeddingFacts, Family
     from zoo.serve.gateway import Gateway
     from zoo.serve.types import ModelEntry
 
@@ -59,11 +60,17 @@ class EmbeddingsPlan:
 
 def plan_embeddings(body: Mapping[str, Any], family: Family) -> EmbeddingsPlan:
     """The checked embeddings request: a 400 for a body no engine should be sent."""
+    return plan_vectors(body, family.name, family.embedding)
+
+
+def plan_vectors(
+    body: Mapping[str, Any], name: str, facts: EmbeddingFacts | None
+) -> EmbeddingsPlan:
+    """``plan_embeddings`` from the facts alone (zoo's one-model proxy has no catalog)."""
     check_input(body.get("input"))
     encoding = body.get("encoding_format")
     if encoding not in (None, "float", "base64"):
         raise InvalidRequest('`encoding_format` must be "float" or "base64"')
-    facts = family.embedding
     wanted = body.get("dimensions")
     if wanted is not None:
         if type(wanted) is not int:
@@ -77,7 +84,7 @@ def plan_embeddings(body: Mapping[str, Any], family: Family) -> EmbeddingsPlan:
                     str(sizes[0]) if len(sizes) == 1 else "one of " + ", ".join(map(str, sizes))
                 )
                 raise InvalidRequest(
-                    f"{family.name} makes {facts.dimensions}-dimensional vectors: "
+                    f"{name} makes {facts.dimensions}-dimensional vectors: "
                     f"`dimensions` may be {allowed}, not {wanted}"
                 )
             if wanted == facts.dimensions:
@@ -184,6 +191,23 @@ def _base64(values: list[float]) -> str:
     if sys.byteorder == "big":
         packed.byteswap()  # OpenAI's base64 is little-endian float32
     return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+# llama.cpp's answer (a 500) to an input longer than its physical batch: "input (300 tokens) is
+# too large to process. increase the physical batch size (current batch size: 256)".
+_TOO_LARGE = re.compile(r"input \((\d+) tokens\) is too large to process")
+
+
+def too_long(data: Any, name: str, limit: int | None) -> str | None:
+    """The one-line 400 for an engine's "input too large" error, naming the model's limit
+    (None when ``data`` is some other answer): the engine's own names its batch size."""
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    found = _TOO_LARGE.search(message) if isinstance(message, str) else None
+    if found is None:
+        return None
+    most = f"at most {limit} tokens" if limit else "fewer tokens"
+    return f"an input has {found.group(1)} tokens: {name} takes {most} per input"
 
 
 # ---- rerank --------------------------------------------------------------------------------
