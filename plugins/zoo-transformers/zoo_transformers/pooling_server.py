@@ -328,28 +328,32 @@ class SentenceTransformersBackend:
         self.max_tokens = int(args.max_tokens or self.model.max_seq_length or 512)
 
     def embed(self, request: EmbeddingRequest) -> tuple[list[list[float]], int]:
-        if request.texts is not None:
-            items: Sequence[Any] = request.texts
-            lengths = [len(t) for t in request.texts]
-        else:
-            items = request.token_ids or ()
-            lengths = [len(t) for t in items]
-        # Longest first, as sentence-transformers' encode does: batches pad less.
-        order = sorted(range(len(items)), key=lambda i: -lengths[i])
-        vectors: list[list[float]] = [[] for _ in items]
+        with self.lock:
+            if request.texts is not None:
+                return self._embed_texts(list(request.texts))
+            return self._embed_ids(request.token_ids or ())
+
+    def _embed_texts(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        # sentence-transformers' own encode, so the vectors are exactly the library's; the
+        # fast tokenizer counts the tokens it reads (cut at the same max_seq_length).
+        counted = self.tokenizer(texts, truncation=True, max_length=self.model.max_seq_length)
+        tokens = sum(len(ids) for ids in counted["input_ids"])
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return vectors.astype("float32").tolist(), tokens
+
+    def _embed_ids(self, batches: Sequence[Sequence[int]]) -> tuple[list[list[float]], int]:
+        # Longest first, as encode does: batches pad less.
+        order = sorted(range(len(batches)), key=lambda i: -len(batches[i]))
+        vectors: list[list[float]] = [[] for _ in batches]
         tokens = 0
-        with self.lock, self.torch.inference_mode():
+        with self.torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                if request.texts is not None:
-                    features = self.model.preprocess([items[i] for i in chunk])
-                else:
-                    features = self._id_features([items[i] for i in chunk])
+                features = self._id_features([batches[i] for i in chunk])
                 tokens += int(features["attention_mask"].sum())
-                features = {
-                    k: v.to(self.model.device) if hasattr(v, "to") else v
-                    for k, v in features.items()
-                }
+                features = {k: v.to(self.model.device) for k, v in features.items()}
                 out = self.model(features)["sentence_embedding"].float().cpu()
                 for i, row in zip(chunk, out.tolist(), strict=True):
                     vectors[i] = row
