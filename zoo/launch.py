@@ -81,7 +81,11 @@ def with_command(plan: Plan, engine: Engine, hubs: Mapping[str, Hub] | None = No
     files = _preview_files(plan, hubs)
     call = invocation(plan, engine, files, port=plan.options.port or 0)
     return replace(
-        plan, command=call.shown_argv(), command_env=call.shown_env(), proxied=call.proxied
+        plan,
+        command=call.shown_argv(),
+        command_env=call.shown_env(),
+        proxied=call.proxied,
+        proxy_command=call.proxy_argv,
     )
 
 

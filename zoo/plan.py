@@ -180,6 +180,8 @@ class Plan:
     command: tuple[str, ...] = ()
     command_env: tuple[tuple[str, str], ...] = ()
     proxied: bool = False
+    # zoo's proxy's argv as the launch runs it when ``proxied`` (its key in its environment).
+    proxy_command: tuple[str, ...] = ()
 
     # The preferred source, for callers that show one hub.
     @property
@@ -235,6 +237,7 @@ class Plan:
             "command": list(self.command),
             "command_env": dict(self.command_env),
             "proxied": self.proxied,
+            "proxy_command": list(self.proxy_command),
             "reasons": list(self.reasons),
             "candidates": [c.to_json() for c in self.candidates],
         }

@@ -322,6 +322,7 @@ def test_plan_json_shape(catalog, engines):
         "command",
         "command_env",
         "proxied",
+        "proxy_command",
         "reasons",
         "candidates",
     }

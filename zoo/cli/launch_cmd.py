@@ -187,6 +187,9 @@ def render_plan(plan: Plan) -> str:
         where = f"{options.host}:{options.port}" if options.port else f"{options.host}, a free port"
         behind = "the engine behind it listens on a private loopback port chosen at launch"
         rows.append(("proxy", f"zoo's proxy serves {where}; {behind} (0 above)"))
+        if plan.proxy_command:
+            key = "ZOO_PROXY_API_KEY=*** " if options.api_key else ""
+            rows.append(("proxy argv", key + _shell_join(plan.proxy_command)))
     elif not plan.options.port:
         rows.append(("port", "a free one, chosen at launch (0 above)"))
     return "\n".join(f"{label + ':' if label else '':14}{value}" for label, value in rows)

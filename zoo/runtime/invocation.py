@@ -4,7 +4,9 @@
 the engine for its ``ServerCommand`` and adds the environment zoo gives every server. Where the
 engine cannot check an API key or serve the model under its name, zoo's proxy takes the public
 address and the engine listens on a private loopback port; the command is built a second time
-for that address. The dry run calls the same function with the files not yet downloaded, so
+for that address. Embedding models and rerankers always get the proxy (``pooling``): it makes
+their answers the same on every engine (``zoo.serve.pooling``), as ``zoo serve`` does. The
+dry run calls the same function with the files not yet downloaded, so
 what it prints (argv and environment, the key hidden) is what runs.
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zoo import kinds
 from zoo.engine import LaunchContext, ServerCommand
 from zoo.errors import UsageError
 
@@ -57,6 +60,8 @@ class Invocation:
     # ``runner`` (the folder ``zoo.runtime.envs.runner_path`` links the plugin into).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     runner: Path | None = None
+    # zoo's proxy as it runs when ``proxied`` (its key comes in its environment, never here).
+    proxy_argv: tuple[str, ...] = ()
 
     @property
     def engine_api_key(self) -> str | None:
@@ -105,6 +110,36 @@ def needs_proxy(command: ServerCommand, api_key: str | None) -> bool:
     return command.request_model is not None or (bool(api_key) and not command.api_key_enforced)
 
 
+def proxy_argv(
+    plan: Plan,
+    *,
+    host: str,
+    port: int,
+    engine_port: int,
+    served_name: str,
+    request_model: str | None,
+) -> tuple[str, ...]:
+    """``python -m zoo.serve.single`` for this plan: the addresses, the names and, for an
+    embedding model or a reranker, the facts its body checks and answer shaping need."""
+    argv = [sys.executable, "-m", "zoo.serve.single", "--host", host, "--port", str(port)]
+    argv += ["--upstream-port", str(engine_port), "--served-name", served_name]
+    if request_model is not None:
+        argv += ["--request-model", request_model]
+    family = plan.family
+    argv += ["--kind", family.kind]
+    if plan.context_length:
+        argv += ["--context-length", str(plan.context_length)]
+    facts = family.embedding
+    if family.kind == kinds.EMBEDDING and facts is not None:
+        argv += ["--dimensions", str(facts.dimensions)]
+        if facts.matryoshka_dimensions:
+            sizes = ",".join(map(str, facts.matryoshka_dimensions))
+            argv += ["--matryoshka-dimensions", sizes]
+        if facts.normalized is False:
+            argv.append("--unnormalized")
+    return tuple(argv)
+
+
 def check_engine_args(args: tuple[str, ...]) -> None:
     """Refuse engine arguments that would silently move the server off the recorded address."""
     for arg in args:
@@ -124,6 +159,7 @@ def invocation(
     *,
     port: int,
     engine_port: int = 0,
+    pooling: bool = True,
 ) -> Invocation:
     """The server command ``plan`` leads to on ``files``, for clients on ``port``.
 
@@ -133,7 +169,9 @@ def invocation(
     user of the machine can read): an engine that puts it there is run without it, behind the
     proxy. Everything else comes from the plan. A plugin's ``server_command`` that raises or
     returns something else is reported by the guard ``zoo.plugins`` puts on registered engines
-    (one line naming the plugin).
+    (one line naming the plugin). ``pooling=False`` (``zoo serve``, which shapes embeddings
+    and rerank answers itself) puts no proxy before an embedding model or reranker that needs
+    none for its key or name.
     """
     options = plan.options
     check_engine_args(options.extra_args)
@@ -161,8 +199,10 @@ def invocation(
     )
     command = engine.server_command(context)
     leaked = holds(command.argv, api_key)
-    checks_key = command.api_key_enforced and not leaked
-    proxied = needs_proxy(command, api_key) or leaked
+    pooled = pooling and plan.family.kind != kinds.LLM
+    # Behind the pooling proxy, the proxy checks the key (one place answers 401 for every route).
+    checks_key = command.api_key_enforced and not leaked and not pooled
+    proxied = needs_proxy(command, api_key) or leaked or pooled
     if proxied:
         # The engine listens privately on loopback; the proxy takes the public address.
         context = replace(
@@ -180,6 +220,16 @@ def invocation(
     env = {**BASE_ENV, **command.env}
     if runner is not None:
         env["PYTHONPATH"] = str(runner)
+    shown_proxy: tuple[str, ...] = ()
+    if proxied:
+        shown_proxy = proxy_argv(
+            plan,
+            host=options.host,
+            port=port,
+            engine_port=engine_port,
+            served_name=context.served_name,
+            request_model=command.request_model,
+        )
     return Invocation(
         command=command,
         context=context,
@@ -190,4 +240,5 @@ def invocation(
         api_key=api_key,
         env=env,
         runner=runner,
+        proxy_argv=shown_proxy,
     )

@@ -78,13 +78,15 @@ def start_instance(
     say: Say = _stderr,
     echo_log: bool = False,
     tied: bool = False,
+    pooling: bool = True,
 ) -> Running:
     """Start the plan's engine server on ``files`` and wait until it is ready.
 
     Records the instance; on any failure everything started is stopped again and a
     ServerError carries the last lines of the log. ``tied=True`` (``zoo serve``'s models): the
     server lives only as long as this process, kill -9 included (``Running.guards`` are closed
-    once it is stopped).
+    once it is stopped). ``pooling=False``: no proxy only to shape embeddings and rerank
+    answers (``zoo serve`` does that itself; ``zoo.runtime.invocation``).
     """
     options = plan.options
     detach = options.detach
@@ -98,7 +100,9 @@ def start_instance(
     public_port = options.port or process.free_port(public_host)
     # The private port is taken only if a proxy stands in front (the invocation decides).
     private_port = process.free_port("127.0.0.1")
-    call = invocation(plan, engine, files, port=public_port, engine_port=private_port)
+    call = invocation(
+        plan, engine, files, port=public_port, engine_port=private_port, pooling=pooling
+    )
     command = call.command
     api_key = call.api_key
     env = dict(call.env)
@@ -164,16 +168,7 @@ def start_instance(
             )
             if call.proxied:
                 with control.interrupts_deferred():
-                    proxy = _start_proxy(
-                        public_host,
-                        public_port,
-                        call.engine_port,
-                        call.context.served_name,
-                        command.request_model,
-                        api_key,
-                        log_path,
-                        detach,
-                    )
+                    proxy = _start_proxy(call.proxy_argv, api_key, log_path, detach)
                     startup.add_proxy(proxy)
                 _wait_proxy(public_host, public_port, api_key, proxy, log_path)
             ready_s = time.monotonic() - started
@@ -195,34 +190,13 @@ def start_instance(
 
 
 def _start_proxy(
-    host: str,
-    port: int,
-    engine_port: int,
-    served_name: str,
-    request_model: str | None,
-    api_key: str | None,
-    log_path: Path,
-    detach: bool,
+    argv: tuple[str, ...], api_key: str | None, log_path: Path, detach: bool
 ) -> subprocess.Popen[bytes]:
-    # The gateway's proxy in its one-model form (zoo.serve.single): one proxy in the codebase.
-    argv = [
-        sys.executable,
-        "-m",
-        "zoo.serve.single",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--upstream-port",
-        str(engine_port),
-        "--served-name",
-        served_name,
-    ]
-    if request_model is not None:
-        argv += ["--request-model", request_model]
+    # The gateway's proxy in its one-model form (zoo.serve.single): one proxy in the codebase,
+    # run as the invocation built it (the dry run shows the same argv).
     env = {"ZOO_PROXY_API_KEY": api_key or ""}
     # Its own session too (a process cannot join a group in another session); stop() ends both.
-    return process.start(argv, log_path=log_path, env=env, foreground=not detach)
+    return process.start(list(argv), log_path=log_path, env=env, foreground=not detach)
 
 
 def _wait_proxy(

@@ -138,6 +138,7 @@ class LocalBackend:
                 files,
                 say=self._say,
                 tied=True,
+                pooling=False,  # the gateway shapes embeddings and rerank answers itself
             )
         except ZooError as error:
             raise LoadFailed(f"{entry.name} could not start: {error}") from error

@@ -9,6 +9,14 @@ to what the engine wants, answers ``GET /v1/models`` with the served name, and r
 ``zoo.serve.proxy.EventRenamer``, as the gateway does), so a client never sees the engine's
 model directory. Everything else passes through as the engine sends it.
 
+Given the model's kind (``--kind``), it does what the gateway does for one: a route of
+another kind is a 400 naming the right one (``zoo.kinds.wrong_route``), and an embedding
+model or reranker gets the gateway's body checks and answer shaping (``zoo.serve.pooling``:
+Matryoshka ``dimensions`` cut and renormalized, base64, rerank sorted, ``top_n``,
+``return_documents``, ``{"text"}`` documents, ``/rerank`` and ``/v2/rerank`` sent to the
+engine's ``/v1/rerank``), so ``zoo launch`` answers alike on every engine. The facts it needs
+come in argv (``zoo.runtime.invocation.proxy_argv``): it reads no catalog.
+
 It is the gateway's stack (uvicorn, httpx with a kept-alive connection pool to the engine)
 as a bare ASGI app with no routing: one model, one upstream. It runs as its own process
 (``python -m zoo.serve.single``) recorded with the instance, so stopping the instance stops
@@ -34,7 +42,10 @@ import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from zoo.serve.errors import GatewayError, InvalidRequest, Unauthorized
+from zoo import kinds
+from zoo.catalog.model import EmbeddingFacts
+from zoo.serve import pooling
+from zoo.serve.errors import GatewayError, InvalidRequest, Unauthorized, WrongRoute
 from zoo.serve.proxy import EventRenamer, _renamed_json
 
 if TYPE_CHECKING:
@@ -71,6 +82,10 @@ class ProxyConfig:
     served_name: str
     api_key: str | None = None
     request_model: str | None = None
+    # The model's kind (None: pass every route through) and what pooling needs of it.
+    kind: str | None = None
+    context_length: int | None = None
+    embedding: EmbeddingFacts | None = None
 
 
 class BadGateway(GatewayError):
@@ -149,7 +164,16 @@ class SingleProxy:
                 "created": self.created,
                 "owned_by": "zoo",
             }
+            if self.config.kind is not None:
+                model["kind"] = self.config.kind
             return JSONResponse({"object": "list", "data": [model]})
+        if self.config.kind is not None:
+            wrong = kinds.wrong_route(self.config.served_name, self.config.kind, path)
+            if wrong is not None:
+                raise WrongRoute(wrong)
+            routes = kinds.KINDS[self.config.kind].routes
+            if method == "POST" and self.config.kind != kinds.LLM and path in routes:
+                return await self._pooled(headers, body)
         content_type = _header(headers, b"content-type") or b"json"
         if body and b"json" in content_type:
             body = self._rewrite_request(body)
@@ -171,18 +195,64 @@ class SingleProxy:
             data["model"] = wanted
         return json.dumps(data).encode()
 
+    async def _pooled(self, headers: list[tuple[bytes, bytes]], body: bytes) -> Response:
+        """An embeddings or rerank request checked and planned as the gateway does, sent to
+        the kind's main route, and its answer finished the same way."""
+        config = self.config
+        asked = _json_object(body)
+        plan: pooling.EmbeddingsPlan | pooling.RerankPlan
+        if config.kind == kinds.RERANK:
+            plan = pooling.plan_rerank(asked)
+        else:
+            plan = pooling.plan_vectors(asked, config.served_name, config.embedding)
+        upstream = dict(plan.upstream)
+        if config.request_model == "":
+            upstream.pop("model", None)
+        elif config.request_model is not None:
+            upstream["model"] = config.request_model
+        # Every route of the kind goes to its main one (llama.cpp has no /v2/rerank).
+        route = kinds.KINDS[str(config.kind)].main_route
+        request = self.client.build_request(
+            "POST", self.base + route, headers=_sent(headers), content=json.dumps(upstream)
+        )
+        try:
+            answer = await self.client.send(request)
+        except httpx.HTTPError as error:
+            raise BadGateway(f"the engine is not answering: {error}") from error
+        raw = answer.content
+        # Float vectors at full length pass as the engine sent them (the benchmarked case):
+        # no parse unless the model must be renamed.
+        if answer.status_code == 200 and _as_sent(plan):
+            if config.request_model is None:
+                return _replayed(answer, raw)
+            return _replayed(answer, _renamed_json(raw, config.served_name))
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            data = None
+        if answer.status_code != 200:
+            message = pooling.too_long(data, config.served_name, config.context_length)
+            if message is not None:
+                raise InvalidRequest(message)
+            return _replayed(answer, raw)
+        if not isinstance(data, dict):
+            return _replayed(answer, raw)
+        if isinstance(plan, pooling.RerankPlan):
+            data = pooling.finish_rerank(data, plan)
+        else:
+            data = pooling.finish_embeddings(data, plan)
+        if "model" in data:
+            data["model"] = config.served_name
+        return _replayed(answer, json.dumps(data, ensure_ascii=False).encode())
+
     async def _forward(
         self, scope: Scope, method: str, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> Response:
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
-        sent = [(k, v) for k, v in headers if k.decode("latin-1") not in HOP_BY_HOP]
-        # Identity, so a JSON answer can be renamed (engines on loopback do not compress).
-        sent = [(k, v) for k, v in sent if k != b"accept-encoding"]
-        sent.append((b"accept-encoding", b"identity"))
         request = self.client.build_request(
-            method, self.base + target.decode("latin-1"), headers=sent, content=body
+            method, self.base + target.decode("latin-1"), headers=_sent(headers), content=body
         )
         try:
             answer = await self.client.send(request, stream=True)
@@ -221,6 +291,46 @@ class SingleProxy:
         )
         out.raw_headers = kept
         return out
+
+
+def _json_object(body: bytes) -> dict[str, object]:
+    """The request body as a JSON object, or the gateway's 400s for what it is instead."""
+    try:
+        data = json.loads(body or b"{}")
+    except RecursionError as error:
+        raise InvalidRequest("the request body is nested too deeply") from error
+    except ValueError as error:
+        raise InvalidRequest(f"the request body is not JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return data
+
+
+def _as_sent(plan: pooling.EmbeddingsPlan | pooling.RerankPlan) -> bool:
+    """Whether the engine's embeddings answer is the client's as it is (full-length floats)."""
+    return isinstance(plan, pooling.EmbeddingsPlan) and plan.dimensions is None and not plan.base64
+
+
+def _sent(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The client's headers as they go to the engine: this hop's own left out, and identity
+    encoding, so a JSON answer can be renamed (engines on loopback do not compress)."""
+    sent = [(k, v) for k, v in headers if k.decode("latin-1") not in HOP_BY_HOP]
+    sent = [(k, v) for k, v in sent if k != b"accept-encoding"]
+    sent.append((b"accept-encoding", b"identity"))
+    return sent
+
+
+def _replayed(answer: httpx.Response, body: bytes) -> Response:
+    """``body`` with the engine's status and headers (its length made right)."""
+    out = Response(body, answer.status_code)
+    kept = [
+        (k, v)
+        for k, v in answer.headers.raw
+        if k.decode("latin-1").lower() not in HOP_BY_HOP
+        and k.lower() not in (b"content-encoding", b"content-length")
+    ]
+    out.raw_headers = [*kept, (b"content-length", str(len(body)).encode())]
+    return out
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -328,13 +438,27 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help='the model the engine wants in requests ("" removes it)',
     )
+    parser.add_argument("--kind", choices=kinds.KIND_NAMES, default=None)
+    parser.add_argument("--context-length", type=int, default=None)
+    parser.add_argument("--dimensions", type=int, default=None, help="an embedding's length")
+    parser.add_argument("--matryoshka-dimensions", default="", help="comma-separated sizes")
+    parser.add_argument("--unnormalized", action="store_true", help="vectors are not unit")
     args = parser.parse_args(argv)
+    facts = None
+    if args.dimensions is not None:
+        sizes = tuple(int(n) for n in args.matryoshka_dimensions.split(",") if n)
+        facts = EmbeddingFacts(
+            args.dimensions, sizes, normalized=False if args.unnormalized else None
+        )
     config = ProxyConfig(
         upstream_host=args.upstream_host,
         upstream_port=args.upstream_port,
         served_name=args.served_name,
         api_key=os.environ.get(API_KEY_ENV) or None,
         request_model=args.request_model,
+        kind=args.kind,
+        context_length=args.context_length,
+        embedding=facts,
     )
     try:
         serve(config, args.host, args.port)
