@@ -10,10 +10,10 @@ in-process from the Hugging Face files (Transformers' BertModel, mean pooling ov
 attention mask, L2 normalization, float32) in the Transformers engine's environment; rerank
 scores with the cross-encoder run there too.
 
-What the engine itself answers is tested here (``zoo launch`` puts nothing in front of
-llama.cpp, which checks the key itself). llama.cpp ignores ``dimensions`` and
-``return_documents`` and refuses ``{"text"}`` documents; ``zoo serve`` does those for every
-engine (zoo/serve/pooling.py, tests/e2e/test_serve_pooling_e2e.py).
+``zoo launch`` puts zoo's one-model proxy in front of llama.cpp (zoo/serve/single.py), which
+does what llama.cpp does not as ``zoo serve`` does for every engine (zoo/serve/pooling.py):
+``dimensions``, ``return_documents``, ``{"text"}`` documents, ``/v2/rerank``, the key, and a
+400 naming the right route or the model's limit.
 
 Each model is launched once per module and shared by the tests that query it.
 """
@@ -392,17 +392,26 @@ def test_one_string_and_base64(minilm: Launched) -> None:
 
 def test_bad_input_is_refused(minilm: Launched) -> None:
     client = minilm.client()
-    with pytest.raises(openai.BadRequestError, match="must not be empty"):
+    with pytest.raises(openai.BadRequestError, match="empty list"):
         client.embeddings.create(model=MINILM, input=[])
     # The whole context fits one micro-batch: an input of exactly 256 tokens is embedded...
     # ("cat" is one token; [CLS] and [SEP] make two more)
     full = minilm.post("/v1/embeddings", {"model": MINILM, "input": "cat " * 254})
     assert full.status_code == 200, full.text
     assert full.json()["usage"]["prompt_tokens"] == 256
-    # ...and a longer one is refused, not cut silently. llama.cpp says so with a 500 that
-    # names the token count (zoo serve turns it into a 400 naming the model's limit).
+    # ...and a longer one is cut to the context (the spec's truncate) or, where llama.cpp
+    # refuses it (a 500 naming its batch size), one 400 naming the model's limit.
     long = minilm.post("/v1/embeddings", {"model": MINILM, "input": "cat " * 400})
-    assert long.status_code >= 400 and "402 tokens" in long.text, long.text
+    if long.status_code != 200:
+        assert long.status_code == 400, long.text
+        message = long.json()["error"]["message"]
+        assert message == f"an input has 402 tokens: {MINILM} takes at most 256 tokens per input"
+    # A size the model was not trained to be cut to is a 400 naming the one it makes.
+    cut = minilm.post("/v1/embeddings", {"model": MINILM, "input": "Hi", "dimensions": 256})
+    assert cut.status_code == 400, cut.text
+    assert "`dimensions` may be 384, not 256" in cut.json()["error"]["message"]
+    whole = minilm.client().embeddings.create(model=MINILM, input="Hi", dimensions=384)
+    assert len(whole.data[0].embedding) == 384
 
 
 def test_the_key_is_enforced(minilm: Launched) -> None:
@@ -411,11 +420,11 @@ def test_the_key_is_enforced(minilm: Launched) -> None:
         assert answer.status_code == 401, (key, answer.status_code)
     with pytest.raises(openai.AuthenticationError):
         minilm.client(key="wrong").embeddings.create(model=MINILM, input="Hi")
-    # An embedding server has no chat: llama.cpp says so (zoo serve names the right route).
+    # An embedding server has no chat: zoo's proxy names the right route.
     chat = minilm.post(
         "/v1/chat/completions", {"model": MINILM, "messages": [{"role": "user", "content": "x"}]}
     )
-    assert chat.status_code >= 400, chat.text
+    assert chat.status_code == 400 and "send it to /v1/embeddings" in chat.text, chat.text
 
 
 @pytest.mark.parametrize("quantization", ["F16", "Q8_0"])
@@ -477,12 +486,20 @@ def test_rerank_top_n_on_every_route(
         "documents": list(tiny_cross_encoder.DOCUMENTS),
         "top_n": 2,
     }
-    for path in ("/v1/rerank", "/rerank"):
+    for path in ("/v1/rerank", "/rerank", "/v2/rerank"):
         answer = reranker.post(path, body)
         assert answer.status_code == 200, (path, answer.text)
         results = answer.json()["results"]
         assert [r["index"] for r in results] == expected[:2], (path, results)
-    for path in ("/v1/rerank", "/rerank"):
+    for path in ("/v1/rerank", "/rerank", "/v2/rerank"):
         assert reranker.post(path, body, key=None).status_code == 401
+    # Cohere's {"text"} documents, and results without their documents.
+    texts = [{"text": d} for d in tiny_cross_encoder.DOCUMENTS]
+    bare = reranker.post("/v2/rerank", {**body, "documents": texts, "return_documents": False})
+    assert bare.status_code == 200, bare.text
+    assert [r["index"] for r in bare.json()["results"]] == expected[:2]
+    assert all("document" not in r for r in bare.json()["results"])
     empty = reranker.post("/v1/rerank", {**body, "documents": []})
-    assert empty.status_code == 400 and "non-empty" in empty.text, empty.text
+    assert empty.status_code == 400 and "empty list" in empty.text, empty.text
+    vector = reranker.post("/v1/embeddings", {"model": RERANKER, "input": "x"})
+    assert vector.status_code == 400 and "send it to /v1/rerank" in vector.text, vector.text
