@@ -272,6 +272,17 @@ class Engine(abc.ABC):
                     )
         return verdict
 
+    def check_family(self, family: Family, host: Host) -> Match:
+        """Whether this engine can serve ``family`` as its spec says, beyond the format.
+
+        Resolution asks it for each candidate before judging the spec (the kind is already
+        checked against ``Capabilities.kinds``); keep it cheap. The default says yes;
+        override it for family facts the engine cannot honour, e.g.
+        ``Match.no("cannot pool by max")`` for an embedding model whose spec says max
+        pooling, so resolution picks another engine instead of failing at the launch.
+        """
+        return Match.yes()
+
     def device(self, spec: Spec, host: Host) -> str:
         """Where this engine computes for ``spec`` on ``host`` (after a positive ``check``)."""
         return self.capabilities_for(host).device_for(host, spec.format) or "cpu"

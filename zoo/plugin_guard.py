@@ -195,6 +195,7 @@ def engine_rules() -> dict[str, Rule]:
 
     return {
         "check": Rule(_instance(Match, "a Match"), fallback=Match.no),
+        "check_family": Rule(_instance(Match, "a Match"), fallback=Match.no),
         "capabilities_for": Rule(_instance(Capabilities, "a Capabilities")),
         "device": Rule(_str),
         "server_command": Rule(_server_command),

@@ -408,6 +408,9 @@ def _judge(
         served = ", ".join(kinds.KINDS[k].plural if k in kinds.KINDS else k for k in serves)
         check = Match.no(f"does not serve {kinds.kind(family.kind).plural} (serves {served})")
         return verdict(False, check.reason)
+    check = engine.check_family(family, host)
+    if not check.ok:
+        return verdict(False, check.reason)
     if not order:
         check = engine.check(spec, q, host)
         return verdict(False, check.reason if not check.ok else why_none)

@@ -9,6 +9,7 @@ import enum
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,10 +80,51 @@ def test_rerankers_start_in_reranking_mode(engines: dict[str, Engine]) -> None:
 
 def test_what_llamacpp_cannot_pool_is_one_clear_error(engines: dict[str, Engine]) -> None:
     llamacpp = engines["llamacpp"]
-    with pytest.raises(ZooError, match=r"pools by max, which llama\.cpp cannot do"):
+    with pytest.raises(ZooError, match=r"llama\.cpp cannot pool by max \(it pools by mean"):
         command(llamacpp, family("embedding", embedding=EmbeddingFacts(384, pooling="max")))
-    with pytest.raises(ZooError, match="llm-layerwise reranker"):
+    with pytest.raises(ZooError, match="cannot serve llm-layerwise rerankers"):
         command(llamacpp, family("rerank", rerank=RerankFacts("llm-layerwise")))
+
+
+def test_resolution_leaves_llamacpp_out_for_what_it_cannot_pool(
+    engines: dict[str, Engine],
+) -> None:
+    """check_family: the family is judged before anything starts, so resolution picks another
+    engine (or names the reason) instead of failing at the launch."""
+    from zoo.catalog.catalog import Catalog
+    from zoo.catalog.model import Source
+    from zoo.engine import Capabilities, ServerCommand
+    from zoo.errors import UsageError
+    from zoo.host import BUILTIN_PROFILES
+    from zoo.resolve import Request, resolve
+
+    class MaxPooler(Engine):
+        name = "maxpooler"
+        display_name = "Max pooler"
+        capabilities = Capabilities(formats={"ggufv2": ("*",)}, kinds=("embedding",))
+
+        def server_command(self, ctx: LaunchContext) -> ServerCommand:
+            return ServerCommand(argv=("true",))
+
+    llamacpp = engines["llamacpp"]
+    host = BUILTIN_PROFILES["cpu-24g"]
+    maxed = family("embedding", embedding=EmbeddingFacts(384, pooling="max"))
+    assert not llamacpp.check_family(maxed, host)
+    assert llamacpp.check_family(family("embedding", embedding=EmbeddingFacts(384)), host)
+    source = Source(
+        hub="huggingface",
+        model_id="org/m-GGUF",
+        quantizations=("F16",),
+        file="m-{quantization}.gguf",
+    )
+    spec = replace(maxed.specs[0], sources=(source,))
+    catalog = Catalog(families={maxed.name: replace(maxed, specs=(spec,))})
+    with pytest.raises(UsageError, match=r"cannot pool by max"):
+        resolve(catalog, Request(model=maxed.name), {"llamacpp": llamacpp}, host)
+    plan = resolve(
+        catalog, Request(model=maxed.name), {"llamacpp": llamacpp, "maxpooler": MaxPooler()}, host
+    )
+    assert plan.engine == "maxpooler"
 
 
 class Pooling(enum.IntEnum):

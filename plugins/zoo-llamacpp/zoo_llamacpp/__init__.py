@@ -12,8 +12,10 @@ mode from ``--kind``.
 from __future__ import annotations
 
 from zoo import hookimpl
-from zoo.engine import Capabilities, Engine, LaunchContext, ServerCommand
+from zoo.catalog.model import Family
+from zoo.engine import Capabilities, Engine, LaunchContext, Match, ServerCommand
 from zoo.errors import ZooError
+from zoo.host import Host
 from zoo.kinds import EMBEDDING, LLM, RERANK
 
 XLLAMACPP = "xllamacpp==2026.10.11549"
@@ -50,6 +52,10 @@ class LlamaCppEngine(Engine):
         notes="GGUF everywhere: CPU, CUDA (all layers offloaded) and Metal.",
     )
 
+    def check_family(self, family: Family, host: Host) -> Match:
+        problem = family_problem(family)
+        return Match.no(problem) if problem else Match.yes()
+
     def server_command(self, ctx: LaunchContext) -> ServerCommand:
         argv = [
             ctx.python,
@@ -82,34 +88,42 @@ class LlamaCppEngine(Engine):
         )
 
 
+def family_problem(family: Family) -> str | None:
+    """What in ``family``'s spec llama.cpp's server cannot do, as the end of "llama.cpp ...",
+    or None: max pooling (it pools by mean, cls, last) and layer-wise rerankers."""
+    facts = family.embedding if family.kind == EMBEDDING else None
+    if facts is not None and facts.pooling is not None and facts.pooling not in POOLINGS:
+        return f"cannot pool by {facts.pooling} (it pools by {', '.join(POOLINGS)})"
+    if family.kind == RERANK:
+        kind = family.rerank.type if family.rerank is not None else "cross-encoder"
+        if kind not in RERANK_TYPES:
+            return f"cannot serve {kind} rerankers (its reranking mode reads one score per pair)"
+    return None
+
+
 def kind_args(ctx: LaunchContext) -> list[str]:
     """The runner arguments that start llama.cpp's mode for the family's kind.
 
     Embedding models are pooled the way the spec says (none said: the GGUF's own
     ``*.pooling_type``); ``normalized: false`` turns llama.cpp's default L2 normalization off,
-    so vectors come out as the model makes them.
+    so vectors come out as the model makes them. Resolution already left out families that
+    ``family_problem`` refuses (``check_family``); a direct call is refused here too.
     """
     family = ctx.family
+    problem = family_problem(family)
+    if problem is not None:
+        raise UnsupportedByLlamaCpp(
+            f"{family.name}: llama.cpp {problem}: choose another engine with --engine"
+        )
     if family.kind == EMBEDDING:
         args = ["--kind", EMBEDDING]
         facts = family.embedding
         if facts is not None and facts.pooling is not None:
-            if facts.pooling not in POOLINGS:
-                raise UnsupportedByLlamaCpp(
-                    f"{family.name} pools by {facts.pooling}, which llama.cpp cannot do "
-                    f"(it pools by {', '.join(POOLINGS)}): choose another engine with --engine"
-                )
             args += ["--pooling", facts.pooling]
         if facts is not None and facts.normalized is False:
             args.append("--no-normalize")
         return args
     if family.kind == RERANK:
-        kind = family.rerank.type if family.rerank is not None else "cross-encoder"
-        if kind not in RERANK_TYPES:
-            raise UnsupportedByLlamaCpp(
-                f"{family.name} is a {kind} reranker, which llama.cpp's reranking mode cannot "
-                "serve: choose another engine with --engine"
-            )
         return ["--kind", RERANK]
     return []
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from zoo import hookimpl
-from zoo.catalog.model import Spec
+from zoo.catalog.model import Family, Spec
 from zoo.engine import Capabilities, Engine, LaunchContext, Match, ServerCommand
 from zoo.errors import UsageError
 from zoo.host import Host
@@ -105,9 +105,15 @@ class VllmEngine(Engine):
             return Match.yes("runs ggufv2 (experimental in vLLM)")
         return verdict
 
+    def check_family(self, family: Family, host: Host) -> Match:
+        # A family fact vLLM cannot honour (max pooling, an LLM-based reranker): resolution
+        # then picks another engine.
+        problem = pooling_problem(family)
+        return Match.no(problem) if problem else Match.yes()
+
     def server_command(self, ctx: LaunchContext) -> ServerCommand:
-        # check() is given the spec, not the family, so a family fact vLLM cannot honour (max
-        # pooling, an LLM-based reranker) is refused here, before anything starts.
+        # Resolution already left such a family out (check_family); a direct call is refused
+        # here too, before anything starts.
         problem = pooling_problem(ctx.family)
         if problem is not None:
             raise UsageError(
