@@ -103,15 +103,27 @@ def kind_of_route(path: str) -> Kind | None:
     return next((k for k in KINDS.values() if path in k.routes), None)
 
 
-def wrong_route(model: str, model_kind: str, path: str) -> str | None:
+def wrong_route(
+    model: str,
+    model_kind: str,
+    path: str,
+    *,
+    asked: str | None = None,
+    instead: Mapping[str, str] | None = None,
+) -> str | None:
     """The one-line error for asking ``path`` of a ``model_kind`` model, None when it fits.
 
     ``model 'bge-m3' is an embedding model: send it to /v1/embeddings, not /v1/chat/completions``
+
+    ``asked`` is the path the client used when it is not ``path`` itself (``/v1/fim``, an
+    Ollama route); ``instead`` maps a kind to the route to name for it in the client's own API
+    (Ollama's ``/api/embed``), the kind's main route otherwise.
     """
     wanted = kind_of_route(path)
     have = KINDS.get(model_kind)
     if wanted is None or have is None or wanted.name == have.name:
         return None
+    route = (instead or {}).get(have.name, have.main_route)
     return (
-        f"model {model!r} is {have.article} {have.title}: send it to {have.main_route}, not {path}"
+        f"model {model!r} is {have.article} {have.title}: send it to {route}, not {asked or path}"
     )

@@ -254,13 +254,28 @@ def test_ollama_client_embed_and_embeddings(gw: Running) -> None:
     with pytest.raises(ollama.ResponseError) as error:
         client.embed(model="emb", input="x", dimensions=3)
     assert error.value.status_code == 400 and "one of 2, 4, 8" in str(error.value)
+    # Wrong routes name the Ollama route to use and the one the client asked.
     with pytest.raises(ollama.ResponseError) as error:
         client.embed(model="chat", input="x")
-    assert "/v1/chat/completions" in str(error.value)
+    assert error.value.error == (
+        "model 'chat' is a language model: send it to /api/chat, not /api/embed"
+    )
     with pytest.raises(ollama.ResponseError) as error:
         client.chat(model="emb", messages=[{"role": "user", "content": "hi"}])
-    assert error.value.status_code == 400 and "/v1/embeddings" in str(error.value)
-    assert "chat" not in loaded(gw)
+    assert error.value.status_code == 400
+    assert error.value.error.endswith("send it to /api/embed, not /api/chat")
+    with pytest.raises(ollama.ResponseError) as error:
+        client.generate(model="rr", prompt="hi")
+    assert error.value.error.endswith("is a reranker: send it to /v1/rerank, not /api/generate")
+    # Nothing to embed loads an embedding model only: not a chat model, not a reranker.
+    for model in ("chat", "rr"):
+        with pytest.raises(ollama.ResponseError) as error:
+            client.embed(model=model, input=[])
+        assert error.value.status_code == 400 and "not /api/embed" in error.value.error
+        with pytest.raises(ollama.ResponseError) as error:
+            client.embeddings(model=model, prompt="")
+        assert "not /api/embeddings" in error.value.error
+    assert "chat" not in loaded(gw) and "rr" not in loaded(gw)
 
 
 def test_model_lists_show_each_kind(gw: Running) -> None:
@@ -355,6 +370,8 @@ def test_wrong_routes_are_one_clear_error_and_start_nothing(gw: Running) -> None
         answer = httpx.post(gw.url + path, json=body)
         assert answer.status_code == 400, (path, answer.text)
         assert answer.json()["error"]["code"] == "wrong_route"
+        # The path the client asked, not the one the gateway would send upstream.
+        assert answer.json()["error"]["message"].endswith(f", not {path}"), answer.text
     assert loaded(gw) == set()
 
 
@@ -367,6 +384,8 @@ HOSTILE = [
     ("emb", "/v1/embeddings", {"input": ["ok", None]}, "`input[1]` is null"),
     ("emb", "/v1/embeddings", {"input": [["ok"]]}, "`input[0]` is a list"),
     ("emb", "/v1/embeddings", {"input": [[1], []]}, "`input[1]` is an empty list"),
+    ("emb", "/v1/embeddings", {"input": [-1, 2]}, "`input[0]` is -1: token ids are whole"),
+    ("emb", "/v1/embeddings", {"input": [[1], [2, -3]]}, "`input[1][1]` is -3: token ids"),
     ("emb", "/v1/embeddings", {"input": {"text": "x"}}, "a string or a list"),
     ("emb", "/v1/embeddings", {"input": ["x"] * 3000}, "at most 2048"),
     ("emb", "/v1/embeddings", {"input": "x", "dimensions": 0}, "at least 1"),
@@ -381,7 +400,13 @@ HOSTILE = [
     ("rr", "/v1/rerank", {"query": "q"}, "`documents` is required"),
     ("rr", "/v1/rerank", {"query": "q", "documents": []}, "empty list"),
     ("rr", "/v1/rerank", {"query": "q", "documents": ["d", 7]}, "`documents[1]` is a number"),
-    ("rr", "/rerank", {"query": "q", "documents": [{"txt": "d"}]}, "`documents[0]` is an object"),
+    ("rr", "/rerank", {"query": "q", "documents": [{"txt": "d"}]}, "`documents[0]` has no `text`"),
+    (
+        "rr",
+        "/v1/rerank",
+        {"query": "q", "documents": [{"text": 5}]},
+        "`documents[0].text` is a number",
+    ),
     ("rr", "/v1/rerank", {"query": "q", "documents": ["d"] * 5000}, "at most 1000"),
     ("rr", "/v1/rerank", {"query": "q", "documents": ["d"], "top_n": -1}, "`top_n`"),
     ("rr", "/v1/rerank", {"query": "q", "documents": ["d"], "top_n": 0}, "`top_n`"),

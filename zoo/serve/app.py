@@ -151,7 +151,8 @@ async def _openai(
     entry = gateway.entry(name)
     if not _allowed(request, entry):
         raise Forbidden(f"this API key may not use {entry.name}")
-    gateway.check_kind(entry, path)
+    # The client's own path in the message: /v1/fim is sent upstream as /v1/completions.
+    gateway.check_kind(entry, path, asked=request.url.path)
     fim = _fim_of(gateway, entry.family) if (fim_only or "suffix" in body) else None
     if fim is not None:
         from zoo.serve.fim import fim_request
@@ -194,7 +195,9 @@ async def _pooling(gateway: Gateway, request: Request, kind_name: str) -> Respon
     entry = gateway.entry(name)
     if not _allowed(request, entry):
         raise Forbidden(f"this API key may not use {entry.name}")
-    answer = await forward(gateway, str(name), body, kind_name, route=kind_name)
+    answer = await forward(
+        gateway, str(name), body, kind_name, route=kind_name, asked=request.url.path
+    )
     return Response(
         answer.raw,
         status_code=answer.status,
@@ -360,8 +363,8 @@ class _OllamaSide:
         from zoo.serve.fim import Fim
 
         entry = self._entry(name)
-        family = self.gateway.catalog.get(entry.family)
-        found = next((m for m in served_models(self.gateway) if m["id"] == entry.name), {})
+        family = self.gateway.family(entry)
+        found = next(iter(served_models(self.gateway, only=entry.name)), {})
         return {
             **found,
             "id": entry.name,

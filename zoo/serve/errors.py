@@ -86,3 +86,13 @@ class WrongRoute(InvalidRequest):
     """A route that is not for the model's kind (chat for an embedding model, ...)."""
 
     code = "wrong_route"
+
+
+class BadEngineAnswer(GatewayError):
+    """A 200 from the engine that the gateway cannot pass on: a vector or score that is not
+    one (a multi-vector model's lists, a null, NaN, broken base64). The engine's or the spec's
+    fault, not the client's: a 502."""
+
+    status = 502
+    code = "bad_engine_answer"
+    kind = "server_error"

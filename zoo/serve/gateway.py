@@ -22,6 +22,7 @@ from zoo.serve.types import ModelEntry
 
 if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
+    from zoo.catalog.model import Family
     from zoo.serve.backend import LocalBackend
     from zoo.serve.config import ApiKey
     from zoo.serve.metrics import Metrics
@@ -75,19 +76,24 @@ class Gateway:
             self.scheduler.update_entries(self.entries)
         return entry
 
-    def check_kind(self, entry: ModelEntry, path: str) -> None:
+    def family(self, entry: ModelEntry) -> Family:
+        """The entry's family; a 404 when the catalog no longer has it (a removed spec, a
+        reload), the same JSON error on every route."""
+        try:
+            return self.catalog.get(entry.family)
+        except ZooError as error:
+            raise ModelNotFound(f"{entry.name}: {error}") from error
+
+    def check_kind(self, entry: ModelEntry, path: str, *, asked: str | None = None) -> None:
         """A 400 naming the right route when ``path`` does not serve the entry's kind (chat
-        for an embedding model, embeddings for a language model), before anything starts."""
+        for an embedding model, embeddings for a language model), before anything starts.
+        ``asked``: the client's path when it is not ``path`` (``/v1/fim``), for the message."""
         from zoo.kinds import kind_of_route
         from zoo.serve.pooling import check_kind
 
         if kind_of_route(path) is None:
             return  # a route of no kind (Ollama's, a test's): nothing to check
-        try:
-            family = self.catalog.get(entry.family)
-        except ZooError:
-            return  # reported where the model is planned
-        check_kind(entry, family, path)
+        check_kind(entry, self.family(entry), path, asked=asked)
 
     async def complete(
         self,
@@ -175,12 +181,15 @@ async def stream_with(
         await stack.aclose()
 
 
-def served_models(gateway: Gateway) -> list[dict[str, Any]]:
-    """Every servable model with its state, for ``/v1/models`` and ``/api/tags``."""
+def served_models(gateway: Gateway, *, only: str | None = None) -> list[dict[str, Any]]:
+    """Every servable model with its state, for ``/v1/models`` and ``/api/tags`` (``only``:
+    just that entry, for ``/api/show`` and the Ollama routes' kind check)."""
     states = {s.name: s for s in gateway.scheduler.snapshot()}
     now_wall, now_clock = time.time(), gateway.scheduler.clock()
     out: list[dict[str, Any]] = []
     for name, entry in gateway.entries.items():
+        if only is not None and name != only:
+            continue
         try:
             family = gateway.catalog.get(entry.family)
         except ZooError:

@@ -26,6 +26,7 @@ import anyio
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from zoo import kinds
 from zoo.errors import NotFoundError, ZooError
 from zoo.serve.errors import GatewayError
 from zoo.serve.fim import Fim, SentinelCutter, SseDecoder, fim_request
@@ -45,16 +46,20 @@ FOREVER = datetime(2318, 1, 1, tzinfo=UTC)
 _SAME_OPTIONS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 
 # zoo abilities -> Ollama capabilities (what clients test before offering a feature).
+# Abilities are a language model's; "embedding" comes from the family's kind.
 _CAPABILITIES = {
     "generate": "completion",
     "chat": "completion",
     "tools": "tools",
     "fim": "insert",
     "vision": "vision",
-    "embed": "embedding",
     "reasoning": "thinking",
     "hybrid": "thinking",
 }
+
+# The Ollama route for a model of each kind, named when a request comes to an Ollama route
+# of another kind (a reranker has none: its error names /v1/rerank).
+_ROUTE_FOR_KIND = {kinds.LLM: "/api/chat", kinds.EMBEDDING: "/api/embed"}
 
 
 class GatewayLike(Protocol):
@@ -281,7 +286,7 @@ def ps_entry(model: Mapping[str, Any]) -> dict[str, Any]:
 
 def capabilities(model: Mapping[str, Any]) -> list[str]:
     """Ollama's capability names for the model's abilities (and "embedding" for an
-    embedding model, as Ollama shows its own)."""
+    embedding model, as Ollama shows its own: from its kind, abilities have none)."""
     out = [_CAPABILITIES[a] for a in model.get("abilities") or () if a in _CAPABILITIES]
     if model.get("kind") == "embedding":
         out.append("embedding")
@@ -691,8 +696,23 @@ async def _error_text(chunks: AsyncIterator[bytes]) -> str:
     return str(error or body)
 
 
+def check_kind(gateway: GatewayLike, name: str, kind_name: str, asked: str) -> None:
+    """A 400 when the Ollama route ``asked`` (for models of ``kind_name``) is not for the
+    model's kind, naming the Ollama route to use; before anything loads (Ollama itself
+    refuses to generate with an embedding model before loading it)."""
+    model = gateway.show(name)
+    have = str(model.get("kind") or kinds.LLM)
+    path = kinds.KINDS[kind_name].main_route
+    message = kinds.wrong_route(
+        _name(model) or name, have, path, asked=asked, instead=_ROUTE_FOR_KIND
+    )
+    if message is not None:
+        raise OllamaError(message)
+
+
 async def _generate(gateway: GatewayLike, body: dict[str, Any], *, chat: bool) -> Response:
     name = _model_name(body)
+    check_kind(gateway, name, kinds.LLM, "/api/chat" if chat else "/api/generate")
     empty = not body.get("messages") if chat else not (body.get("prompt") or body.get("suffix"))
     if empty:
         # Nothing to generate: Ollama loads the model (or unloads it with keep_alive 0).
@@ -753,6 +773,8 @@ async def _embed(gateway: GatewayLike, body: dict[str, Any], *, legacy: bool) ->
     ``/v1/embeddings``. Nothing to embed loads the model, as Ollama does."""
     name = _model_name(body)
     started = time.monotonic_ns()
+    # Before the preload below: an empty request must not load (and evict for) a chat model.
+    check_kind(gateway, name, kinds.EMBEDDING, "/api/embeddings" if legacy else "/api/embed")
     texts = body.get("prompt") if legacy else body.get("input")
     if legacy and texts is not None and not isinstance(texts, str):
         raise OllamaError("prompt must be a string")

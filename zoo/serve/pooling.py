@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zoo import kinds
-from zoo.serve.errors import InvalidRequest, WrongRoute
+from zoo.serve.errors import BadEngineAnswer, InvalidRequest, WrongRoute
 
 if TYPE_CHECKING:
     from zoo.catalog.model import EmbeddingFacts, Family
@@ -38,9 +38,10 @@ MAX_INPUTS = 2048
 MAX_DOCUMENTS = 1000
 
 
-def check_kind(entry: ModelEntry, family: Family, path: str) -> None:
-    """A 400 naming the right route when ``path`` is not for the family's kind."""
-    message = kinds.wrong_route(entry.name, family.kind, path)
+def check_kind(entry: ModelEntry, family: Family, path: str, *, asked: str | None = None) -> None:
+    """A 400 naming the right route when ``path`` is not for the family's kind (``asked``:
+    the client's path, named in the message, when it is not ``path``)."""
+    message = kinds.wrong_route(entry.name, family.kind, path, asked=asked)
     if message is not None:
         raise WrongRoute(message)
 
@@ -109,6 +110,7 @@ def check_input(value: Any) -> None:
         raise InvalidRequest("`input` is an empty list: send at least one text")
     if _token_ids(value):
         return  # one text as token ids
+    _check_ids(value, "`input`")
     if len(value) > MAX_INPUTS:
         raise InvalidRequest(f"`input` has {len(value)} items: at most {MAX_INPUTS} per request")
     strings = isinstance(value[0], str)
@@ -119,6 +121,8 @@ def check_input(value: Any) -> None:
         elif not strings and isinstance(item, list) and item and _token_ids(item):
             continue
         else:
+            if isinstance(item, list):
+                _check_ids(item, f"`input[{number}]`")
             what = "strings" if strings else "lists of token ids"
             raise InvalidRequest(
                 f"`input[{number}]` is {_type_name(item)}: `input` takes {what} (all alike)"
@@ -127,6 +131,16 @@ def check_input(value: Any) -> None:
 
 def _token_ids(value: list[Any]) -> bool:
     return all(type(i) is int and i >= 0 for i in value)
+
+
+def _check_ids(value: list[Any], where: str) -> None:
+    """A 400 naming a negative id in what is otherwise a list of token ids."""
+    if not value or not all(type(i) is int for i in value):
+        return
+    number, bad = next((n, i) for n, i in enumerate(value) if i < 0)
+    raise InvalidRequest(
+        f"{where[:-1]}[{number}]` is {bad}: token ids are whole numbers of at least 0"
+    )
 
 
 def _type_name(value: Any) -> str:
@@ -144,22 +158,27 @@ def _type_name(value: Any) -> str:
 
 
 def finish_embeddings(data: Any, plan: EmbeddingsPlan) -> Any:
-    """The engine's answer as the client asked for it (cut, renormalized, base64)."""
+    """The engine's (200) answer as the client asked for it (cut, renormalized, base64),
+    every vector checked: one that is not a list of finite numbers (a multi-vector model's
+    lists, a null, NaN, broken base64) is a 502 saying so, never a 500 or invalid JSON."""
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list):
-        return data
-    for item in items:
+        raise BadEngineAnswer("the engine answered no `data` list of embeddings")
+    for number, item in enumerate(items):
         if not isinstance(item, dict) or "embedding" not in item:
-            continue
+            raise BadEngineAnswer(f"the engine answered `data[{number}]` without an `embedding`")
         vector = item["embedding"]
+        values = _floats(vector, f"`data[{number}].embedding`")
         if plan.dimensions is None and isinstance(vector, list) and not plan.base64:
-            continue  # as the engine sent it: the common case costs nothing
-        values = _floats(vector)
+            continue  # checked, and passed on as the engine sent it
         if plan.dimensions is not None:
             if len(values) < plan.dimensions:
-                raise InvalidRequest(
-                    f"the model made {len(values)}-dimensional vectors: "
-                    f"`dimensions` {plan.dimensions} is more"
+                # The spec promised this size (plan_embeddings checked it): the spec's or
+                # the engine's fault, not the client's.
+                raise BadEngineAnswer(
+                    f"the engine answered a {len(values)}-dimensional vector, too short for "
+                    f"`dimensions` {plan.dimensions}: the spec's embedding sizes do not match "
+                    "the model"
                 )
             values = values[: plan.dimensions]
             if plan.normalize:
@@ -169,16 +188,54 @@ def finish_embeddings(data: Any, plan: EmbeddingsPlan) -> Any:
     return data
 
 
-def _floats(vector: Any) -> list[float]:
+def _floats(vector: Any, where: str = "an embedding") -> list[float]:
+    """The vector's values; a 502 when it is not one vector of finite numbers."""
     if isinstance(vector, str):  # an engine that answered base64 all the same
+        try:
+            raw = base64.b64decode(vector, validate=True)
+        except ValueError as error:  # binascii.Error: bad characters or padding
+            raise BadEngineAnswer(
+                f"the engine answered {where} as text that is not base64"
+            ) from error
+        if len(raw) % 4:
+            raise BadEngineAnswer(
+                f"the engine answered {where} as {len(raw)} bytes of base64: not float32 values"
+            )
         packed = array("f")
-        packed.frombytes(base64.b64decode(vector))
+        packed.frombytes(raw)
         if sys.byteorder == "big":
             packed.byteswap()
-        return packed.tolist()
-    if isinstance(vector, list):
-        return [float(v) for v in vector]
-    raise InvalidRequest("the engine answered an embedding that is not a list of numbers")
+        values = packed.tolist()
+    elif isinstance(vector, list):
+        # Checked in C where it can be (map, set, sum): every answer passes through here.
+        types = set(map(type, vector))
+        if not types <= {float, int}:
+            number, value = next(
+                (n, v) for n, v in enumerate(vector) if type(v) not in (float, int)
+            )
+            why = " (a multi-vector model?)" if isinstance(value, list) else ""
+            raise BadEngineAnswer(
+                f"the engine answered {where} with {_type_name(value)} at [{number}]{why}: "
+                "an embedding is one list of numbers"
+            )
+        values = vector
+        if int in types:
+            try:
+                values = [float(v) for v in vector]
+            except OverflowError as error:  # a whole number past float's range
+                raise BadEngineAnswer(
+                    f"the engine answered {where} with a number out of range"
+                ) from error
+    else:
+        raise BadEngineAnswer(
+            f"the engine answered {where} as {_type_name(vector)}: not a list of numbers"
+        )
+    if not values:
+        raise BadEngineAnswer(f"the engine answered {where} empty")
+    # A NaN or infinity makes the sum one; a finite sum says none is there.
+    if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):
+        raise BadEngineAnswer(f"the engine answered {where} with NaN or infinite values")
+    return values
 
 
 def _unit(values: list[float]) -> list[float]:
@@ -239,6 +296,12 @@ def plan_rerank(body: Mapping[str, Any]) -> RerankPlan:
     texts: list[str] = []
     for number, item in enumerate(documents):
         text = item.get("text") if isinstance(item, dict) else item
+        if isinstance(item, dict) and not isinstance(text, str):
+            raise InvalidRequest(
+                f"`documents[{number}]` has no `text`: a document object needs one"
+                if text is None
+                else f"`documents[{number}].text` is {_type_name(text)}: it must be a string"
+            )
         if not isinstance(text, str):
             raise InvalidRequest(
                 f"`documents[{number}]` is {_type_name(item)}: "
@@ -258,11 +321,31 @@ def plan_rerank(body: Mapping[str, Any]) -> RerankPlan:
 
 def finish_rerank(data: Any, plan: RerankPlan) -> Any:
     """Results sorted by score (highest first), cut to ``top_n``, with or without their
-    documents as asked."""
+    documents as asked. Each result is checked: an index that is not one of the documents'
+    or a score that is not a finite number (NaN would make the order and the JSON invalid) is
+    a 502 saying so."""
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, list):
-        return data
-    kept = [r for r in results if isinstance(r, dict)]
+        raise BadEngineAnswer("the engine answered no `results` list")
+    seen: set[int] = set()
+    for number, result in enumerate(results):
+        if not isinstance(result, dict):
+            raise BadEngineAnswer(
+                f"the engine answered `results[{number}]` as {_type_name(result)}"
+            )
+        index, score = result.get("index"), result.get("relevance_score")
+        if type(index) is not int or not 0 <= index < len(plan.texts) or index in seen:
+            why = "twice" if index in seen else f"not one of the {len(plan.texts)} documents'"
+            raise BadEngineAnswer(
+                f"the engine answered `results[{number}].index` {_shown(index)}: {why}"
+            )
+        if isinstance(score, bool) or not isinstance(score, float | int) or not _finite(score):
+            raise BadEngineAnswer(
+                f"the engine answered `results[{number}].relevance_score` {_shown(score)}: "
+                "not a finite number"
+            )
+        seen.add(index)
+    kept: list[dict[str, Any]] = list(results)
     kept.sort(key=_score_order)
     if plan.top_n is not None:
         kept = kept[: plan.top_n]
@@ -277,10 +360,21 @@ def finish_rerank(data: Any, plan: RerankPlan) -> Any:
 
 
 def _score_order(result: Mapping[str, Any]) -> tuple[float, int]:
-    score = result.get("relevance_score")
-    index = result.get("index")
-    value = float(score) if isinstance(score, int | float) else -math.inf
-    return -value, index if type(index) is int else 0
+    # Checked by finish_rerank: a finite number and a document's index.
+    return -float(result["relevance_score"]), result["index"]
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # a whole number past float's range
+        return False
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it (short)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # ---- through the gateway -------------------------------------------------------------------
@@ -307,14 +401,21 @@ class Pooled:
 
 
 async def forward(
-    gateway: Gateway, name: str, body: dict[str, Any], kind_name: str, *, route: str
+    gateway: Gateway,
+    name: str,
+    body: dict[str, Any],
+    kind_name: str,
+    *,
+    route: str,
+    asked: str | None = None,
 ) -> Pooled:
     """Check ``body`` for a model of ``kind_name`` (no model starts for a bad one), send it to
-    the model's engine on the kind's main route, and finish its answer."""
+    the model's engine on the kind's main route, and finish its answer (a 502 for one that
+    cannot be passed on). ``asked``: the client's path, named in a wrong-route error."""
     entry = gateway.entry(name)
-    family = gateway.catalog.get(entry.family)
+    family = gateway.family(entry)
     path = kinds.KINDS[kind_name].main_route
-    check_kind(entry, family, path)
+    check_kind(entry, family, path, asked=asked)
     plan: EmbeddingsPlan | RerankPlan
     plan = plan_rerank(body) if kind_name == kinds.RERANK else plan_embeddings(body, family)
     started = time.monotonic()
@@ -331,14 +432,20 @@ async def forward(
     pooled = Pooled(
         answer.status, headers, media_type, raw, timings.get("lease", 0.0), 0.0, answer.parsed
     )
+    if answer.status != 200:
+        pooled.seconds = time.monotonic() - started
+        return pooled  # the engine's error, as it sent it
+    # The forwarder parsed the answer already (to rename its model): checking it is cheap.
+    data = pooled.json()
+    if data is None:
+        raise BadEngineAnswer(f"the engine answered {path} with something that is not JSON")
+    if isinstance(plan, RerankPlan):
+        data = finish_rerank(data, plan)
+    else:
+        data = finish_embeddings(data, plan)
     # Float vectors at full length pass as the engine sent them (the benchmarked case).
     as_sent = isinstance(plan, EmbeddingsPlan) and plan.dimensions is None and not plan.base64
-    data = None if as_sent or answer.status != 200 else pooled.json()
-    if data is not None:
-        if isinstance(plan, RerankPlan):
-            data = finish_rerank(data, plan)
-        else:
-            data = finish_embeddings(data, plan)
+    if not as_sent:
         pooled.raw = json.dumps(data, ensure_ascii=False).encode()
         pooled.media_type = "application/json"
         pooled._data = data
