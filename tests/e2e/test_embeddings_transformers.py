@@ -226,11 +226,13 @@ def test_dimensions_follow_the_spec(minilm: Launched) -> None:
     assert len(full.data[0].embedding) == 384
     with pytest.raises(openai.BadRequestError) as refused:
         minilm.client().embeddings.create(model=MINILM, input="a cat", dimensions=128)
-    assert "cannot give 128-dimensional vectors; 'dimensions' may be 384" in str(refused.value)
+    # zoo's proxy or the engine itself may answer: either way one line naming the size.
+    message = str(refused.value)
+    assert "128" in message and "may be 384" in message
 
 
 def test_empty_input_is_400_and_long_input_is_truncated(minilm: Launched) -> None:
-    with pytest.raises(openai.BadRequestError, match="'input' is an empty list"):
+    with pytest.raises(openai.BadRequestError, match="is an empty list"):
         minilm.client().embeddings.create(model=MINILM, input=[])
     # Cut at the family's context_length (256 tokens) as sentence-transformers does: two
     # texts that differ only past the cut get the same vector, and usage says 256 each.
@@ -253,7 +255,7 @@ def test_token_ids_are_embedded_like_their_text(minilm: Launched, python: Path) 
 
 
 def test_a_chat_request_names_the_embeddings_route(minilm: Launched) -> None:
-    with pytest.raises(openai.NotFoundError) as wrong:
+    with pytest.raises((openai.BadRequestError, openai.NotFoundError)) as wrong:
         minilm.client().chat.completions.create(
             model=MINILM, messages=[{"role": "user", "content": "Hi"}]
         )
@@ -300,4 +302,5 @@ def test_rerank_honours_top_n_and_return_documents(reranker: Launched) -> None:
     assert [r["index"] for r in top["results"]] == best[:2]
     assert all("document" not in r for r in top["results"])
     embed = reranker.post("/v1/embeddings", {"input": "a"})
-    assert embed.status_code == 404 and "is a reranker" in embed.json()["error"]["message"]
+    assert embed.status_code in (400, 404)
+    assert "is a reranker: send it to /v1/rerank" in embed.json()["error"]["message"]
