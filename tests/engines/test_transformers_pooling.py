@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import math
 import struct
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -17,7 +18,7 @@ from starlette.testclient import TestClient
 from zoo_transformers import pooling_server
 from zoo_transformers.pooling_server import EmbeddingRequest, build_app, parse_args
 
-from zoo.catalog.model import EmbeddingFacts, Family, Spec
+from zoo.catalog.model import EmbeddingFacts, Family, RerankFacts, Spec
 from zoo.engine import Engine, LaunchContext, ServerCommand
 from zoo.errors import ZooError
 
@@ -273,3 +274,78 @@ def test_bad_rerank_requests_are_400(body: object, message: str) -> None:
     reply = client("rerank").post("/v1/rerank", json=body)
     assert reply.status_code == 400
     assert message in reply.json()["error"]["message"]
+
+
+# --- the spec's truncate ---
+
+
+def test_truncate_false_in_the_spec_starts_the_server_refusing_long_inputs(
+    engines: dict[str, Engine],
+) -> None:
+    engine = engines["transformers"]
+    cut = parse_args(command(engine, family("embedding", embedding=EmbeddingFacts(4))).argv[3:])
+    assert cut.no_truncate is False and cut.max_tokens == 256
+    strict = EmbeddingFacts(4, truncate=False)
+    refused = parse_args(command(engine, family("embedding", embedding=strict)).argv[3:])
+    assert refused.no_truncate is True
+    ranker = family("rerank", rerank=RerankFacts(truncate=False))
+    assert parse_args(command(engine, ranker).argv[3:]).no_truncate is True
+
+
+class WordTokenizer:
+    """One token per word plus two special ones, like a BERT tokenizer's [CLS] ... [SEP]."""
+
+    def __call__(
+        self, texts: list[str], pairs: list[str] | None = None, **options: object
+    ) -> dict[str, list[list[int]]]:
+        words = [
+            t.split() + (p.split() if pairs else [])
+            for t, p in zip(texts, pairs or texts, strict=True)
+        ]
+        rows = [[0, *range(1, len(w) + 1), 9] for w in words]
+        if options.get("truncation"):
+            most = int(options["max_length"])  # type: ignore[call-overload]
+            rows = [[*r[: most - 1], 9] if len(r) > most else r for r in rows]
+        return {"input_ids": rows}
+
+
+class FakeSentenceModel:
+    max_seq_length = 8
+
+    def encode(self, texts: list[str], **options: object) -> object:
+        import numpy
+
+        return numpy.ones((len(texts), 4), dtype="float32")
+
+
+def backend(truncate: bool) -> pooling_server.SentenceTransformersBackend:
+    # The real backend's request handling, with a tokenizer and model that need no torch.
+    made = object.__new__(pooling_server.SentenceTransformersBackend)
+    made.__dict__.update(
+        tokenizer=WordTokenizer(),
+        model=FakeSentenceModel(),
+        max_tokens=8,
+        truncate=truncate,
+        served_name="m",
+        lock=threading.Lock(),
+        kind="embedding",
+        batch_size=32,
+    )
+    return made
+
+
+def test_truncate_false_is_one_400_naming_the_limit_and_true_cuts() -> None:
+    long_text = " ".join(["word"] * 20)  # 22 tokens with the special ones
+    strict = client("embedding", backend(truncate=False))  # type: ignore[arg-type]
+    answer = strict.post("/v1/embeddings", json={"model": "m", "input": ["a b", long_text]})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == (
+        "an input has 22 tokens: m takes at most 8 tokens per input"
+    )
+    ids = strict.post("/v1/embeddings", json={"model": "m", "input": [list(range(9))]})
+    assert ids.status_code == 400 and "takes at most 8 tokens" in ids.text
+    fits = strict.post("/v1/embeddings", json={"model": "m", "input": ["a b c"]})
+    assert fits.status_code == 200 and fits.json()["usage"]["prompt_tokens"] == 5
+    cut = client("embedding", backend(truncate=True))  # type: ignore[arg-type]
+    kept = cut.post("/v1/embeddings", json={"model": "m", "input": [long_text]})
+    assert kept.status_code == 200 and kept.json()["usage"]["prompt_tokens"] == 8

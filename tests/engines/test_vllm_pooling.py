@@ -77,9 +77,11 @@ def test_an_embedding_model_runs_the_pooling_runner_as_its_spec_says(engines) ->
     assert "--hf-overrides" not in argv  # no Matryoshka sizes: vLLM refuses `dimensions`
     # The key travels in the environment; the middleware guards what vLLM's check leaves open.
     assert command.env["VLLM_API_KEY"] == "k" and "k" not in argv
-    assert argv[-4:] == (
+    assert argv[-6:] == (
         "--middleware",
         "zoo_vllm.rerank.RerankShape",  # an embedding model answers /rerank too
+        "--middleware",
+        "zoo_vllm.truncate.CutToContext",  # the spec's truncate (default true)
         "--middleware",
         "zoo_vllm.auth.RequireKey",
     )
@@ -139,7 +141,11 @@ def test_a_cross_encoder_runs_as_a_classifier(engines) -> None:
     assert "--pooler-config" not in argv
     # The rerank answers' shape first, the key check last (Starlette runs the last outermost).
     middleware = [argv[i + 1] for i, a in enumerate(argv) if a == "--middleware"]
-    assert middleware == ["zoo_vllm.rerank.RerankShape", "zoo_vllm.auth.RequireKey"]
+    assert middleware == [
+        "zoo_vllm.rerank.RerankShape",
+        "zoo_vllm.truncate.CutToContext",
+        "zoo_vllm.auth.RequireKey",
+    ]
 
 
 def test_a_language_model_gets_no_pooling_flags(engines) -> None:
@@ -324,3 +330,69 @@ def test_the_catalogs_all_minilm_runs_as_its_card_says(catalog, engines) -> None
         "use_activation": True,
     }
     assert flag(argv, "--max-model-len") == "256" and flag(argv, "--convert") == "embed"
+
+
+# --- the spec's truncate ------------------------------------------------------------------------
+
+
+def _middleware(argv: tuple[str, ...]) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "--middleware"]
+
+
+def test_truncate_false_leaves_vllms_own_400(engines) -> None:
+    strict = family(embedding={**BERT["embedding"], "truncate": False})
+    argv = engines["vllm"].server_command(ctx(strict)).argv
+    assert "zoo_vllm.truncate.CutToContext" not in _middleware(argv)
+    assert flag(argv, "--max-model-len") == "256"  # the limit vLLM's 400 names
+    ranker = family(name="r", kind="rerank", embedding=None, rerank={"truncate": False})
+    assert "zoo_vllm.truncate.CutToContext" not in _middleware(
+        engines["vllm"].server_command(ctx(ranker)).argv
+    )
+
+
+def _cut(body: bytes, path: str = "/v1/embeddings") -> tuple[bytes, dict[bytes, bytes]]:
+    """What vLLM receives through CutToContext: the body (sent in two chunks) and headers."""
+    from zoo_vllm.truncate import CutToContext
+
+    seen: list[tuple[bytes, dict[bytes, bytes]]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        message, pieces = {"more_body": True}, []
+        while message.get("more_body"):
+            message = await receive()
+            pieces.append(message["body"])
+        seen.append((b"".join(pieces), dict(scope["headers"])))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    parts = [(body[:3], True), (body[3:], False)]
+
+    async def receive() -> Any:
+        part, more = parts.pop(0)
+        return {"type": "http.request", "body": part, "more_body": more}
+
+    async def send(message: Any) -> None:
+        pass
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+    asyncio.run(CutToContext(app)(scope, receive, send))
+    return seen[0]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/embeddings", "/v1/rerank", "/rerank", "/v2/rerank", "/score"]
+)
+def test_pooling_requests_ask_vllm_to_cut_to_the_model_maximum(path: str) -> None:
+    body, headers = _cut(json.dumps({"model": "m", "input": "a"}).encode(), path)
+    assert json.loads(body) == {"model": "m", "input": "a", "truncate_prompt_tokens": -1}
+    assert headers[b"content-length"] == str(len(body)).encode()
+
+
+def test_a_clients_own_truncation_and_other_routes_pass_untouched() -> None:
+    own = json.dumps({"input": "a", "truncate_prompt_tokens": 10}).encode()
+    assert _cut(own)[0] == own
+    assert _cut(b"not json")[0] == b"not json"  # vLLM's own 400
+    plain = json.dumps({"prompt": "a"}).encode()
+    assert _cut(plain, "/v1/completions")[0] == plain
+    assert _cut(plain, "/v2/embed")[0] == plain  # Cohere's own `truncate` field

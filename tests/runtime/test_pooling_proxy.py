@@ -315,3 +315,128 @@ async def test_an_engines_too_large_error_is_one_400_naming_the_limit(
     assert answer.json()["error"]["message"] == (
         "an input has 700 tokens: tiny takes at most 512 tokens per input"
     )
+
+
+@pytest.fixture
+def llama_like_engine() -> Iterator[tuple[int, list[tuple[str, Any]]]]:
+    """An engine that, like llama.cpp, refuses an input over 8 tokens (its "too large" 500),
+    tokenizes on /tokenize (a word a token, [CLS]=101 and [SEP]=102 with add_special) and
+    embeds token ids as given: the vector is the ids' count and sum."""
+    seen: list[tuple[str, Any]] = []
+
+    def tokens(text: str, special: bool) -> list[int]:
+        words = [len(w) for w in text.split()]
+        return [101, *words, 102] if special else words
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, fmt: str, *a: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            seen.append((self.path, body))
+            status, answer = 200, {}
+            if self.path == "/tokenize":
+                answer = {"tokens": tokens(body["content"], body.get("add_special", False))}
+            else:
+                items = body["input"]
+                items = [items] if isinstance(items, str) else items
+                ids = [tokens(i, True) if isinstance(i, str) else i for i in items]
+                longest = max(len(i) for i in ids)
+                if longest > 8:
+                    status = 500
+                    message = f"input ({longest} tokens) is too large to process. increase the"
+                    answer = {"error": {"code": 500, "message": message + " physical batch"}}
+                else:
+                    data = [
+                        {"object": "embedding", "index": n, "embedding": [len(i), sum(i)]}
+                        for n, i in enumerate(ids)
+                    ]
+                    answer = {"object": "list", "data": data, "model": "m", "usage": {}}
+            raw = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def _embed_through(port: int, body: dict[str, Any], *, truncate: bool) -> httpx.Response:
+    config = ProxyConfig(
+        "127.0.0.1", port, "tiny", kind="embedding", context_length=8, truncate=truncate
+    )
+    app = SingleProxy(config)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
+            return await client.post("/v1/embeddings", json=body)
+    finally:
+        await app.client.aclose()
+
+
+@pytest.mark.anyio
+async def test_truncate_cuts_an_input_the_engine_refuses_keeping_its_special_tokens(
+    llama_like_engine: tuple[int, list[tuple[str, Any]]],
+) -> None:
+    port, seen = llama_like_engine
+    long_text = "a bb ccc dddd eeeee ffffff ggggggg hhhhhhhh"  # 10 tokens with [CLS], [SEP]
+    answer = await _embed_through(port, {"input": ["a bb", long_text]}, truncate=True)
+    assert answer.status_code == 200, answer.text
+    # [CLS] + the first 6 words + [SEP]: what a Hugging Face tokenizer's truncation keeps.
+    assert [d["embedding"] for d in answer.json()["data"]] == [
+        [4, 101 + 1 + 2 + 102],
+        [8, 101 + sum(range(1, 7)) + 102],
+    ]
+    # One refusal, the tokenizer asked, one retry with the ids.
+    assert [path for path, _ in seen].count("/v1/embeddings") == 2
+    assert seen[-1][1]["input"][1] == [101, 1, 2, 3, 4, 5, 6, 102]
+    ids = await _embed_through(port, {"input": [[7] * 9, [5]]}, truncate=True)
+    assert [d["embedding"] for d in ids.json()["data"]] == [[8, 7 * 8], [1, 5]]  # cut as given
+    # A mixed list is still refused before anything reaches the engine.
+    mixed = await _embed_through(port, {"input": ["a", [7] * 9]}, truncate=True)
+    assert mixed.status_code == 400 and "all alike" in mixed.json()["error"]["message"]
+
+
+@pytest.mark.anyio
+async def test_truncate_false_is_one_400_naming_the_limit_and_nothing_is_cut(
+    llama_like_engine: tuple[int, list[tuple[str, Any]]],
+) -> None:
+    port, seen = llama_like_engine
+    answer = await _embed_through(port, {"input": "a b c d e f g h i"}, truncate=False)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == (
+        "an input has 11 tokens: tiny takes at most 8 tokens per input"
+    )
+    assert [path for path, _ in seen] == ["/v1/embeddings"]
+
+
+def test_the_spec_s_truncate_false_reaches_the_proxy(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from zoo.serve import single
+
+    files = ModelFiles(str(tmp_path))
+    plan = pooling_plan("embedding")
+    argv = invocation(plan, PoolingEngine("embedding"), files, port=1).proxy_argv
+    assert "--no-truncate" not in argv  # the default: cut
+    facts = replace(plan.family.embedding, truncate=False)  # type: ignore[type-var]
+    strict = replace(plan, family=replace(plan.family, embedding=facts))
+    argv = invocation(strict, PoolingEngine("embedding"), files, port=1).proxy_argv
+    assert "--no-truncate" in argv
+    seen: list[ProxyConfig] = []
+    original = single.serve
+    try:
+        single.serve = lambda config, host, port: seen.append(config)  # type: ignore[assignment]
+        single.main(list(argv[argv.index("--host") :]))
+    finally:
+        single.serve = original
+    assert seen[0].truncate is False and seen[0].context_length == 512

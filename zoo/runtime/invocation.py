@@ -137,6 +137,9 @@ def proxy_argv(
             argv += ["--matryoshka-dimensions", sizes]
         if facts.normalized is False:
             argv.append("--unnormalized")
+    limits = facts if family.kind == kinds.EMBEDDING else family.rerank
+    if limits is not None and not limits.truncate:
+        argv.append("--no-truncate")  # the spec's truncate: false
     return tuple(argv)
 
 

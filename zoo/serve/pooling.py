@@ -21,7 +21,7 @@ import re
 import sys
 import time
 from array import array
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +137,10 @@ def _check_ids(value: list[Any], where: str) -> None:
     """A 400 naming a negative id in what is otherwise a list of token ids."""
     if not value or not all(type(i) is int for i in value):
         return
-    number, bad = next((n, i) for n, i in enumerate(value) if i < 0)
+    found = next(((n, i) for n, i in enumerate(value) if i < 0), None)
+    if found is None:
+        return  # good ids (where strings were expected: the caller says so)
+    number, bad = found
     raise InvalidRequest(
         f"{where[:-1]}[{number}]` is {bad}: token ids are whole numbers of at least 0"
     )
@@ -265,6 +268,56 @@ def too_long(data: Any, name: str, limit: int | None) -> str | None:
         return None
     most = f"at most {limit} tokens" if limit else "fewer tokens"
     return f"an input has {found.group(1)} tokens: {name} takes {most} per input"
+
+
+# Sends a JSON body to a path of the engine: (status, the answer parsed or None).
+EnginePost = Callable[[str, dict[str, Any]], Awaitable[tuple[int, Any]]]
+
+
+async def cut_inputs(post: EnginePost, value: Any, limit: int) -> list[list[int]] | None:
+    """An embeddings ``input`` as token ids cut to ``limit`` each, as a Hugging Face tokenizer
+    (sentence-transformers' max_seq_length) cuts: the special tokens around the text are
+    kept, the text's last tokens go. For an engine that refuses an over-long input although
+    the spec says ``truncate: true`` (llama.cpp: its 500 "input too large"); the ids come from
+    the engine's own POST /tokenize, and its /v1/embeddings takes them as they are. Token-id
+    inputs are cut as given. None when the engine cannot tokenize (the refusal stands)."""
+    items = [value] if isinstance(value, str) or _token_ids_of(value) else value
+    cut: list[list[int]] = []
+    for item in items:
+        if not isinstance(item, str):
+            cut.append(list(item[:limit]))
+            continue
+        full = await _tokenize(post, item, special=True)
+        if full is not None and len(full) > limit:
+            plain = await _tokenize(post, item, special=False)
+            full = None if plain is None else cut_tokens(full, plain, limit)
+        if full is None:
+            return None
+        cut.append(full)
+    return cut
+
+
+def cut_tokens(full: list[int], plain: list[int], limit: int) -> list[int]:
+    """``full`` (the text's tokens with the special ones) cut to ``limit``, keeping the special
+    tokens before and after ``plain`` (the text's own tokens) as truncation does."""
+    for start in range(len(full) - len(plain) + 1):
+        if full[start : start + len(plain)] == plain:
+            head, tail = full[:start], full[start + len(plain) :]
+            keep = max(limit - len(head) - len(tail), 0)
+            return (head + plain[:keep] + tail)[:limit]
+    return full[:limit]  # the specials merged into the text's tokens: a plain cut
+
+
+def _token_ids_of(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(t, int) for t in value)
+
+
+async def _tokenize(post: EnginePost, text: str, *, special: bool) -> list[int] | None:
+    status, data = await post("/tokenize", {"content": text, "add_special": special})
+    tokens = data.get("tokens") if status == 200 and isinstance(data, dict) else None
+    if isinstance(tokens, list) and all(type(t) is int for t in tokens):
+        return tokens
+    return None
 
 
 # ---- rerank --------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.background import BackgroundTask
@@ -86,6 +86,9 @@ class ProxyConfig:
     kind: str | None = None
     context_length: int | None = None
     embedding: EmbeddingFacts | None = None
+    # The spec's truncate: an engine's "input too large" is cut and sent again (True) or a
+    # 400 naming the limit (False).
+    truncate: bool = True
 
 
 class BadGateway(GatewayError):
@@ -195,9 +198,12 @@ class SingleProxy:
             data["model"] = wanted
         return json.dumps(data).encode()
 
-    async def _pooled(self, headers: list[tuple[bytes, bytes]], body: bytes) -> Response:
+    async def _pooled(
+        self, headers: list[tuple[bytes, bytes]], body: bytes, cut: list[list[int]] | None = None
+    ) -> Response:
         """An embeddings or rerank request checked and planned as the gateway does, sent to
-        the kind's main route, and its answer finished the same way."""
+        the kind's main route, and its answer finished the same way. ``cut``: the input as
+        token ids cut to the limit, for the one retry after an engine's "too large"."""
         config = self.config
         asked = _json_object(body)
         plan: pooling.EmbeddingsPlan | pooling.RerankPlan
@@ -206,6 +212,8 @@ class SingleProxy:
         else:
             plan = pooling.plan_vectors(asked, config.served_name, config.embedding)
         upstream = dict(plan.upstream)
+        if cut is not None:
+            upstream["input"] = cut
         if config.request_model == "":
             upstream.pop("model", None)
         elif config.request_model is not None:
@@ -232,6 +240,11 @@ class SingleProxy:
             data = None
         if answer.status_code != 200:
             message = pooling.too_long(data, config.served_name, config.context_length)
+            if message is not None and cut is None and self._cuts(plan):
+                assert config.context_length is not None  # _cuts checked it
+                ids = await pooling.cut_inputs(self._post, upstream["input"], config.context_length)
+                if ids is not None:
+                    return await self._pooled(headers, body, ids)
             if message is not None:
                 raise InvalidRequest(message)
             return _replayed(answer, raw)
@@ -244,6 +257,24 @@ class SingleProxy:
         if "model" in data:
             data["model"] = config.served_name
         return _replayed(answer, json.dumps(data, ensure_ascii=False).encode())
+
+    def _cuts(self, plan: pooling.EmbeddingsPlan | pooling.RerankPlan) -> bool:
+        """Whether an over-long input is cut here (the spec's truncate, embeddings only)."""
+        config = self.config
+        return bool(config.truncate and config.context_length) and isinstance(
+            plan, pooling.EmbeddingsPlan
+        )
+
+    async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """POST ``body`` to the engine: its status and JSON (None when it is not JSON)."""
+        try:
+            answer = await self.client.post(self.base + path, json=body)
+        except httpx.HTTPError as error:
+            raise BadGateway(f"the engine is not answering: {error}") from error
+        try:
+            return answer.status_code, answer.json()
+        except (ValueError, RecursionError):
+            return answer.status_code, None
 
     async def _forward(
         self, scope: Scope, method: str, headers: list[tuple[bytes, bytes]], body: bytes
@@ -443,6 +474,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dimensions", type=int, default=None, help="an embedding's length")
     parser.add_argument("--matryoshka-dimensions", default="", help="comma-separated sizes")
     parser.add_argument("--unnormalized", action="store_true", help="vectors are not unit")
+    parser.add_argument(
+        "--no-truncate", action="store_true", help="refuse over-long inputs, never cut them"
+    )
     args = parser.parse_args(argv)
     facts = None
     if args.dimensions is not None:
@@ -459,6 +493,7 @@ def main(argv: list[str] | None = None) -> None:
         kind=args.kind,
         context_length=args.context_length,
         embedding=facts,
+        truncate=not args.no_truncate,
     )
     try:
         serve(config, args.host, args.port)

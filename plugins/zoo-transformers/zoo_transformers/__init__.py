@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from zoo import hookimpl, kinds
+from zoo.catalog.model import Family
 from zoo.engine import Capabilities, Engine, LaunchContext, ServerCommand
 from zoo.errors import ZooError
 
@@ -82,6 +83,12 @@ class TransformersEngine(Engine):
         )
 
 
+def truncates(family: Family) -> bool:
+    """The spec's ``truncate`` for the family's kind (True, the default, when it has none)."""
+    facts = family.embedding if family.kind == kinds.EMBEDDING else family.rerank
+    return facts is None or facts.truncate
+
+
 def pooling_command(ctx: LaunchContext) -> ServerCommand:
     """The pooling server for an embedding model or a reranker (pooling_server.py)."""
     if ctx.spec.format != "pytorch":
@@ -106,10 +113,12 @@ def pooling_command(ctx: LaunchContext) -> ServerCommand:
         "--device",
         DEVICES.get(ctx.device, "cpu"),
         # Longer inputs are truncated to the family's max input (sentence-transformers'
-        # max_seq_length), not refused.
+        # max_seq_length), or refused when the spec says truncate: false.
         "--max-tokens",
         str(ctx.family.context_length),
     ]
+    if not truncates(ctx.family):
+        argv.append("--no-truncate")
     if ctx.dtype:
         argv += ["--dtype", ctx.dtype]
     if ctx.threads:

@@ -28,7 +28,8 @@ Behaviour a client can rely on:
   are fed to the model as given, no special tokens added). An empty list is a 400.
 - Inputs longer than the model's maximum (``--max-tokens``, the family's context_length) are
   truncated to it, as sentence-transformers does with ``max_seq_length``; ``usage`` counts
-  the tokens the model really read.
+  the tokens the model really read. With ``--no-truncate`` (the spec's ``truncate: false``)
+  such an input is a 400 naming the limit, counted with the model's tokenizer.
 - ``encoding_format`` ``float`` or ``base64`` (little-endian float32, as OpenAI sends).
 - ``dimensions`` must be one the family lists (``--dimensions``: its full size and Matryoshka
   sizes); vectors are cut to it and renormalized. Any other size is a 400 naming the sizes.
@@ -333,6 +334,14 @@ class SentenceTransformersBackend:
             self.model = _sentence_transformer(args, model_kwargs)
         self.tokenizer: Any = self.model.tokenizer
         self.max_tokens = int(args.max_tokens or self.model.max_seq_length or 512)
+        self.truncate = not args.no_truncate
+        self.served_name = args.served_name
+
+    def _refuse_long(self, counts: Sequence[int], limit: int) -> None:
+        """Without truncation an input over ``limit`` tokens is a 400 naming the limit."""
+        longest = max(counts, default=0)
+        if not self.truncate and longest > limit:
+            raise BadRequest(too_long_message(longest, self.served_name, limit), param="input")
 
     def embed(self, request: EmbeddingRequest) -> tuple[list[list[float]], int]:
         with self.lock:
@@ -343,7 +352,11 @@ class SentenceTransformersBackend:
     def _embed_texts(self, texts: list[str]) -> tuple[list[list[float]], int]:
         # sentence-transformers' own encode, so the vectors are exactly the library's; the
         # fast tokenizer counts the tokens it reads (cut at the same max_seq_length).
-        counted = self.tokenizer(texts, truncation=True, max_length=self.model.max_seq_length)
+        limit = self.model.max_seq_length
+        if not self.truncate:
+            whole = self.tokenizer(texts, truncation=False)["input_ids"]
+            self._refuse_long([len(ids) for ids in whole], limit)
+        counted = self.tokenizer(texts, truncation=True, max_length=limit)
         tokens = sum(len(ids) for ids in counted["input_ids"])
         vectors = self.model.encode(
             texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
@@ -351,6 +364,7 @@ class SentenceTransformersBackend:
         return vectors.astype("float32").tolist(), tokens
 
     def _embed_ids(self, batches: Sequence[Sequence[int]]) -> tuple[list[list[float]], int]:
+        self._refuse_long([len(ids) for ids in batches], self.max_tokens)
         # Longest first, as encode does: batches pad less.
         order = sorted(range(len(batches)), key=lambda i: -len(batches[i]))
         vectors: list[list[float]] = [[] for _ in batches]
@@ -389,6 +403,9 @@ class SentenceTransformersBackend:
     def rerank(self, query: str, documents: Sequence[str]) -> tuple[list[float], int]:
         pairs = [(query, d) for d in documents]
         with self.lock:
+            if not self.truncate:
+                whole = self.tokenizer([query] * len(documents), list(documents))["input_ids"]
+                self._refuse_long([len(ids) for ids in whole], self.max_tokens)
             encoded = self.tokenizer(
                 [query] * len(documents),
                 list(documents),
@@ -436,6 +453,11 @@ def _sentence_transformer(args: argparse.Namespace, model_kwargs: dict[str, Any]
 
 
 # --- HTTP ---
+
+
+def too_long_message(tokens: int, name: str, limit: int) -> str:
+    """The 400's line for an input over the limit (the words zoo's proxy uses too)."""
+    return f"an input has {tokens} tokens: {name} takes at most {limit} tokens per input"
 
 
 def _error(error: BadRequest) -> JSONResponse:
@@ -552,6 +574,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0: torch's")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=0, help="truncate inputs to this")
+    parser.add_argument(
+        "--no-truncate", action="store_true", help="refuse longer inputs (400) instead"
+    )
     parser.add_argument(
         "--dimensions",
         type=int,

@@ -26,7 +26,7 @@ from zoo.catalog.model import Family, Spec
 from zoo.engine import Capabilities, Engine, LaunchContext, Match, ServerCommand
 from zoo.errors import UsageError
 from zoo.host import Host
-from zoo_vllm.pooling import pooling_args, pooling_problem
+from zoo_vllm.pooling import pooling_args, pooling_problem, truncates
 
 # The CUDA build and the CPU build are pinned to the same vLLM release, so what was measured
 # on one (flags, the served name, the key) holds for the other.
@@ -38,6 +38,8 @@ API_KEY_ENV = "VLLM_API_KEY"
 KEY_MIDDLEWARE = "zoo_vllm.auth.RequireKey"
 # vLLM's rerank answers always carry the documents: this honours return_documents.
 RERANK_MIDDLEWARE = "zoo_vllm.rerank.RerankShape"
+# vLLM refuses an input over --max-model-len; this cuts it, when the spec says truncate.
+TRUNCATE_MIDDLEWARE = "zoo_vllm.truncate.CutToContext"
 KINDS = ("llm", "embedding", "rerank")
 # The CPU build's KV cache when the plan has no figure (an encoder's input needs none).
 CPU_KV_FALLBACK_BYTES = 64 * 1024**2
@@ -153,6 +155,8 @@ class VllmEngine(Engine):
             argv += ["--dtype", ctx.dtype]
         if ctx.family.kind in ("embedding", "rerank"):
             argv += ["--middleware", RERANK_MIDDLEWARE]  # an embedding model reranks too
+            if truncates(ctx.family):
+                argv += ["--middleware", TRUNCATE_MIDDLEWARE]
         if ctx.api_key:
             # Added last, so it runs first (Starlette puts later middleware outside).
             argv += ["--middleware", KEY_MIDDLEWARE]

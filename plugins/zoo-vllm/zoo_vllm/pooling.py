@@ -49,6 +49,12 @@ def pooling_problem(family: Family) -> str | None:
     return None
 
 
+def truncates(family: Family) -> bool:
+    """The spec's ``truncate`` for the family's kind (True, the default, when it has none)."""
+    facts = family.embedding if family.kind == EMBEDDING else family.rerank
+    return facts is None or facts.truncate
+
+
 def pooling_args(family: Family) -> list[str]:
     """The ``vllm serve`` flags for ``family``'s kind: none for a language model."""
     if family.kind == RERANK:
