@@ -224,15 +224,30 @@ class SingleProxy:
             "POST", self.base + route, headers=_sent(headers), content=json.dumps(upstream)
         )
         try:
-            answer = await self.client.send(request)
+            answer = await self.client.send(request, stream=True)
         except httpx.HTTPError as error:
             raise BadGateway(f"the engine is not answering: {error}") from error
-        raw = answer.content
-        # Float vectors at full length pass as the engine sent them (the benchmarked case):
-        # no parse unless the model must be renamed.
+        # Float vectors at full length pass as the engine sends them (the benchmarked case):
+        # streamed through, unless the model must be renamed.
+        if answer.status_code == 200 and _as_sent(plan) and config.request_model is None:
+            kept = [
+                (k, v)
+                for k, v in answer.headers.raw
+                if k.decode("latin-1").lower() not in HOP_BY_HOP
+            ]
+            length = answer.headers.get("content-length")
+            if length is not None:
+                kept.append((b"content-length", length.encode()))
+            out = StreamingResponse(_raw(answer), 200, background=BackgroundTask(answer.aclose))
+            out.raw_headers = kept
+            return out
+        try:
+            raw = await answer.aread()
+        except httpx.HTTPError as error:
+            raise BadGateway(f"the engine's answer broke off: {error}") from error
+        finally:
+            await answer.aclose()
         if answer.status_code == 200 and _as_sent(plan):
-            if config.request_model is None:
-                return _replayed(answer, raw)
             return _replayed(answer, _renamed_json(raw, config.served_name))
         try:
             data = json.loads(raw)
