@@ -231,6 +231,7 @@ def _cmdline(pid: int) -> list[str]:
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
 def test_the_dry_run_shows_the_proxy_as_it_runs(launched: dict[str, Any]) -> None:
+    from zoo.cli.launch_cmd import render_plan
     from zoo.launch import with_command
 
     for item in launched.values():
@@ -238,7 +239,10 @@ def test_the_dry_run_shows_the_proxy_as_it_runs(launched: dict[str, Any]) -> Non
         call = running.invocation
         assert _cmdline(running.proxy.pid) == list(call.proxy_argv)
         # The dry run: the same invocation before the private port is chosen (0 then).
-        shown = list(with_command(item["plan"], item["engine"], hubs={}).proxy_command)
+        dry = with_command(item["plan"], item["engine"], hubs={})
+        shown = list(dry.proxy_command)
+        text = render_plan(dry)
+        assert "proxy argv:   ZOO_PROXY_API_KEY=*** " + shown[0] in text and KEY not in text
         ran = list(call.proxy_argv)
         at = ran.index("--upstream-port") + 1
         assert shown[at] == "0" and shown[:at] + shown[at + 1 :] == ran[:at] + ran[at + 1 :]
