@@ -503,3 +503,17 @@ def test_rerank_top_n_on_every_route(
     assert empty.status_code == 400 and "empty list" in empty.text, empty.text
     vector = reranker.post("/v1/embeddings", {"model": RERANKER, "input": "x"})
     assert vector.status_code == 400 and "send it to /v1/rerank" in vector.text, vector.text
+
+
+def test_an_input_over_the_context_is_cut_to_it(minilm: Launched) -> None:
+    # The spec's truncate (default true): [CLS], the first 254 words, [SEP] (each word here is
+    # one token), as sentence-transformers cuts at max_seq_length 256.
+    sentence = "the cat sat on a red ball and the dog ran to his big house in our town"
+    text = [sentence.split()[i % 18] for i in range(400)]
+    cut = minilm.post("/v1/embeddings", {"model": MINILM, "input": " ".join(text[:254])})
+    assert cut.status_code == 200 and cut.json()["usage"]["prompt_tokens"] == 256, cut.text
+    long = minilm.post("/v1/embeddings", {"model": MINILM, "input": " ".join(text)})
+    assert long.status_code == 200, long.text
+    assert long.json()["usage"]["prompt_tokens"] == 256
+    vectors = [answer.json()["data"][0]["embedding"] for answer in (long, cut)]
+    assert cosine(*vectors) > 0.999
