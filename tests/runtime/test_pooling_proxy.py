@@ -342,6 +342,17 @@ def llama_like_engine() -> Iterator[tuple[int, list[tuple[str, Any]]]]:
             status, answer = 200, {}
             if self.path == "/tokenize":
                 answer = {"tokens": tokens(body["content"], body.get("add_special", False))}
+            elif self.path == "/detokenize":
+                answer = {"content": " ".join("abcdefghij"[:n] for n in body["tokens"])}
+            elif self.path == "/v1/rerank":  # [BOS] query [EOS] [SEP] document [EOS]
+                pairs = [4 + len(body["query"].split()) + len(d.split()) for d in body["documents"]]
+                if max(pairs) > 8:
+                    status = 500
+                    message = f"input ({max(pairs)} tokens) is too large to process. increase"
+                    answer = {"error": {"code": 500, "message": message}}
+                else:
+                    results = [{"index": n, "relevance_score": p} for n, p in enumerate(pairs)]
+                    answer = {"model": "m", "results": results, "usage": {}}
             else:
                 items = body["input"]
                 items = [items] if isinstance(items, str) else items
@@ -374,15 +385,16 @@ def llama_like_engine() -> Iterator[tuple[int, list[tuple[str, Any]]]]:
         server.server_close()
 
 
-async def _embed_through(port: int, body: dict[str, Any], *, truncate: bool) -> httpx.Response:
-    config = ProxyConfig(
-        "127.0.0.1", port, "tiny", kind="embedding", context_length=8, truncate=truncate
-    )
+async def _embed_through(
+    port: int, body: dict[str, Any], *, truncate: bool, kind: str = "embedding"
+) -> httpx.Response:
+    config = ProxyConfig("127.0.0.1", port, "tiny", kind=kind, context_length=8, truncate=truncate)
     app = SingleProxy(config)
+    path = "/v1/rerank" if kind == "rerank" else "/v1/embeddings"
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
-            return await client.post("/v1/embeddings", json=body)
+            return await client.post(path, json=body)
     finally:
         await app.client.aclose()
 
@@ -421,6 +433,25 @@ async def test_truncate_false_is_one_400_naming_the_limit_and_nothing_is_cut(
         "an input has 11 tokens: tiny takes at most 8 tokens per input"
     )
     assert [path for path, _ in seen] == ["/v1/embeddings"]
+
+
+@pytest.mark.anyio
+async def test_truncate_cuts_a_rerank_document_to_fit_beside_the_query(
+    llama_like_engine: tuple[int, list[tuple[str, Any]]],
+) -> None:
+    port, seen = llama_like_engine
+    body = {"query": "q", "documents": ["hi", "a bb ccc dddd eeeee"]}  # pairs of 6 and 10
+    answer = await _embed_through(port, body, truncate=True, kind="rerank")
+    assert answer.status_code == 200, answer.text
+    # 8 tokens: 4 specials, the query's 1, 3 of the document's; the client's text comes back.
+    assert seen[-1] == ("/v1/rerank", {"query": "q", "documents": ["hi", "a ab abc"]})
+    assert answer.json()["results"] == [
+        {"index": 1, "relevance_score": 8, "document": {"text": "a bb ccc dddd eeeee"}},
+        {"index": 0, "relevance_score": 6, "document": {"text": "hi"}},
+    ]
+    refused = await _embed_through(port, body, truncate=False, kind="rerank")
+    assert refused.status_code == 400
+    assert "an input has 10 tokens: tiny takes at most 8" in refused.json()["error"]["message"]
 
 
 def test_the_spec_s_truncate_false_reaches_the_proxy(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import re
 import sys
 import time
 from array import array
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -306,6 +306,39 @@ def cut_tokens(full: list[int], plain: list[int], limit: int) -> list[int]:
             keep = max(limit - len(head) - len(tail), 0)
             return (head + plain[:keep] + tail)[:limit]
     return full[:limit]  # the specials merged into the text's tokens: a plain cut
+
+
+# llama.cpp's rerank pair is [BOS] query [EOS] [SEP] document [EOS]: at most this many tokens
+# besides the texts' own (a BERT cross-encoder's tokenizer adds 3).
+PAIR_SPECIALS = 4
+
+
+async def cut_documents(
+    post: EnginePost, query: str, documents: Sequence[str], limit: int
+) -> list[str] | None:
+    """Rerank documents cut so each (query, document) pair fits ``limit``, for an engine that
+    refuses an over-long pair although the spec says ``truncate: true`` (llama.cpp): the
+    document's last tokens go, as a cross-encoder's tokenizer cuts the longer text, through
+    the engine's /tokenize and /detokenize. None when the query leaves no room or the engine
+    cannot tokenize (the refusal stands)."""
+    asked = await _tokenize(post, query, special=False)
+    room = limit - len(asked) - PAIR_SPECIALS if asked is not None else 0
+    if room <= 0:
+        return None
+    cut: list[str] = []
+    for document in documents:
+        ids = await _tokenize(post, document, special=False)
+        if ids is None:
+            return None
+        if len(ids) <= room:
+            cut.append(document)
+            continue
+        status, data = await post("/detokenize", {"tokens": ids[:room]})
+        text = data.get("content") if status == 200 and isinstance(data, dict) else None
+        if not isinstance(text, str) or not text:
+            return None
+        cut.append(text)
+    return cut
 
 
 def _token_ids_of(value: Any) -> bool:

@@ -199,11 +199,12 @@ class SingleProxy:
         return json.dumps(data).encode()
 
     async def _pooled(
-        self, headers: list[tuple[bytes, bytes]], body: bytes, cut: list[list[int]] | None = None
+        self, headers: list[tuple[bytes, bytes]], body: bytes, cut: list[Any] | None = None
     ) -> Response:
         """An embeddings or rerank request checked and planned as the gateway does, sent to
         the kind's main route, and its answer finished the same way. ``cut``: the input as
-        token ids cut to the limit, for the one retry after an engine's "too large"."""
+        token ids cut to the limit (or the rerank documents cut), for the one retry after an
+        engine's "too large"."""
         config = self.config
         asked = _json_object(body)
         plan: pooling.EmbeddingsPlan | pooling.RerankPlan
@@ -213,7 +214,7 @@ class SingleProxy:
             plan = pooling.plan_vectors(asked, config.served_name, config.embedding)
         upstream = dict(plan.upstream)
         if cut is not None:
-            upstream["input"] = cut
+            upstream["documents" if isinstance(plan, pooling.RerankPlan) else "input"] = cut
         if config.request_model == "":
             upstream.pop("model", None)
         elif config.request_model is not None:
@@ -255,11 +256,10 @@ class SingleProxy:
             data = None
         if answer.status_code != 200:
             message = pooling.too_long(data, config.served_name, config.context_length)
-            if message is not None and cut is None and self._cuts(plan):
-                assert config.context_length is not None  # _cuts checked it
-                ids = await pooling.cut_inputs(self._post, upstream["input"], config.context_length)
-                if ids is not None:
-                    return await self._pooled(headers, body, ids)
+            if message is not None and cut is None and config.truncate and config.context_length:
+                shorter = await self._cut(upstream, config.context_length)
+                if shorter is not None:
+                    return await self._pooled(headers, body, shorter)
             if message is not None:
                 raise InvalidRequest(message)
             return _replayed(answer, raw)
@@ -273,12 +273,13 @@ class SingleProxy:
             data["model"] = config.served_name
         return _replayed(answer, json.dumps(data, ensure_ascii=False).encode())
 
-    def _cuts(self, plan: pooling.EmbeddingsPlan | pooling.RerankPlan) -> bool:
-        """Whether an over-long input is cut here (the spec's truncate, embeddings only)."""
-        config = self.config
-        return bool(config.truncate and config.context_length) and isinstance(
-            plan, pooling.EmbeddingsPlan
-        )
+    async def _cut(self, upstream: dict[str, Any], limit: int) -> list[Any] | None:
+        """The request's input (or rerank documents) cut to ``limit`` by the engine's own
+        tokenizer (the spec's truncate), None when it cannot be cut."""
+        if self.config.kind == kinds.RERANK:
+            query, documents = upstream["query"], upstream["documents"]
+            return await pooling.cut_documents(self._post, query, documents, limit)
+        return await pooling.cut_inputs(self._post, upstream["input"], limit)
 
     async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """POST ``body`` to the engine: its status and JSON (None when it is not JSON)."""
