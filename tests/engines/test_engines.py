@@ -131,6 +131,7 @@ def test_requirements_follow_the_variant(engines) -> None:
     assert engines["transformers"].requirements(cpu) == (
         "torch==2.13.0",
         "transformers[serving]==5.24.0",
+        "sentence-transformers==6.0.1",
     )
     assert engines["mlx"].requirements(BUILTIN_PROFILES["m2-32g"]) == (
         "mlx==0.32.4",
