@@ -471,6 +471,8 @@ def test_rerank_orders_as_the_cross_encoder(
     # Sorted by score, every document, each score the cross-encoder's raw logit (the pooler's
     # tanh included: gguf_convert.py keeps it) for the input llama.cpp can give it.
     assert [r["index"] for r in results] == order(one_segment), (results, one_segment)
+    # The tiny model embeds both segments alike: the same order as every other engine's.
+    assert order(pairs) == order(one_segment), (pairs, one_segment)
     for index, score in scores.items():
         assert abs(score - one_segment[index]) < 0.02, (index, score, one_segment)
     assert data["usage"]["total_tokens"] > 0

@@ -13,6 +13,8 @@ top, so the same file works on both sides.
 
 The weights are drawn wider than BERT's usual 0.02 so the scores of different documents are
 far apart: engines round differently, and the order they give must not hinge on rounding.
+Both token types embed alike (llama.cpp cannot feed segment ids), so every engine that serves
+it must give the same order; a real cross-encoder on llama.cpp can rank differently.
 """
 
 from __future__ import annotations
@@ -123,6 +125,12 @@ def _build(folder: Path, seed: int) -> None:
     )
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()
+    # Both segments embed alike, so the scores do not depend on token type ids: llama.cpp
+    # feeds every token as segment 0 (its BERT graph has no segment input), the other engines
+    # feed the document as segment 1, and with this every engine must give the same order.
+    with torch.no_grad():
+        types = model.bert.embeddings.token_type_embeddings.weight
+        types[1] = types[0]
     model.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(str(folder))
     # vocab.txt is what llama.cpp's converter and slow BERT tokenizers read.
