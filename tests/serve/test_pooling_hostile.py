@@ -30,7 +30,8 @@ from .test_pooling_routes import FAMILIES, PoolingEngine, entries, loaded, write
 
 SCHEMA = Path(__file__).resolve().parents[2] / "zoo" / "catalog" / "spec.schema.json"
 
-# An engine that answers every POST 200 with the bytes of a file the test rewrites.
+# An engine that answers every POST 200 with the bytes of a file the test rewrites (or another
+# status, when the file starts with one: "500 {...}").
 CANNED_ENGINE = """\
 import argparse, http.server
 parser = argparse.ArgumentParser()
@@ -43,8 +44,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def _send(self, data):
-        self.send_response(200)
+    def _send(self, data, status=200):
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -56,7 +57,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with open(args.answer, "rb") as answer:
-            self._send(answer.read())
+            data = answer.read()
+        # "500 {...}": the answer with that status instead of 200.
+        status, _, rest = data.partition(b" ")
+        if status.isdigit() and len(status) == 3:
+            self._send(rest, int(status))
+        else:
+            self._send(data)
 
 http.server.ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
 """
@@ -187,6 +194,7 @@ def test_rerank_results_sort_with_whole_number_scores_and_no_results_is_a_502() 
 class Canned:
     running: Running
     answer: Path
+    catalog: Catalog
 
     def answers(self, text: str) -> None:
         self.answer.write_text(text)
@@ -200,7 +208,7 @@ def canned(tmp_path: Path, catalog: Catalog) -> Iterator[Canned]:
     answer.write_text(json.dumps({"data": [{"index": 0, "embedding": [1.0] * 8}]}))
     engine = CannedEngine(script, answer)
     with running_gateway(catalog, entries("emb", "rr"), engine=engine) as running:
-        yield Canned(running, answer)
+        yield Canned(running, answer, catalog)
 
 
 @pytest.fixture
@@ -348,3 +356,28 @@ def test_ollama_capabilities_map_only_the_schemas_abilities() -> None:
     every = capabilities({"kind": "llm", "abilities": list(abilities)})
     assert "embedding" not in every and "completion" in every
     assert capabilities({"kind": "embedding", "abilities": []}) == ["embedding"]
+
+
+def test_an_engines_input_too_large_error_is_a_400_naming_the_models_limit(
+    canned: Canned,
+) -> None:
+    """llama.cpp answers an over-long input with a 500 naming its batch size; through the
+    gateway the client gets one 400 that names the model's limit instead."""
+    too_large = {
+        "error": {
+            "code": 500,
+            "message": "input (900 tokens) is too large to process. increase the physical "
+            "batch size (current batch size: 512)",
+            "type": "server_error",
+        }
+    }
+    limit = canned.catalog.get("emb").context_length
+    with httpx.Client(base_url=canned.running.url, timeout=60) as http:
+        # Loaded first: the readiness probe needs the good answer the fixture wrote.
+        assert http.post("/v1/embeddings", json={"model": "emb", "input": "x"}).status_code == 200
+        canned.answers("500 " + json.dumps(too_large))
+        answer = http.post("/v1/embeddings", json={"model": "emb", "input": "x " * 900})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["message"] == (
+        f"an input has 900 tokens: emb takes at most {limit} tokens per input"
+    )

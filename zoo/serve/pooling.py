@@ -519,6 +519,12 @@ async def forward(
         answer.status, headers, media_type, raw, timings.get("lease", 0.0), 0.0, answer.parsed
     )
     if answer.status != 200:
+        # llama.cpp answers an over-long input with a 500 naming its batch size: say the
+        # model's limit instead. (The launch path's proxy cuts such input when the spec says
+        # truncate; here the engine is reached through the scheduler's lease, not cut yet.)
+        message = too_long(pooled.json(), name, family.context_length)
+        if message is not None:
+            raise InvalidRequest(message)
         pooled.seconds = time.monotonic() - started
         return pooled  # the engine's error, as it sent it
     # The forwarder parsed the answer already (to rename its model): checking it is cheap.
