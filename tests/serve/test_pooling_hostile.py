@@ -358,26 +358,115 @@ def test_ollama_capabilities_map_only_the_schemas_abilities() -> None:
     assert capabilities({"kind": "embedding", "abilities": []}) == ["embedding"]
 
 
-def test_an_engines_input_too_large_error_is_a_400_naming_the_models_limit(
-    canned: Canned,
+# An engine that, like llama.cpp, refuses an input over the context (its 500 "too large"),
+# tokenizes on /tokenize (a word a token, [CLS]=101 and [SEP]=102 with add_special) and
+# detokenizes on /detokenize; an embedding's first number is the token count it was given.
+LLAMA_LIKE_ENGINE = """\
+import argparse, http.server, json
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int)
+parser.add_argument("--host", default="127.0.0.1")
+parser.add_argument("--log")
+args, _ = parser.parse_known_args()
+LIMIT = 256
+WORDS = {}
+
+def ids(text, special):
+    words = [WORDS.setdefault(w, 1000 + len(WORDS)) for w in text.split()]
+    return [101, *words, 102] if special else words
+
+def too_large(n):
+    return 500, {"error": {"code": 500, "type": "server_error", "message":
+        f"input ({n} tokens) is too large to process. increase the physical batch size"}}
+
+def answer(path, body):
+    if path == "/tokenize":
+        return 200, {"tokens": ids(body["content"], body.get("add_special", False))}
+    if path == "/detokenize":
+        names = {v: k for k, v in WORDS.items()}
+        return 200, {"content": " ".join(names[t] for t in body["tokens"])}
+    if path == "/v1/rerank":
+        pairs = [len(ids(body["query"], False)) + len(ids(d, False)) + 4 for d in body["documents"]]
+        if max(pairs) > LIMIT:
+            return too_large(max(pairs))
+        return 200, {"results": [{"index": n, "relevance_score": -float(len(d.split()))}
+                                 for n, d in enumerate(body["documents"])]}
+    items = body["input"]
+    if isinstance(items, str) or (items and isinstance(items[0], int)):
+        items = [items]
+    counts = [len(ids(i, True)) if isinstance(i, str) else len(i) for i in items]
+    if max(counts) > LIMIT:
+        return too_large(max(counts))
+    return 200, {"object": "list", "usage": {"prompt_tokens": sum(counts)}, "data": [
+        {"index": n, "embedding": [float(c)] + [0.0] * 7} for n, c in enumerate(counts)]}
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def _send(self, status, data):
+        raw = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_GET(self):
+        self._send(200, {"status": "ok", "object": "list", "data": []})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        with open(args.log, "a") as log:
+            log.write(self.path + "\\n")
+        self._send(*answer(self.path, body))
+
+http.server.ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+"""
+
+
+class LlamaLikeEngine(PoolingEngine):
+    def __init__(self, script: Path, log: Path) -> None:
+        super().__init__("--log", str(log))
+        self.script = script
+
+    def server_command(self, ctx: LaunchContext) -> ServerCommand:
+        command = super().server_command(ctx)
+        return replace(command, argv=(sys.executable, str(self.script), *command.argv[2:]))
+
+
+def test_an_input_over_the_context_is_cut_by_the_engines_tokenizer_or_is_a_400(
+    tmp_path: Path, catalog: Catalog
 ) -> None:
-    """llama.cpp answers an over-long input with a 500 naming its batch size; through the
-    gateway the client gets one 400 that names the model's limit instead."""
-    too_large = {
-        "error": {
-            "code": 500,
-            "message": "input (900 tokens) is too large to process. increase the physical "
-            "batch size (current batch size: 512)",
-            "type": "server_error",
-        }
-    }
-    limit = canned.catalog.get("emb").context_length
-    with httpx.Client(base_url=canned.running.url, timeout=60) as http:
-        # Loaded first: the readiness probe needs the good answer the fixture wrote.
-        assert http.post("/v1/embeddings", json={"model": "emb", "input": "x"}).status_code == 200
-        canned.answers("500 " + json.dumps(too_large))
-        answer = http.post("/v1/embeddings", json={"model": "emb", "input": "x " * 900})
-    assert answer.status_code == 400, answer.text
-    assert answer.json()["error"]["message"] == (
-        f"an input has 900 tokens: emb takes at most {limit} tokens per input"
-    )
+    """llama.cpp refuses an over-long input with a 500 naming its batch size. The spec's
+    truncate (default true) says cut: the gateway cuts with the engine's /tokenize and asks
+    once more; the client's documents come back as sent. When nothing can be cut, one 400
+    names the model's limit."""
+    script, log = tmp_path / "llama_like.py", tmp_path / "requests.log"
+    script.write_text(LLAMA_LIKE_ENGINE)
+    limit = catalog.get("emb").context_length
+    long_text = " ".join(f"w{n}" for n in range(400))
+    engine = LlamaLikeEngine(script, log)
+    with (
+        running_gateway(catalog, entries("emb", "rr"), engine=engine) as running,
+        httpx.Client(base_url=running.url, timeout=60) as http,
+    ):
+        answer = http.post("/v1/embeddings", json={"model": "emb", "input": [long_text, "a b"]})
+        assert answer.status_code == 200, answer.text
+        counts = [item["embedding"][0] for item in answer.json()["data"]]
+        assert counts == [limit, 4]  # [CLS] + 254 words + [SEP]; the short one as it was
+        assert "/tokenize" in log.read_text().split()
+        documents = ["a b", long_text]
+        answer = http.post("/v1/rerank", json={"model": "rr", "query": "q", "documents": documents})
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert [r["index"] for r in results] == [0, 1]
+        assert [r["document"]["text"] for r in results] == documents
+        # A query that leaves no room for a document cannot be cut: one 400 naming the limit.
+        answer = http.post(
+            "/v1/rerank", json={"model": "rr", "query": long_text, "documents": ["a"]}
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["message"] == (
+            f"an input has 405 tokens: rr takes at most {limit} tokens per input"
+        )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import math
 import re
@@ -506,27 +507,31 @@ async def forward(
     plan = plan_rerank(body) if kind_name == kinds.RERANK else plan_embeddings(body, family)
     started = time.monotonic()
     timings: dict[str, float] = {}
-    _, answer, stack = await gateway.complete(
-        name, dict(plan.upstream), path, route=route, timings=timings
-    )
-    try:
-        raw = b"".join([chunk async for chunk in answer.body])
-    finally:
-        await stack.aclose()
-    headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-type"}
-    media_type = answer.headers.get("content-type", "application/json")
-    pooled = Pooled(
-        answer.status, headers, media_type, raw, timings.get("lease", 0.0), 0.0, answer.parsed
-    )
-    if answer.status != 200:
-        # llama.cpp answers an over-long input with a 500 naming its batch size: say the
-        # model's limit instead. (The launch path's proxy cuts such input when the spec says
-        # truncate; here the engine is reached through the scheduler's lease, not cut yet.)
+    pooled = await _send(gateway, name, plan.upstream, path, route, timings)
+    if pooled.status != 200:
+        # llama.cpp answers an over-long input with a 500 naming its batch size: cut the
+        # input with the engine's own tokenizer and ask once more when the spec says
+        # truncate, else one 400 naming the model's limit.
         message = too_long(pooled.json(), name, family.context_length)
-        if message is not None:
+        if message is None:
+            pooled.seconds = time.monotonic() - started
+            return pooled  # the engine's error, as it sent it
+        facts = family.embedding if kind_name == kinds.EMBEDDING else family.rerank
+        cut = None
+        if facts is not None and facts.truncate:
+            post = _engine_post(gateway, name, route)
+            cut = await _cut_plan(post, plan, family.context_length)
+        if cut is None:
             raise InvalidRequest(message)
-        pooled.seconds = time.monotonic() - started
-        return pooled  # the engine's error, as it sent it
+        plan = cut
+        pooled = await _send(gateway, name, plan.upstream, path, route, {})
+        pooled.load_seconds = timings.get("lease", 0.0)
+        if pooled.status != 200:
+            message = too_long(pooled.json(), name, family.context_length)
+            if message is not None:
+                raise InvalidRequest(message)
+            pooled.seconds = time.monotonic() - started
+            return pooled
     # The forwarder parsed the answer already (to rename its model): checking it is cheap.
     data = pooled.json()
     if data is None:
@@ -543,3 +548,54 @@ async def forward(
         pooled._data = data
     pooled.seconds = time.monotonic() - started
     return pooled
+
+
+async def _send(
+    gateway: Gateway,
+    name: str,
+    body: Mapping[str, Any],
+    path: str,
+    route: str,
+    timings: dict[str, float],
+) -> Pooled:
+    """``body`` to ``path`` on the model's engine, its whole answer read (the lease held
+    only meanwhile)."""
+    _, answer, stack = await gateway.complete(name, dict(body), path, route=route, timings=timings)
+    try:
+        raw = b"".join([chunk async for chunk in answer.body])
+    finally:
+        await stack.aclose()
+    headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-type"}
+    media_type = answer.headers.get("content-type", "application/json")
+    return Pooled(
+        answer.status, headers, media_type, raw, timings.get("lease", 0.0), 0.0, answer.parsed
+    )
+
+
+def _engine_post(gateway: Gateway, name: str, route: str) -> EnginePost:
+    """An EnginePost to the model's engine through the gateway (its /tokenize, /detokenize)."""
+
+    async def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        pooled = await _send(gateway, name, body, path, route, {})
+        return pooled.status, pooled.json()
+
+    return post
+
+
+async def _cut_plan(
+    post: EnginePost, plan: EmbeddingsPlan | RerankPlan, limit: int
+) -> EmbeddingsPlan | RerankPlan | None:
+    """``plan`` with its input (or documents) cut to ``limit`` by the engine's tokenizer; the
+    client still gets its own documents back. None when it cannot be cut."""
+    upstream = dict(plan.upstream)
+    if isinstance(plan, RerankPlan):
+        documents = await cut_documents(post, str(upstream["query"]), plan.texts, limit)
+        if documents is None:
+            return None
+        upstream["documents"] = documents
+    else:
+        inputs = await cut_inputs(post, upstream["input"], limit)
+        if inputs is None:
+            return None
+        upstream["input"] = inputs
+    return dataclasses.replace(plan, upstream=upstream)
