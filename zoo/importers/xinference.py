@@ -305,6 +305,48 @@ def _with_extra(doc: dict[str, Any], override: Mapping[str, Any]) -> None:
         doc["extra"] = {EXTRA_KEY: dict(override)}
 
 
+def record_spec_overrides(
+    xf: Mapping[str, Any],
+    derived: Mapping[str, Any],
+    doc: dict[str, Any],
+    unusable: Mapping[int, Mapping[str, str]],
+    family_override: dict[str, Any],
+    source_label: Callable[[Mapping[str, Any]], str],
+    doc_label: Callable[[Mapping[str, Any]], str],
+) -> tuple[list[tuple[int, Mapping[str, Any]]], list[str]]:
+    """Keep in ``extra`` what each imported spec and source has beyond what zoo derives back
+    (``derived``: the export of ``doc``), so the export reproduces ``xf`` (every registry's
+    import: LLMs, embedding models, rerankers). A spec no hub of which zoo offers goes whole
+    into ``family_override`` (``UNLISTED_SPECS``). Returns the kept (index, spec) pairs and
+    the notes, each spec named by ``source_label``/``doc_label`` ("pytorch 7B")."""
+    notes: list[str] = []
+    kept: list[tuple[int, Mapping[str, Any]]] = []
+    for i, x_spec in enumerate(xf["model_specs"]):
+        where = f"spec {i + 1} ({source_label(x_spec)})"
+        for hub, reason in unusable[i].items():
+            notes.append(f"{where}: {hub}: not offered ({reason}); kept in extra.xinference")
+        if len(unusable[i]) == len(x_spec["model_src"]):
+            family_override.setdefault(UNLISTED_SPECS, []).append({"index": i, "spec": x_spec})
+        else:
+            kept.append((i, x_spec))
+    for (i, x_spec), d_spec, spec_doc in zip(
+        kept, derived["model_specs"], doc["specs"], strict=True
+    ):
+        where = f"spec {i + 1} ({doc_label(spec_doc)}): "
+        spec_override = _override(x_spec, d_spec, skip=("model_src",))
+        notes += _notes_for(where, spec_override, frozenset())
+        if unusable[i]:
+            spec_override["model_src"] = {h: x_spec["model_src"][h] for h in unusable[i]}
+        for hub, x_src in x_spec["model_src"].items():
+            if hub in unusable[i]:
+                continue
+            src_override = _override(x_src, d_spec["model_src"][hub])
+            notes += _notes_for(f"{where}{hub}: ", src_override, frozenset())
+            _with_extra(spec_doc["sources"][hub], src_override)
+        _with_extra(spec_doc, spec_override)
+    return kept, notes
+
+
 @dataclass
 class Conversion:
     """One Xinference family as a zoo spec document, with what zoo's fields could not hold."""
@@ -327,31 +369,19 @@ def convert_family(xf: Mapping[str, Any]) -> Conversion:
         notes: list[str] = []
         family_override = _override(xf, derived, skip=("model_specs",))
         notes += _notes_for("", family_override, PASSTHROUGH_KEYS)
-        kept: list[tuple[int, dict[str, Any]]] = []
-        for i, x_spec in enumerate(xf["model_specs"]):
-            size = format_size(_size(x_spec["model_size_in_billions"], name))
-            where = f"spec {i + 1} ({x_spec['model_format']} {size}B)"
-            for hub, reason in unusable[i].items():
-                notes.append(f"{where}: {hub}: not offered ({reason}); kept in extra.xinference")
-            if len(unusable[i]) == len(x_spec["model_src"]):
-                family_override.setdefault(UNLISTED_SPECS, []).append({"index": i, "spec": x_spec})
-            else:
-                kept.append((i, x_spec))
-        for (i, x_spec), d_spec, spec_doc in zip(
-            kept, derived["model_specs"], doc["specs"], strict=True
-        ):
-            where = f"spec {i + 1} ({spec_doc['format']} {spec_doc['size']}B): "
-            spec_override = _override(x_spec, d_spec, skip=("model_src",))
-            notes += _notes_for(where, spec_override, frozenset())
-            if unusable[i]:
-                spec_override["model_src"] = {h: x_spec["model_src"][h] for h in unusable[i]}
-            for hub, x_src in x_spec["model_src"].items():
-                if hub in unusable[i]:
-                    continue
-                src_override = _override(x_src, d_spec["model_src"][hub])
-                notes += _notes_for(f"{where}{hub}: ", src_override, frozenset())
-                _with_extra(spec_doc["sources"][hub], src_override)
-            _with_extra(spec_doc, spec_override)
+        _, spec_notes = record_spec_overrides(
+            xf,
+            derived,
+            doc,
+            unusable,
+            family_override,
+            lambda x_spec: (
+                f"{x_spec['model_format']} "
+                f"{format_size(_size(x_spec['model_size_in_billions'], name))}B"
+            ),
+            lambda spec_doc: f"{spec_doc['format']} {spec_doc['size']}B",
+        )
+        notes += spec_notes
         if family_override:
             # extra goes before specs, where a reader of the file expects family facts.
             specs = doc.pop("specs")

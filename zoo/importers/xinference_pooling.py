@@ -61,6 +61,7 @@ from zoo.importers.xinference import (
     _xinference_extra,
     is_generated,
     read_registry,
+    record_spec_overrides,
     source_commit,
     unusable_reason,
     write_families,
@@ -405,32 +406,16 @@ def convert_family(
                 f"supplement {facts.block[key]!r} (used; Xinference's kept in extra.xinference)"
             )
         notes += _notes_for("", family_override, _PASSTHROUGH | set(corrected))
-        kept: list[tuple[int, Mapping[str, Any]]] = []
-        for i, x_spec in enumerate(xf["model_specs"]):
-            where = f"spec {i + 1} ({x_spec['model_format']})"
-            for hub, reason in unusable[i].items():
-                notes.append(f"{where}: {hub}: not offered ({reason}); kept in extra.xinference")
-            if len(unusable[i]) == len(x_spec["model_src"]):
-                family_override.setdefault(UNLISTED_SPECS, []).append({"index": i, "spec": x_spec})
-            else:
-                kept.append((i, x_spec))
-        for (i, x_spec), d_spec, spec_doc in zip(
-            kept, derived["model_specs"], doc["specs"], strict=True
-        ):
-            where = f"spec {i + 1} ({spec_doc['format']}): "
-            spec_override = _override(x_spec, d_spec, skip=("model_src",))
-            notes += _notes_for(where, spec_override, frozenset())
-            if unusable[i]:
-                spec_override["model_src"] = {h: x_spec["model_src"][h] for h in unusable[i]}
-            for hub, x_src in x_spec["model_src"].items():
-                if hub in unusable[i]:
-                    continue
-                src_override = _override(x_src, d_spec["model_src"][hub])
-                notes += _notes_for(f"{where}{hub}: ", src_override, frozenset())
-                if src_override:
-                    spec_doc["sources"][hub]["extra"] = {EXTRA_KEY: src_override}
-            if spec_override:
-                spec_doc["extra"] = {EXTRA_KEY: spec_override}
+        kept, spec_notes = record_spec_overrides(
+            xf,
+            derived,
+            doc,
+            unusable,
+            family_override,
+            lambda x_spec: str(x_spec["model_format"]),
+            lambda spec_doc: str(spec_doc["format"]),
+        )
+        notes += spec_notes
         if family_override:
             doc["extra"] = {EXTRA_KEY: family_override}
         # Key order is a fact of the file too: where an entry's differs from what the export
