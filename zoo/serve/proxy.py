@@ -95,6 +95,24 @@ class Answer:
     parsed: Any = None
 
 
+# An engine may close a kept-alive connection just as the next request goes out on it
+# (llama.cpp's server does so now and then after a streamed answer, without a
+# "Connection: close" header): httpx then says the server disconnected without a response.
+# The request is sent again; the closed connection has left the pool, so it goes out on
+# another one. Should the engine have died instead, the next try fails to connect.
+STALE_CONNECTION_RETRIES = 2
+
+
+async def send_streaming(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``client.send(request, stream=True)``, once more for each stale connection it meets."""
+    for _ in range(STALE_CONNECTION_RETRIES):
+        try:
+            return await client.send(request, stream=True)
+        except httpx.RemoteProtocolError:
+            continue
+    return await client.send(request, stream=True)
+
+
 class Forwarder:
     """Sends requests to engines; one per gateway (it owns the connection pool)."""
 
@@ -136,7 +154,7 @@ class Forwarder:
             "POST", upstream.base_url + path, content=json.dumps(payload), headers=headers
         )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await send_streaming(self.client, request)
         except httpx.HTTPError as error:
             raise LoadFailed(f"the engine behind {client_model} did not answer: {error}") from error
         kept = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}

@@ -46,7 +46,7 @@ from zoo import kinds
 from zoo.catalog.model import EmbeddingFacts
 from zoo.serve import pooling
 from zoo.serve.errors import GatewayError, InvalidRequest, Unauthorized, WrongRoute
-from zoo.serve.proxy import EventRenamer, _renamed_json
+from zoo.serve.proxy import EventRenamer, _renamed_json, send_streaming
 
 if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope, Send
@@ -225,7 +225,7 @@ class SingleProxy:
             "POST", self.base + route, headers=_sent(headers), content=json.dumps(upstream)
         )
         try:
-            answer = await self.client.send(request, stream=True)
+            answer = await send_streaming(self.client, request)
         except httpx.HTTPError as error:
             raise BadGateway(f"the engine is not answering: {error}") from error
         # Float vectors at full length pass as the engine sends them (the benchmarked case):
@@ -302,7 +302,7 @@ class SingleProxy:
             method, self.base + target.decode("latin-1"), headers=_sent(headers), content=body
         )
         try:
-            answer = await self.client.send(request, stream=True)
+            answer = await send_streaming(self.client, request)
         except httpx.HTTPError as error:
             raise BadGateway(f"the engine is not answering: {error}") from error
         kept = [
