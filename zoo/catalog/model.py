@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zoo.catalog.lock import FamilyLock, LockedRepo
 
 QUANTIZATION_PLACEHOLDER = "{quantization}"
 PART_PLACEHOLDER = "{part}"
@@ -147,10 +150,23 @@ class Source:
     # import/export; see zoo.importers).
     extra: Mapping[str, Any] = field(default_factory=dict)
     location: Location | None = field(default=None, compare=False)
+    # What `zoo catalog check --fix` recorded for this source's repositories (zoo.catalog.lock),
+    # repository id -> entry; only entries made for the revision the spec asks for today.
+    locked: Mapping[str, LockedRepo] = field(default_factory=dict, compare=False)
 
     def repo_for(self, quantization: str) -> str:
         """The repository id for ``quantization`` (the template filled in)."""
         return self.model_id.replace(QUANTIZATION_PLACEHOLDER, quantization)
+
+    def locked_repo(self, quantization: str) -> LockedRepo | None:
+        """The lock entry of ``quantization``'s repository, if it was checked."""
+        return self.locked.get(self.repo_for(quantization))
+
+    def revision_for(self, quantization: str) -> str | None:
+        """The revision to download for ``quantization``: the commit the lock pinned the
+        spec's revision to when there is one, else the spec's own revision."""
+        locked = self.locked_repo(quantization)
+        return locked.commit if locked is not None else self.revision
 
     def files_for(self, quantization: str) -> tuple[str, ...]:
         """GGUF file names for ``quantization``: its split parts, or the single file.
@@ -247,14 +263,19 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 def source_from_data(
-    hub: str, data: Mapping[str, Any], spec_quants: Sequence[str], location: Location | None = None
+    hub: str,
+    data: Mapping[str, Any],
+    spec_quants: Sequence[str],
+    location: Location | None = None,
+    lock: FamilyLock | None = None,
 ) -> Source:
     split = data.get("split")
     draft = data.get("draft")
+    quantizations = _strings(data.get("quantizations")) or tuple(spec_quants)
     return Source(
         hub=hub,
         model_id=str(data["model_id"]),
-        quantizations=_strings(data.get("quantizations")) or tuple(spec_quants),
+        quantizations=quantizations,
         revision=data.get("revision"),
         file=data.get("file"),
         split=(
@@ -279,18 +300,36 @@ def source_from_data(
         exclude=_strings(data.get("exclude")),
         extra=dict(data.get("extra") or {}),
         location=location,
+        locked=_locked_for(hub, data, quantizations, lock),
     )
+
+
+def _locked_for(
+    hub: str, data: Mapping[str, Any], quantizations: Sequence[str], lock: FamilyLock | None
+) -> dict[str, LockedRepo]:
+    """The lock entries of a source's repositories that were made for its revision today."""
+    if lock is None:
+        return {}
+    model_id, revision = str(data["model_id"]), data.get("revision")
+    found: dict[str, LockedRepo] = {}
+    for quantization in quantizations:
+        repo = model_id.replace(QUANTIZATION_PLACEHOLDER, quantization)
+        entry = lock.find(hub, repo)
+        if entry is not None and entry.asked == revision:
+            found[repo] = entry
+    return found
 
 
 def spec_from_data(
     data: Mapping[str, Any],
     location: Location | None = None,
     source_locations: Mapping[str, Location] | None = None,
+    lock: FamilyLock | None = None,
 ) -> Spec:
     sources_data: Mapping[str, Any] = data.get("sources") or {}
     quants = _strings(data.get("quantizations"))
     sources = tuple(
-        source_from_data(hub, src, quants, (source_locations or {}).get(hub))
+        source_from_data(hub, src, quants, (source_locations or {}).get(hub), lock)
         for hub, src in sources_data.items()
     )
     if not quants:
@@ -313,10 +352,12 @@ def family_from_data(
     location: Location | None = None,
     spec_locations: Sequence[Location | None] = (),
     source_locations: Sequence[Mapping[str, Location]] = (),
+    lock: FamilyLock | None = None,
 ) -> Family:
     """Build a Family from YAML data that already passed schema validation.
 
-    ``source_locations`` gives, per spec, each hub's Location (optional, like the others).
+    ``source_locations`` gives, per spec, each hub's Location (optional, like the others);
+    ``lock`` the family's lock file (``zoo.catalog.lock``), whose entries fill ``Source.locked``.
     """
     fim = data.get("fim")
     reasoning = data.get("reasoning") or {}
@@ -333,7 +374,7 @@ def family_from_data(
         languages=_strings(data.get("languages")),
         abilities=_strings(data.get("abilities")),
         specs=tuple(
-            spec_from_data(s, loc, hubs)
+            spec_from_data(s, loc, hubs, lock)
             for s, loc, hubs in zip(specs_data, locs, hub_locs, strict=True)
         ),
         kind=str(data.get("kind") or "llm"),

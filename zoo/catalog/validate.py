@@ -45,6 +45,7 @@ class FileResult:
 def build_family(data: dict[str, Any], path: str, positions: dict[str, Any]) -> Family:
     # The data model is imported on demand: `zoo list` shows cached summaries and never
     # needs it (creating its dataclasses is a noticeable part of start-up).
+    from zoo.catalog.lock import load_lock
     from zoo.catalog.model import Location, family_from_data
 
     def loc(pair: Any) -> Location:
@@ -55,6 +56,8 @@ def build_family(data: dict[str, Any], path: str, positions: dict[str, Any]) -> 
         loc(positions.get("family")),
         [loc(p) for p in positions.get("specs", [])],
         [{hub: loc(p) for hub, p in by_hub.items()} for by_hub in positions.get("sources", [])],
+        # What the hubs said when the family was last checked: next to its spec file.
+        load_lock(Path(path).parent, str(data["name"])),
     )
 
 

@@ -184,6 +184,15 @@ class Hub(abc.ABC):
         tell (a snapshot folder named after the commit a branch points to)."""
         return None
 
+    def revision_commit(self, repo: str, revision: str | None = None) -> str | None:
+        """The commit ``revision`` (None: the hub's default branch) of ``repo`` points to now.
+
+        ``zoo catalog check --fix`` pins sources to it (``zoo.catalog.lock``). Raise like
+        ``list_files`` for a repository or revision the hub does not have; return None when
+        the hub has no commits to pin (a package index pins by version instead).
+        """
+        return None
+
     def cached_listing(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile] | None:
         """The files of ``repo`` already in the cache (no request), or None if none are."""
         return None
