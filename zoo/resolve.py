@@ -256,7 +256,9 @@ def hub_order(
     return order, False, ""
 
 
-def _selection(spec: Spec, source: Source, q: str, hubs: Mapping[str, Hub] | None) -> FileSelection:
+def file_selection(
+    spec: Spec, source: Source, q: str, hubs: Mapping[str, Hub] | None
+) -> FileSelection:
     """How this source's files are chosen: named exactly (GGUF, or a hub that serves named
     files such as PyPI packages), or by ``zoo.hubs.select``'s rule from the listing."""
     hub = hubs.get(source.hub) if hubs is not None else None
@@ -426,8 +428,10 @@ def _judge(
                 PlannedSource(
                     hub=source.hub,
                     repo=source.repo_for(found),
-                    revision=source.revision,
-                    selection=_selection(spec, source, found, hubs),
+                    # The commit the lock pinned (while it is current): the dry run shows
+                    # what the download fetches.
+                    revision=source.revision_for(found),
+                    selection=file_selection(spec, source, found, hubs),
                     reason=hub_reason,
                 )
             )

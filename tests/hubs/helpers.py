@@ -9,7 +9,7 @@ from typing import Any
 from zoo.catalog.model import family_from_data
 from zoo.hubs.base import Hub
 from zoo.plan import Plan, PlannedSource
-from zoo.resolve import _selection, hub_order
+from zoo.resolve import file_selection, hub_order
 
 
 def make_plan(
@@ -53,8 +53,8 @@ def make_plan(
             PlannedSource(
                 hub=s.hub,
                 repo=s.repo_for(quantization),
-                revision=s.revision,
-                selection=_selection(spec, s, quantization, hubs),
+                revision=s.revision_for(quantization),
+                selection=file_selection(spec, s, quantization, hubs),
                 reason=why,
             )
             for s, why in order
