@@ -157,6 +157,17 @@ class HuggingFaceHub(Hub):
             raise HubError(f"{self.name}: {repo}@{revision}: the hub gave no commit id")
         return commit
 
+    def revision_commit(self, repo: str, revision: str | None = None) -> str | None:
+        """The commit ``revision`` (None: main) names now: ``/api/models/{repo}/revision/{rev}``
+        (a 40-hex revision is its own answer, with no request)."""
+        check_repo_id(repo, self.name)
+        if self.offline() and not _COMMIT.fullmatch(revision or ""):
+            raise HubUnreachableError(
+                f"{self.name}: HF_HUB_OFFLINE is set: cannot ask what {repo}@{revision or 'main'}"
+                " names now"
+            )
+        return self.resolve_commit(repo, revision)
+
     def list_files(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile]:
         check_repo_id(repo, self.name)
         commit = self.resolve_commit(repo, revision)

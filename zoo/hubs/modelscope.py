@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from zoo.hubs.verify import changed_since_verified, verify_file
 
 DEFAULT_ENDPOINT = "https://www.modelscope.cn"
 DEFAULT_REVISION = "master"
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 MOVE_CACHE = "MODELSCOPE_CACHE"
 
 
@@ -68,28 +70,65 @@ class ModelScopeHub(Hub):
             return False
         return True
 
-    def list_files(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile]:
+    def _get(self, repo: str, action: str, params: dict[str, str], doing: str) -> Any:
+        """GET ``/api/v1/models/{repo}/{action}``; errors as one line, unreachable typed."""
         import httpx
 
-        check_repo_id(repo, self.name)
-        revision = check_revision(revision or DEFAULT_REVISION, self.name)
-        url = f"{self.endpoint()}/api/v1/models/{repo}/repo/files"
+        url = f"{self.endpoint()}/api/v1/models/{repo}/{action}"
         timeouts = hub_timeouts()
         try:
             response = httpx.get(
                 url,
-                params={"Revision": revision, "Recursive": "True"},
+                params=params,
                 timeout=httpx.Timeout(timeouts.read, connect=timeouts.connect),
             )
         except httpx.HTTPError as error:
             unreachable = network_error(error, self.name, self.endpoint())
             if unreachable is not None:
                 raise unreachable from error
-            raise HubError(f"{self.name}: listing {repo}@{revision} failed: {error}") from error
+            raise HubError(f"{self.name}: {doing} failed: {error}") from error
         if response.status_code == 404:
-            raise HubError(f"{self.name}: {repo}@{revision}: repository or revision not found")
+            what = "repository" if action == "revisions" else "repository or revision"
+            raise HubError(f"{self.name}: {doing}: {what} not found")
         if response.status_code >= 400:
-            raise HubError(f"{self.name}: listing {repo}@{revision}: HTTP {response.status_code}")
+            raise HubError(f"{self.name}: {doing}: HTTP {response.status_code}")
+        return response
+
+    def revision_commit(self, repo: str, revision: str | None = None) -> str | None:
+        """The commit the branch or tag ``revision`` (None: master) names now, from the
+        repository's revisions (``/api/v1/models/{repo}/revisions``, what the client's
+        ``get_model_branches_and_tags_details`` reads); a 40-hex revision is its own answer.
+        None when the hub names no commit for it (the revision then stays as the spec has it).
+        """
+        check_repo_id(repo, self.name)
+        revision = check_revision(revision or DEFAULT_REVISION, self.name)
+        if _COMMIT.fullmatch(revision):
+            return revision
+        doing = f"{repo}@{revision}"
+        response = self._get(repo, "revisions", {}, doing)
+        data: Any = None
+        try:
+            data = response.json()
+            found = data["Data"]["RevisionMap"]
+            entries = [*(found.get("Branches") or []), *(found.get("Tags") or [])]
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+            if isinstance(data, dict) and data.get("Success") is False:
+                raise HubError(f"{self.name}: {doing}: {str(data.get('Message'))[:200]}") from None
+            raise HubError(f"{self.name}: {repo}: unexpected revisions from the hub") from error
+        entry = next(
+            (e for e in entries if isinstance(e, dict) and e.get("Revision") == revision), None
+        )
+        if entry is None:
+            raise HubError(f"{self.name}: {doing}: revision not found")
+        commit = entry.get("CommitId")
+        return commit if isinstance(commit, str) and _COMMIT.fullmatch(commit) else None
+
+    def list_files(self, repo: str, revision: str | None = None) -> Sequence[RemoteFile]:
+        check_repo_id(repo, self.name)
+        revision = check_revision(revision or DEFAULT_REVISION, self.name)
+        response = self._get(
+            repo, "repo/files", {"Revision": revision, "Recursive": "True"}, f"{repo}@{revision}"
+        )
         unexpected = f"{self.name}: {repo}: unexpected listing from the hub"
         try:
             entries = response.json()["Data"]["Files"]
