@@ -13,6 +13,9 @@ among exactly those, in that order, both pick the same way:
    unreachable while downloading hands over to the next.
 
 Files: exact names where the plan has them, else ``zoo.hubs.select``'s rule on the listing.
+A repository the catalog's lock file pinned (``zoo.hubs.locked``) needs no listing: the lock
+has its files with sizes and sha256, so the dry run states real sizes offline too, and the
+download is checked against them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from zoo.hubs.base import (
     HubUnreachableError,
     RemoteFile,
 )
+from zoo.hubs.locked import check_against_lock, locked_files, plan_lock
 from zoo.hubs.safety import check_relative_path
 from zoo.hubs.select import select_weights
 from zoo.plan import Plan, PlannedSource
@@ -99,6 +103,10 @@ def _request(
                 f"{name}: the spec names no file for {plan.quantization} in {source.repo}"
             )
         return FetchRequest(source.repo, source.revision, files=selection.exact)
+    locked = plan_lock(plan, name)
+    from_lock = locked_files(locked, selection, hub=name) if locked and listing is None else None
+    if from_lock is not None:  # the weight selection at the pinned commit, as checked
+        return FetchRequest(source.repo, source.revision, files=tuple(f.path for f in from_lock))
     if listing is None:
         listing = (
             hub.cached_listing(source.repo, source.revision)
@@ -231,7 +239,14 @@ def planned_root(plan: Plan, *, hubs: Mapping[str, Hub]) -> Path | None:
 
 def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchListing:
     """What ``fetch_plan`` would download: hub, repository, revision, files and bytes."""
-    order, skipped, found = _pick(plan, hubs)
+    try:
+        order, skipped, found = _pick(plan, hubs)
+    except HubError as error:
+        # No hub to ask (offline, unreachable): the lock still knows what a download fetches.
+        fallback = _locked_listing(plan, hubs, str(error))
+        if fallback is None:
+            raise
+        return fallback
     name, reason = order[0]
     hub = hubs[name]
     if found is not None:
@@ -244,10 +259,14 @@ def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchListing:
         )
     offline = hub.offline()
     request = _request(plan, name, hub, offline=offline)
-    listing: Sequence[RemoteFile] = ()
-    if hub.cheap_listing and not offline:
+    locked = plan_lock(plan, name)
+    by_path = {
+        p: RemoteFile(p, f.size, f.sha256) for p, f in (locked.files if locked else {}).items()
+    }
+    if hub.cheap_listing and not offline and any(p not in by_path for p in request.files):
+        # Only what the lock lacks needs the hub's word.
         listing = hub.list_files(request.repo, request.revision)
-    by_path = {f.path: f for f in listing}
+        by_path = {**{f.path: f for f in listing}, **by_path}
     files = tuple(by_path.get(p, RemoteFile(p)) for p in request.files)
     root = hub.planned_root(request)
     return FetchListing(
@@ -260,6 +279,21 @@ def describe_plan(plan: Plan, *, hubs: Mapping[str, Hub]) -> FetchListing:
         skipped,
         str(root) if root is not None else None,
     )
+
+
+def _locked_listing(plan: Plan, hubs: Mapping[str, Hub], why: str) -> FetchListing | None:
+    """The dry run of the first of the plan's hubs whose lock has every file, or None."""
+    try:
+        names, _, _ = _candidates(plan, hubs)
+    except HubError:
+        return None
+    for name in names:
+        locked = plan_lock(plan, name)
+        files = locked_files(locked, _source(plan, name).selection, hub=name) if locked else None
+        if locked is not None and files is not None:
+            reason = f"{name}: files as `zoo catalog check` recorded them on {locked.checked}"
+            return FetchListing(name, locked.repo, locked.commit, files, False, reason, (why,))
+    return None
 
 
 def fetch_plan(
@@ -276,6 +310,7 @@ def fetch_plan(
 
     order, skipped, found = _pick(plan, hubs)
     if found is not None:
+        _check_lock(plan, found)
         return replace(found, reason=order[0][1])
     failures: list[str] = list(skipped)
     for index, (name, reason) in enumerate(order):
@@ -295,9 +330,17 @@ def fetch_plan(
                 continue
             raise HubError("; ".join(failures)) from error
         _check_complete(name, request, result)
+        _check_lock(plan, result)
         why = f"{reason} ({'; '.join(failures)})" if failures else reason
         return replace(result, reason=why)
     raise HubError("; ".join(failures) or f"no hub could fetch {plan.family.name}")
+
+
+def _check_lock(plan: Plan, result: FetchResult) -> None:
+    """Fetched files against the lock's sizes and sha256, when the plan fetched its commit."""
+    locked = plan_lock(plan, result.hub)
+    if locked is not None and result.revision == locked.commit:
+        check_against_lock(locked, result)
 
 
 def _check_complete(name: str, request: FetchRequest, result: FetchResult) -> None:
