@@ -268,6 +268,35 @@ def file_selection(
     return FileSelection(exclude=tuple(source.exclude))
 
 
+@dataclass(frozen=True)
+class RecordedDownload:
+    """What a lock file records for one quantization of a source: the commit its revision
+    was pinned to, the files' total size (None where the lock lacks one), and when."""
+
+    quantization: str
+    repo: str
+    commit: str
+    checked: str
+    bytes: int | None
+
+
+def recorded_downloads(spec: Spec, source: Source) -> tuple[RecordedDownload, ...]:
+    """The lock's facts per quantization of ``source`` (those whose repository was checked),
+    for ``zoo show`` and the docs: the files a download takes, by the same selection a plan
+    makes, so the size shown is what a dry run states."""
+    from zoo.hubs.locked import locked_files
+
+    found = []
+    for q in source.quantizations:
+        locked = source.locked_repo(q)
+        if locked is None:
+            continue
+        files = locked_files(locked, file_selection(spec, source, q, None), hub=source.hub)
+        size = None if files is None else sum(f.size or 0 for f in files)
+        found.append(RecordedDownload(q, locked.repo, locked.commit, locked.checked, size))
+    return tuple(found)
+
+
 def _validate(family: Family, request: Request, engines: Mapping[str, Engine]) -> None:
     if request.engine is not None and request.engine not in engines:
         names = ", ".join(sorted(engines)) or "none installed"

@@ -189,3 +189,44 @@ def test_a_lock_made_for_another_revision_is_ignored(
     # Offline, nothing cached: no size to state, as with no lock at all.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert "no hub can serve toy" in _error(capsys, "download", "toy", "-q", "Q4_0", "--dry-run")
+
+
+def test_zoo_show_states_the_recorded_sizes_and_commits(
+    catalog: Path, hub_server: HubServer
+) -> None:
+    hub_server.stop()  # nothing is asked: the lock is read with the catalog
+    out = _run("show", "toy")
+    assert "Checked against the hubs" in out
+    gguf = hub_server.repos["org/toy-GGUF"].commit[:12]
+    weights = hub_server.repos["org/toy"].commit[:12]
+    rows = [line.split() for line in out.splitlines() if gguf in line or weights in line]
+    assert rows == [
+        ["ggufv2", "0.1", "Q4_0", "huggingface", "1.0", "MB", gguf, "2026-12-01"],
+        # Pinned (one repository for both), but its file was not recorded.
+        ["ggufv2", "0.1", "Q8_0", "huggingface", "not", "recorded", gguf, "2026-12-01"],
+        ["pytorch", "0.1", "none", "huggingface", "1.0", "MB", weights, "2026-12-01"],
+    ]
+
+
+def test_a_family_never_checked_shows_no_recorded_facts(catalog: Path) -> None:
+    (catalog / "locks" / "toy.json").unlink()
+    assert "Checked against the hubs" not in _run("show", "toy")
+
+
+def test_the_docs_page_states_the_recorded_sizes_and_commit(catalog: Path) -> None:
+    from zoo.catalog.catalog import load_catalog
+    from zoo.docs.context import DocsContext
+    from zoo.docs.family_page import render_family
+
+    family = load_catalog([catalog], use_cache=False).get("toy")
+    page = render_family(family, DocsContext(hub_names={"huggingface": "Hugging Face"}))
+    gguf = page.split("Spec 1:", 1)[1].split("Spec 2:", 1)[0]
+    commit = family.specs[0].sources[0].locked_repo("Q4_0").commit  # type: ignore[union-attr]
+    assert (
+        f":Hugging Face download: ``Q4_0`` 1.0 MB; commit ``{commit}`` (checked 2026-12-01)" in gguf
+    )
+    stale = replace(family.specs[0].sources[0], locked={})
+    page = render_family(
+        replace(family, specs=(replace(family.specs[0], sources=(stale,)),)), DocsContext()
+    )
+    assert "download:" not in page.split("Spec 2:", 1)[0]

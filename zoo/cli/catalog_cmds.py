@@ -355,6 +355,37 @@ def _show(family: Family) -> None:
         hubs = ", ".join(f"{s.hub}: {s.model_id}" for s in spec.sources)
         specs.add_row(spec.format, size, _safe(", ".join(spec.quantizations)), _safe(hubs))
     console.print(specs)
+    _show_recorded(console, family)
+
+
+def _show_recorded(console: Any, family: Family) -> None:
+    """What `zoo catalog check --fix` recorded (locks/<family>.json): per quantization, the
+    download size and the commit the spec's revision is pinned to."""
+    from rich.table import Table
+
+    from zoo.hubs.progress import human_bytes
+    from zoo.resolve import recorded_downloads
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("FORMAT", "SIZE (B)", "QUANTIZATION", "HUB", "DOWNLOAD", "COMMIT", "CHECKED"):
+        table.add_column(column, overflow="fold", no_wrap=column != "QUANTIZATION")
+    for spec in family.specs:
+        for source in spec.sources:
+            for found in recorded_downloads(spec, source):
+                size = human_bytes(found.bytes) if found.bytes is not None else "not recorded"
+                table.add_row(
+                    spec.format,
+                    spec.size_label,
+                    _safe(found.quantization),
+                    source.hub,
+                    size,
+                    _safe(found.commit[:12]),  # as `zoo cache list` shortens commits
+                    _safe(found.checked),
+                )
+    if table.row_count:
+        console.print()
+        console.print("Checked against the hubs (zoo catalog check):", style="bold")
+        console.print(table)
 
 
 def kind_facts(family: Family) -> list[tuple[str, str]]:

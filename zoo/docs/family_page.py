@@ -194,6 +194,7 @@ def _spec_section(family: Family, spec: Spec, index: int, ctx: DocsContext) -> s
                 ("Engines", _engines_field(family, spec, engines, ctx)),
                 *[(view.name, _hub_field(view, ctx)) for view in views],
                 *_extra_source_fields(views, ctx),
+                *_recorded_fields(spec, views),
             ]
         ),
         _quantization_table(family, spec, views, engines, ctx),
@@ -232,6 +233,30 @@ def _hub_field(view: _HubView, ctx: DocsContext) -> str:
     if source.revision:
         words += f", revision {rst.literal(source.revision)}"
     return words
+
+
+def _recorded_fields(spec: Spec, views: list[_HubView]) -> list[tuple[str, str]]:
+    """What ``zoo catalog check --fix`` recorded per hub (``locks/<family>.json``): each
+    quantization's download size and the commit the spec's revision is pinned to."""
+    from zoo.hubs.progress import human_bytes
+    from zoo.resolve import recorded_downloads
+
+    fields = []
+    for view in views:
+        found = recorded_downloads(spec, view.source)
+        if not found:
+            continue
+        sizes = ", ".join(
+            f"{rst.literal(r.quantization)} {human_bytes(r.bytes)}"
+            for r in found
+            if r.bytes is not None
+        )
+        commits = ", ".join(dict.fromkeys(rst.literal(r.commit) for r in found))
+        checked = max(r.checked for r in found)
+        words = f"{sizes}; " if sizes else ""
+        words += f"commit {commits} (checked {rst.text(checked)})"
+        fields.append((f"{view.name} download", words))
+    return fields
 
 
 def _extra_source_fields(views: list[_HubView], ctx: DocsContext) -> list[tuple[str, str]]:
