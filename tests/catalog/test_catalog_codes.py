@@ -261,8 +261,10 @@ def test_each_code_points_at_the_right_place(
 
 
 def test_every_code_is_tested_and_documented() -> None:
-    # See the other test files (E313 and E314, the kind lints: test_kind_lints.py).
+    # See the other test files (E313 and E314, the kind lints: test_kind_lints.py; the fact
+    # lints: test_fact_lints.py).
     tested = {case[0] for case in CASES} | {"E100", "E103", "E306", "E313", "E314"}
+    tested |= {"E315", "W308", "W309", "W310", "W311", "W312", "W313"}
     assert tested == set(CODES)
 
 

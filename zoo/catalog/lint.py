@@ -68,6 +68,10 @@ def lint(document: Document) -> list[Problem]:
         for index, spec in enumerate(specs):
             if isinstance(spec, dict):
                 _lint_spec(document, ("specs", index), spec, add)
+    # Facts that contradict what the spec's own ids and file names say.
+    from zoo.catalog import lint_facts
+
+    problems.extend(lint_facts.lint(document))
     return sorted(problems)
 
 

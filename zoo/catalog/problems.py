@@ -43,6 +43,7 @@ CODES: dict[str, str] = {
     "E313": "a field that does not fit the family's kind (a chat template on an embedding "
     "model, embedding facts on a language model, a language model without abilities)",
     "E314": "a Matryoshka dimension not smaller than the model's dimensions",
+    "E315": "split part names that are not parts 1 to M of the same M (NNNNN-of-MMMMM)",
     "W300": "a spec quantization that no source provides",
     "W301": "activated size not smaller than the total size",
     "W302": "an `unverified` entry that names no field of the source",
@@ -51,6 +52,12 @@ CODES: dict[str, str] = {
     "W305": "a fim template without the fim ability",
     "W306": "a source quantization that the spec's own list does not have",
     "W307": "split parts for a quantization the source does not list (never used)",
+    "W308": "a size in a repository id or file name that disagrees with the spec's size",
+    "W309": "an active size in an id (-A3B) that disagrees with activated_size or lacks one",
+    "W310": "a repository id or file naming a model series no other id of the family names",
+    "W311": "a repository id naming a weight format (FP8, AWQ, GPTQ, GGUF, MLX) the spec is not",
+    "W312": "a chat template with no newline at all that looks flattened",
+    "W313": "a pytorch spec with a quantization that names a stored format (Int4, fp8, ...)",
 }
 
 
