@@ -9,6 +9,7 @@ Codes are stable (tests pin them, users grep for them):
 - E2xx schema: the document does not have the shape of a spec file.
 - E3xx semantics: the shape is right but the facts cannot be true.
 - W3xx warnings: probably a mistake, but a catalog with them still loads.
+- E4xx the online check (``zoo catalog check``): what a hub says differs from the spec.
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ CODES: dict[str, str] = {
     "W305": "a fim template without the fim ability",
     "W306": "a source quantization that the spec's own list does not have",
     "W307": "split parts for a quantization the source does not list (never used)",
+    "E401": "check: the hub has no such repository (or it is private)",
+    "E402": "check: the hub has no such revision (or the commit a lock pinned is gone)",
+    "E403": "check: a file the spec names is not in the repository",
+    "E404": "check: a quantization is split in another number of parts on the hub",
+    "E405": "check: the repository listing has no weights to select (no config.json or weights)",
+    "E406": "check: a file's size or sha256 on the hub differs from the lock",
+    "E407": "check: a lock entry for a repository or revision the spec no longer names",
+    "E408": "check: a hub that cannot be reached (the line names the hub, not a source)",
+    "E409": "check: a hub answer zoo refuses (listing entries escaping the repository, "
+    "impossible sizes, malformed hashes) or a hub failure",
+    "E410": "check: a lock file that cannot be read",
     "W308": "a size in a repository id or file name that disagrees with the spec's size",
     "W309": "an active size in an id (-A3B) that disagrees with activated_size or lacks one",
     "W310": "a repository id or file naming a model series no other id of the family names",
