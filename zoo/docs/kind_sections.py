@@ -29,6 +29,27 @@ RERANK_TYPE_WORDS = {
 }
 
 
+# The footnote a page's unverified facts point to (``zoo.docs.family_page`` writes it once).
+UNVERIFIED_NOTE = "unverified"
+# Family-level facts an embedding or reranker spec may mark in ``extra.unverified``, and the
+# rows of ``kind_fields`` that show them.
+_UNVERIFIED_ROWS = {
+    "embedding.dimensions": ("Dimensions",),
+    "embedding.matryoshka_dimensions": ("Matryoshka dimensions",),
+    "embedding.pooling": ("Pooling",),
+    "embedding.normalized": ("Normalized",),
+    "embedding.prompts": ("Query prompt", "Document prompt"),
+    "rerank.type": ("Reranker type",),
+}
+
+
+def unverified_family_facts(family: Family) -> tuple[str, ...]:
+    """The family-level facts a spec marks unverified (``extra.unverified``: "size",
+    "embedding.pooling", ...), written from the card and not yet checked."""
+    marked = family.extra.get("unverified")
+    return tuple(str(m) for m in marked) if isinstance(marked, list) else ()
+
+
 def kind_label(kind: str) -> str:
     return f"kind-{kind}"
 
@@ -87,16 +108,11 @@ def kind_fields(family: Family) -> list[tuple[str, str]]:
                 + _upstream(family, "type"),
             )
         )
-    unverified = family.extra.get("unverified")
-    if isinstance(unverified, list) and unverified:
-        rows.append(
-            (
-                "Unverified",
-                ", ".join(rst.literal(str(u)) for u in unverified)
-                + ": written from the model card, not yet checked against the model",
-            )
-        )
-    return rows
+    marked = {
+        row for fact in unverified_family_facts(family) for row in _UNVERIFIED_ROWS.get(fact, ())
+    }
+    note = rst.footnote_ref(UNVERIFIED_NOTE)
+    return [(name, value + note if value and name in marked else value) for name, value in rows]
 
 
 def _upstream(family: Family, key: str) -> str:

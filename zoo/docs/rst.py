@@ -102,6 +102,17 @@ def line_block(lines: Sequence[str]) -> str:
     return "\n".join(f"| {line}" for line in lines)
 
 
+def footnote_ref(label: str) -> str:
+    """A reference to the page's footnote ``label``, attached to the text before it (several
+    references may share one footnote: the page says a thing once, where it is marked)."""
+    return f"\\ [#{label}]_"
+
+
+def footnote(label: str, body: str) -> str:
+    """The footnote ``label`` refers to; ``body`` is already RST."""
+    return f".. [#{label}] {body}\n"
+
+
 def code_block(code: str, language: str = "console") -> str:
     body = "\n".join(("   " + line) if line else "" for line in code.splitlines())
     return f".. code-block:: {language}\n\n{body}\n"
