@@ -133,6 +133,7 @@ def test_the_dry_run_states_the_locked_commit_and_sizes_with_no_hub(
     # The launch's dry run shows the same commit (one plan: what it shows is what runs).
     shown = _run("launch", "toy", "-q", "Q4_0", "--dry-run")
     assert f"huggingface: org/toy-GGUF @ {commit}" in shown
+    assert "toy-Q4_0.gguf (1.0 MB, as `zoo catalog check` recorded it)" in shown
 
 
 def test_a_reachable_hub_is_not_asked_what_the_lock_knows(

@@ -172,6 +172,12 @@ def render_plan(plan: Plan) -> str:
         label = "hub" if index == 0 else "then"
         rows.append((label, f"{source.hub}: {source.repo}{revision}"))
         if index == 0:
+            from zoo.hubs.locked import plan_recorded_bytes
+            from zoo.hubs.progress import human_bytes
+
+            recorded = plan_recorded_bytes(plan, source.hub)  # the lock's sizes: no request
+            if recorded is not None:
+                files += f" ({human_bytes(recorded)}, as `zoo catalog check` recorded it)"
             rows.append(("files", files))
     if plan.hub_locked:
         rows.append(("", "(no other hub: the hub was named)"))

@@ -30,6 +30,17 @@ def plan_lock(plan: Plan, hub: str) -> LockedRepo | None:
     return locked
 
 
+def plan_recorded_bytes(plan: Plan, hub: str) -> int | None:
+    """What the plan downloads from ``hub`` in bytes, as the lock recorded it (no request);
+    None when the repository was not checked or the lock lacks one of the files."""
+    locked = plan_lock(plan, hub)
+    planned = next((s for s in plan.sources if s.hub == hub), None)
+    if locked is None or planned is None:
+        return None
+    files = locked_files(locked, planned.selection, hub=hub)
+    return None if files is None else sum(f.size or 0 for f in files)
+
+
 def locked_files(
     locked: LockedRepo, selection: FileSelection, *, hub: str
 ) -> tuple[RemoteFile, ...] | None:
