@@ -364,6 +364,7 @@ def test_official_one_line_templates_pass(template: str) -> None:
         ("Qwen3-30B-A3B-Instruct-2507", [30.0], [3.0]),
         ("qwen2-57b-a14b-instruct-q3_k_m.gguf", [57.0], [14.0]),
         ("Llama-4-Scout-17B-16E-Instruct", [], [17.0]),  # 17B active in 16 experts
+        ("granite-3.1-1b-a400m-instruct", [1.0], [0.4]),
         ("Qwen2.5-32B-Instruct-MLX-4bit", [32.0], []),  # 4bit is no size
         ("Phi-3-mini-128k-instruct", [], []),
         ("Yi-1.5-9B-Chat-16K", [9.0], []),

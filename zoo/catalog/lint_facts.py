@@ -28,7 +28,7 @@ Add = Callable[[Problem], None]
 # followed by one (4bit, 7bf16).
 _SIZE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:[._]\d+)?)([BbMm])(?![A-Za-z0-9])")
 # Mixture of experts: Qwen3-30B-A3B, qwen2-57b-a14b, and Llama 4's 17B-16E (17B active).
-_ACTIVE = re.compile(r"(?<![A-Za-z0-9])[Aa](\d+(?:[._]\d+)?)[Bb](?![A-Za-z0-9])")
+_ACTIVE = re.compile(r"(?<![A-Za-z0-9])[Aa](\d+(?:[._]\d+)?)([BbMm])(?![A-Za-z0-9])")
 _EXPERTS_AFTER = re.compile(r"[-_](\d+)[Ee](?![A-Za-z0-9])")
 # A label is a rounded size: Qwen2.5-7B is 7.6B, gpt-oss-20b is 21B, Mixtral's 8x7B is 47B.
 TOLERANCE = 0.25
@@ -76,7 +76,10 @@ def sizes(text: str) -> tuple[list[float], list[float]]:
     mark after the size (``Qwen2.5-7B-Instruct-1M``) is not read as a size.
     """
     totals: list[float] = []
-    actives = [_number(m.group(1)) for m in _ACTIVE.finditer(text)]
+    # granite-3.1-1b-a400m: 400M active.
+    actives = [
+        _number(m.group(1)) / (1000 if m.group(2) in "Mm" else 1) for m in _ACTIVE.finditer(text)
+    ]
     millions: list[float] = []
     for match in _SIZE.finditer(text):
         value = _number(match.group(1))
