@@ -37,15 +37,15 @@ _PART = re.compile(r"(\d+)-of-(\d+)")
 # Words in ids that name a weight format, and the spec format each one means.
 _FORMAT_WORDS = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "gguf": "ggufv2", "mlx": "mlx"}
 _FORMAT_ORGS = {"mlx-community": "mlx"}
-# Formats a word can sit under without contradiction: an AWQ or FP8 checkpoint converted to
-# MLX or GGUF keeps its origin in the name; a GGUF repository may hold an MLX conversion too.
+# (spec format, word) pairs that do not contradict: a conversion of an FP8, AWQ or GPTQ
+# checkpoint to MLX (or of an FP8 one to GGUF) keeps its origin's word in the name.
 _COMPATIBLE = {("mlx", "fp8"), ("mlx", "awq"), ("mlx", "gptq"), ("ggufv2", "fp8")}
 # pytorch weights are loaded as stored or quantized on load by bitsandbytes; a quantization
 # that names a stored format (Int4, fp8, AWQ) belongs to that format's spec instead.
 PYTORCH_QUANTIZATIONS = frozenset(
     {"none", "4-bit", "8-bit", "bf16", "fp16", "fp32", "float16", "bfloat16", "float32"}
 )
-# Raw template text that is only whitespace between two tags: a newline flattened to a space.
+# Jinja's tags; the raw text between them is what a template prints as written.
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _COMMENT_THEN_CODE = re.compile(r"#\}\s?\{[{%]")
 # A series word: the letters of the name part right before the size label (Qwen in
@@ -196,7 +196,7 @@ def _lint_spec(
             _check_active(document, field, path, texts, activated, add)
             known = vocabulary if where == ("model_id",) else f"{vocabulary} {own}"
             _check_series(document, field, texts, known, add)
-        _check_format(document, src_path, hub, source, fmt, quants, add)
+        _check_format(document, src_path, source, fmt, quants, add)
         _check_parts(document, src_path, source, add)
 
 
@@ -266,7 +266,6 @@ def _check_series(
         word = series(text)
         if word is None or word in vocabulary:
             continue
-        # A word the family names in another position ("DeepSeek-Coder-V2" for deepseek-coder).
         add(
             document.problem(
                 field,
@@ -281,7 +280,6 @@ def _check_series(
 def _check_format(
     document: Document,
     src_path: DataPath,
-    hub: str,
     source: dict[str, Any],
     fmt: str,
     quants: list[str],
