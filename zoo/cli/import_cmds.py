@@ -2,7 +2,8 @@
 
 Xinference keeps three registries: language models (llm_family.json), embedding models and
 rerankers (model_spec.json each). The import tells them apart by their content (``--kind``
-overrides); the export writes one of them (``--kind``, default llm).
+overrides) and applies the corrections overlay (zoo.importers.corrections); the export writes
+one of them (``--kind``, default llm), with upstream's facts or, ``--corrected``, the overlay's.
 
 The conversion lives in ``zoo.importers``; this module only parses options and prints. Notes
 on what a format could not hold go to stderr (one line each, prefixed with the family), the
@@ -74,7 +75,12 @@ def import_xinference(
         ),
     ] = None,
 ) -> None:
-    """Write one spec file per Xinference model family; hand-written families win."""
+    """Write one spec file per Xinference model family; hand-written families win.
+
+    Reviewed corrections to Xinference's facts (zoo/importers/xinference_corrections.yaml: what,
+    why, the source) are applied on the way; upstream's values stay in extra.xinference, so
+    ``zoo export xinference`` gives the file back as it was (``--corrected``: with the fixes).
+    """
     from zoo.importers import xinference, xinference_pooling
     from zoo.paths import user_catalog_dir
 
@@ -117,6 +123,14 @@ def export_xinference(
             "(model_spec.json).",
         ),
     ] = LLM,
+    corrected: Annotated[
+        bool,
+        typer.Option(
+            "--corrected",
+            help="With the corrections zoo made to imported families "
+            "(zoo/importers/xinference_corrections.yaml) instead of Xinference's values.",
+        ),
+    ] = False,
 ) -> None:
     """Write the catalog's models of one kind as Xinference's registry of that kind."""
     from zoo.errors import UsageError
@@ -129,11 +143,13 @@ def export_xinference(
             raise UsageError(f"--specs {folder}: not a folder")
     catalog = catalog_with_plugins(list(specs) if specs else None)
     if kind == LLM:
-        families, notes = xinference.export_catalog(catalog.families.values())
+        families, notes = xinference.export_catalog(catalog.families.values(), corrected)
         text = xinference.dumps_registry(families)
     else:
         registry = xinference_pooling.REGISTRIES[kind]
-        families, notes = xinference_pooling.export_catalog(catalog.families.values(), registry)
+        families, notes = xinference_pooling.export_catalog(
+            catalog.families.values(), registry, corrected
+        )
         text = xinference_pooling.dumps_registry(families)
     _print_notes(notes)
     if out is None:

@@ -27,6 +27,13 @@ cache_config, the original capitalisation of model_name) plus encoding quirks su
 written as the string "141" or an empty ``stop: []``. On export, the zoo fields are written
 first and ``extra.xinference`` is merged over them (mappings key by key, other values replace).
 Quirks outside the documented Xinference-only keys are reported per family.
+
+Xinference's wrong facts (a 1.5B size for an 8B repository, a file template naming another
+model) are fixed by the reviewed overlay ``xinference_corrections.yaml`` (zoo.importers.corrections:
+what, why, the source URL, whether verified), applied to each entry before it is converted, so a
+fresh import reproduces specs/. Upstream's values of what it changed stay in extra.xinference
+(named in its ``corrected`` list), so the export still gives back the registry;
+``export_family(..., corrected=True)`` (``zoo export xinference --corrected``) gives the fixes.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from typing import Any
 
 from zoo.catalog.model import Family, Source, Spec, family_from_data, format_size
 from zoo.errors import ZooError
+from zoo.importers import corrections
 
 EXTRA_KEY = "xinference"
 UPSTREAM = "github.com/xorbitsai/inference, xinference/model/llm/llm_family.json"
@@ -356,10 +364,38 @@ class Conversion:
     notes: list[str] = field(default_factory=list)
 
 
-def convert_family(xf: Mapping[str, Any]) -> Conversion:
-    """Convert one Xinference family; raises XinferenceFormatError if it cannot round-trip."""
+def convert_family(
+    xf: Mapping[str, Any], overlay: Mapping[str, list[corrections.Correction]] | None = None
+) -> Conversion:
+    """Convert one Xinference family, with the overlay's corrections to it (``overlay``: zoo
+    family name -> corrections; default: xinference_corrections.yaml's llm section).
+
+    Raises XinferenceFormatError if it cannot round-trip, CorrectionsError if a correction no
+    longer applies."""
     if not isinstance(xf, Mapping) or "model_name" not in xf or "model_specs" not in xf:
         raise XinferenceFormatError("an entry without model_name and model_specs")
+    name = str(xf["model_name"])
+    section = corrections.load()["llm"] if overlay is None else overlay
+    fixes = section.get(name.lower())
+    if not fixes:
+        return _convert(xf)[0]
+    fixed, applied = corrections.apply(xf, fixes)
+    conversion, kept = _convert(fixed)
+    try:
+        doc = corrections.annotate(conversion.document, xf, applied, kept)
+        plain, _ = export_family(family_from_data(doc))
+        corrected, _ = export_family(family_from_data(doc), corrected=True)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise XinferenceFormatError(f"{name}: unexpected shape ({error!r})") from None
+    if not _same(plain, xf):
+        raise XinferenceFormatError(f"{name}: the corrected family does not export back exactly")
+    if not _same(corrected, fixed):
+        raise XinferenceFormatError(f"{name}: --corrected would not export the corrections")
+    return Conversion(name=conversion.name, document=doc, notes=conversion.notes + applied.notes)
+
+
+def _convert(xf: Mapping[str, Any]) -> tuple[Conversion, dict[int, int]]:
+    """The conversion of one family, and each offered spec's place in it by upstream index."""
     name = str(xf["model_name"])
     try:
         unusable: dict[int, dict[str, str]] = {}
@@ -369,7 +405,7 @@ def convert_family(xf: Mapping[str, Any]) -> Conversion:
         notes: list[str] = []
         family_override = _override(xf, derived, skip=("model_specs",))
         notes += _notes_for("", family_override, PASSTHROUGH_KEYS)
-        _, spec_notes = record_spec_overrides(
+        kept, spec_notes = record_spec_overrides(
             xf,
             derived,
             doc,
@@ -392,7 +428,8 @@ def convert_family(xf: Mapping[str, Any]) -> Conversion:
         raise XinferenceFormatError(f"{name}: unexpected shape ({error!r})") from None
     if not _same(again, xf):
         raise XinferenceFormatError(f"{name}: the converted family does not export back exactly")
-    return Conversion(name=doc["name"], document=doc, notes=notes)
+    places = {i: place for place, (i, _) in enumerate(kept)}
+    return Conversion(name=doc["name"], document=doc, notes=notes), places
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +451,24 @@ def _xinference_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def _export_source(source: Source) -> dict[str, Any]:
+def with_upstream(out: dict[str, Any], extra: Mapping[str, Any], corrected: bool) -> dict[str, Any]:
+    """``extra`` (a level's extra.xinference) merged over the exported zoo fields ``out``.
+
+    Keys the corrections overlay replaced (listed in ``corrected``) get upstream's value back,
+    or go where upstream had none; with ``corrected``, they keep zoo's (corrected) value."""
+    kept, paths = corrections.split_extra(extra)
+    originals = [corrections.pop_path(kept, path) for path in paths]
+    out = _merge(out, kept)
+    if not corrected:
+        for path, (found, value) in zip(paths, originals, strict=True):
+            if found:
+                corrections.put_path(out, path, value)
+            else:
+                corrections.pop_path(out, path)
+    return out
+
+
+def _export_source(source: Source, corrected: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"quantizations": list(source.quantizations), "model_id": source.model_id}
     if source.revision is not None:
         out["model_revision"] = source.revision
@@ -431,17 +485,18 @@ def _export_source(source: Source) -> dict[str, Any]:
             out["draft_quantizations"] = list(source.draft.quantizations)
         if source.draft.file is not None:
             out["draft_model_file_name_template"] = source.draft.file
-    return _ordered(_merge(out, _xinference_extra(source.extra)), _SOURCE_ORDER)
+    extra = _xinference_extra(source.extra)
+    return _ordered(with_upstream(out, extra, corrected), _SOURCE_ORDER)
 
 
-def _export_spec(spec: Spec, notes: list[str]) -> dict[str, Any] | None:
+def _export_spec(spec: Spec, notes: list[str], corrected: bool = False) -> dict[str, Any] | None:
     where = f"{spec.format} {spec.size_label}B"
     model_src: dict[str, Any] = {}
     for source in spec.sources:
         if source.hub not in XINFERENCE_HUBS:
             notes.append(f"{where}: Xinference has no hub {source.hub!r}; left out")
             continue
-        model_src[source.hub] = _export_source(source)
+        model_src[source.hub] = _export_source(source, corrected)
         dropped = [name for name in ("unverified",) if getattr(source, name)]
         dropped += [f"extra.{k}" for k in source.extra if k != EXTRA_KEY]
         if dropped:
@@ -453,14 +508,19 @@ def _export_spec(spec: Spec, notes: list[str]) -> dict[str, Any] | None:
     if spec.activated_size is not None:
         out["activated_size_in_billions"] = _xsize(spec.activated_size)
     out["model_src"] = model_src
-    return _ordered(_merge(out, _xinference_extra(spec.extra)), _SPEC_ORDER)
+    return _ordered(with_upstream(out, _xinference_extra(spec.extra), corrected), _SPEC_ORDER)
 
 
-def export_family(family: Family) -> tuple[dict[str, Any] | None, list[str]]:
+def export_family(
+    family: Family, corrected: bool = False
+) -> tuple[dict[str, Any] | None, list[str]]:
     """One family in Xinference's shape (None if no spec is on a hub Xinference knows),
-    with notes on what Xinference cannot hold."""
+    with notes on what Xinference cannot hold; ``corrected``: with the corrections overlay's
+    facts instead of upstream's (zoo.importers.corrections)."""
     notes: list[str] = []
-    specs = [s for s in (_export_spec(spec, notes) for spec in family.specs) if s is not None]
+    specs = [
+        s for s in (_export_spec(spec, notes, corrected) for spec in family.specs) if s is not None
+    ]
     if not specs:
         notes.append("no spec Xinference can download; family left out")
         return None, notes
@@ -490,26 +550,28 @@ def export_family(family: Family) -> tuple[dict[str, Any] | None, list[str]]:
     if exclude:
         out["cache_config"] = {"ignore_patterns": list(exclude)}
     dropped = [name for name in ("fim", "license", "homepage") if getattr(family, name)]
-    dropped += [f"extra.{k}" for k in family.extra if k != EXTRA_KEY]
+    dropped += [f"extra.{k}" for k in family.extra if k not in (EXTRA_KEY, corrections.UNVERIFIED)]
     if dropped:
         notes.append(f"Xinference cannot hold {', '.join(dropped)}")
     extra = _xinference_extra(family.extra)
     unlisted = extra.pop(UNLISTED_SPECS, None) or []
     for entry in sorted(unlisted, key=lambda e: int(e["index"])):
         out["model_specs"].insert(int(entry["index"]), entry["spec"])
-    return _ordered(_merge(out, extra), _FAMILY_ORDER), notes
+    return _ordered(with_upstream(out, extra, corrected), _FAMILY_ORDER), notes
 
 
-def export_catalog(families: Iterable[Family]) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+def export_catalog(
+    families: Iterable[Family], corrected: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """The language models among ``families`` in Xinference's llm_family.json shape, and notes
     per family name (embedding models and rerankers have registries of their own:
-    zoo.importers.xinference_pooling)."""
+    zoo.importers.xinference_pooling); ``corrected``: with the overlay's corrections."""
     exported: list[dict[str, Any]] = []
     notes: dict[str, list[str]] = {}
     for family in families:
         if family.kind != "llm":
             continue
-        data, family_notes = export_family(family)
+        data, family_notes = export_family(family, corrected)
         if data is not None:
             exported.append(data)
         if family_notes:
@@ -622,15 +684,37 @@ def _name_problem(name: str) -> str | None:
     )
 
 
-def import_registry(source: Path, out_dir: Path, commit: str | None = None) -> ImportReport:
+def import_registry(
+    source: Path,
+    out_dir: Path,
+    commit: str | None = None,
+    overlay: Path | None = corrections.OVERLAY,
+) -> ImportReport:
     """Write one spec file per Xinference family into ``out_dir``; hand-written families win.
 
+    ``overlay``: the corrections to apply (None: none, Xinference's facts as they are).
     Generated files of families no longer in the source are removed, so importing the same
     file twice changes nothing and importing a newer one leaves no stale specs.
     """
     registry = read_registry(source)
     commit = commit or source_commit(source)
-    return write_families(source, registry, convert_family, out_dir, header(commit), is_generated)
+    section = corrections.load(overlay)["llm"] if overlay is not None else {}
+
+    def convert(entry: Any) -> Conversion:
+        return convert_family(entry, section)
+
+    report = write_families(source, registry, convert, out_dir, header(commit), is_generated)
+    _note_missing(report, section, registry)
+    return report
+
+
+def _note_missing(report: ImportReport, section: Mapping[str, object], registry: list[Any]) -> None:
+    names = [e["model_name"] for e in registry if isinstance(e, Mapping) and "model_name" in e]
+    for name in corrections.missing_families(section, names):
+        report.notes.setdefault(name, []).append(
+            f"{corrections.OVERLAY.name} corrects it, but this registry has no such family: "
+            "not applied"
+        )
 
 
 def write_families(
@@ -671,6 +755,9 @@ def write_families(
         if name in ours:
             path, data = ours[name]
             report.skipped.append(name)
+            # What the conversion noted (corrections applied, facts kept) is of a file not
+            # written: the report says what matters, how the hand-written one differs.
+            report.notes.pop(name, None)
             differences = family_differences(
                 family_from_data(data), family_from_data(conversion.document)
             )

@@ -31,6 +31,9 @@ of the zoo fields would get wrong (version, updated_at, featured, virtualenv, th
 capitalisation of model_name, a language list that is not ISO codes), so export gives back
 the same JSON. Where a family's keys are not in the registry's usual order, the order is kept
 too (``key_order``): the export is byte-identical to upstream's file.
+
+The corrections overlay of the LLM import (zoo.importers.corrections, its embedding and rerank
+sections) applies here the same way; the supplement's two corrections stay as they are.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.catalog.model import Family, Source, Spec, family_from_data, format_size
+from zoo.importers import corrections
 from zoo.importers.xinference import (
     EXTRA_KEY,
     GENERATED_MARKER,
@@ -53,7 +57,7 @@ from zoo.importers.xinference import (
     Conversion,
     ImportReport,
     XinferenceFormatError,
-    _merge,
+    _note_missing,
     _notes_for,
     _ordered,
     _override,
@@ -64,6 +68,7 @@ from zoo.importers.xinference import (
     record_spec_overrides,
     source_commit,
     unusable_reason,
+    with_upstream,
     write_families,
 )
 
@@ -375,11 +380,42 @@ _DOCUMENT_ORDER = (
 
 
 def convert_family(
-    xf: Any, registry: Registry, supplement: Mapping[str, Facts] | None = None
+    xf: Any,
+    registry: Registry,
+    supplement: Mapping[str, Facts] | None = None,
+    overlay: Mapping[str, list[corrections.Correction]] | None = None,
 ) -> Conversion:
-    """Convert one entry of ``registry``; raises XinferenceFormatError if it cannot round-trip."""
+    """Convert one entry of ``registry``, with the corrections overlay's fixes to it
+    (``overlay``: zoo family name -> corrections; default: xinference_corrections.yaml's
+    section of the registry's kind). Raises XinferenceFormatError if it cannot round-trip,
+    CorrectionsError if a correction no longer applies."""
     if not isinstance(xf, Mapping) or "model_name" not in xf or "model_specs" not in xf:
         raise XinferenceFormatError("an entry without model_name and model_specs")
+    name = str(xf["model_name"])
+    section = corrections.load()[registry.kind] if overlay is None else overlay
+    fixes = section.get(name.lower())
+    if not fixes:
+        return _convert(xf, registry, supplement)[0]
+    fixed, applied = corrections.apply(xf, fixes)
+    conversion, kept = _convert(fixed, registry, supplement)
+    try:
+        doc = corrections.annotate(conversion.document, xf, applied, kept)
+        doc = {key: doc[key] for key in _DOCUMENT_ORDER if key in doc}
+        plain, _ = export_family(family_from_data(doc), registry)
+        corrected, _ = export_family(family_from_data(doc), registry, corrected=True)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise XinferenceFormatError(f"{name}: unexpected shape ({error!r})") from None
+    if json.dumps(plain) != json.dumps(xf):
+        raise XinferenceFormatError(f"{name}: the corrected entry does not export back exactly")
+    if json.dumps(corrected) != json.dumps(fixed):
+        raise XinferenceFormatError(f"{name}: --corrected would not export the corrections")
+    return Conversion(name=conversion.name, document=doc, notes=conversion.notes + applied.notes)
+
+
+def _convert(
+    xf: Mapping[str, Any], registry: Registry, supplement: Mapping[str, Facts] | None
+) -> tuple[Conversion, dict[int, int]]:
+    """The conversion of one entry, and each offered spec's place in it by upstream index."""
     name = str(xf["model_name"])
     if registry.key not in xf:
         raise XinferenceFormatError(
@@ -437,7 +473,8 @@ def convert_family(
         raise XinferenceFormatError(f"{name}: unexpected shape ({error!r})") from None
     if json.dumps(again) != json.dumps(xf):
         raise XinferenceFormatError(f"{name}: the converted entry does not export back exactly")
-    return Conversion(name=doc["name"], document=doc, notes=notes)
+    places = {i: place for place, (i, _) in enumerate(kept)}
+    return Conversion(name=doc["name"], document=doc, notes=notes), places
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +486,9 @@ def _order_of(extra: dict[str, Any], default: tuple[str, ...]) -> tuple[str, ...
     return tuple(map(str, order)) if isinstance(order, list) else default
 
 
-def _export_source(source: Source, where: str, notes: list[str]) -> dict[str, Any]:
+def _export_source(
+    source: Source, where: str, notes: list[str], corrected: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {"model_id": source.model_id}
     if source.revision is not None:
         out["model_revision"] = source.revision
@@ -466,35 +505,40 @@ def _export_source(source: Source, where: str, notes: list[str]) -> dict[str, An
         notes.append(f"{where} {source.hub}: Xinference cannot hold {', '.join(dropped)}")
     extra = _xinference_extra(source.extra)
     order = _order_of(extra, _SOURCE_ORDER)
-    return _ordered(_merge(out, extra), order)
+    return _ordered(with_upstream(out, extra, corrected), order)
 
 
-def _export_spec(spec: Spec, notes: list[str]) -> dict[str, Any] | None:
+def _export_spec(spec: Spec, notes: list[str], corrected: bool = False) -> dict[str, Any] | None:
     where = f"{spec.format} {format_size(spec.size)}B"
     model_src: dict[str, Any] = {}
     for source in spec.sources:
         if source.hub not in XINFERENCE_HUBS:
             notes.append(f"{where}: Xinference has no hub {source.hub!r}; left out")
             continue
-        model_src[source.hub] = _export_source(source, where, notes)
+        model_src[source.hub] = _export_source(source, where, notes, corrected)
     if not model_src:
         notes.append(f"{where}: no source on a hub Xinference knows; spec left out")
         return None
     out: dict[str, Any] = {"model_format": spec.format, "model_src": model_src}
     extra = _xinference_extra(spec.extra)
     order = _order_of(extra, _SPEC_ORDER)
-    return _ordered(_merge(out, extra), order)
+    return _ordered(with_upstream(out, extra, corrected), order)
 
 
-def export_family(family: Family, registry: Registry) -> tuple[dict[str, Any] | None, list[str]]:
+def export_family(
+    family: Family, registry: Registry, corrected: bool = False
+) -> tuple[dict[str, Any] | None, list[str]]:
     """One family as an entry of ``registry`` (None if it is not of the registry's kind or no
-    spec is on a hub Xinference knows), with notes on what Xinference cannot hold."""
+    spec is on a hub Xinference knows), with notes on what Xinference cannot hold;
+    ``corrected``: with the corrections overlay's facts instead of upstream's."""
     if family.kind != registry.kind:
         return None, []
     notes: list[str] = []
     if registry is EMBEDDING and family.embedding is None:
         return None, ["no embedding facts (embedding.dimensions); left out"]
-    specs = [s for s in (_export_spec(spec, notes) for spec in family.specs) if s is not None]
+    specs = [
+        s for s in (_export_spec(spec, notes, corrected) for spec in family.specs) if s is not None
+    ]
     if not specs:
         notes.append("no spec Xinference can download; family left out")
         return None, notes
@@ -528,11 +572,11 @@ def export_family(family: Family, registry: Registry) -> tuple[dict[str, Any] | 
     unlisted = extra.pop(UNLISTED_SPECS, None) or []
     for entry in sorted(unlisted, key=lambda e: int(e["index"])):
         out["model_specs"].insert(int(entry["index"]), entry["spec"])
-    return _ordered(_merge(out, extra), order), notes
+    return _ordered(with_upstream(out, extra, corrected), order), notes
 
 
 def export_catalog(
-    families: Iterable[Family], registry: Registry
+    families: Iterable[Family], registry: Registry, corrected: bool = False
 ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """The families of ``registry``'s kind in its model_spec.json shape, and notes per name.
 
@@ -541,7 +585,7 @@ def export_catalog(
     exported: list[dict[str, Any]] = []
     notes: dict[str, list[str]] = {}
     for family in families:
-        data, family_notes = export_family(family, registry)
+        data, family_notes = export_family(family, registry, corrected)
         if data is not None:
             exported.append(data)
         imported = EXTRA_KEY in family.extra
@@ -583,6 +627,7 @@ def import_registry(
     kind: str | None = None,
     commit: str | None = None,
     supplement: Path = SUPPLEMENT,
+    overlay: Path | None = corrections.OVERLAY,
 ) -> tuple[str, ImportReport]:
     """Write one spec file per entry of an embedding or rerank registry into ``out_dir``.
 
@@ -596,12 +641,15 @@ def import_registry(
     if registry is None:
         raise XinferenceFormatError(f"{source}: not an embedding or rerank registry ({kind})")
     facts = load_supplement(supplement)[kind]
+    section = corrections.load(overlay)[kind] if overlay is not None else {}
     top = header(registry, commit or source_commit(source))
 
     def generated(path: Path) -> bool:
         return is_generated(path, registry.label)
 
     def convert(entry: Any) -> Conversion:
-        return convert_family(entry, registry, facts)
+        return convert_family(entry, registry, facts, section)
 
-    return kind, write_families(source, entries, convert, out_dir, top, generated)
+    report = write_families(source, entries, convert, out_dir, top, generated)
+    _note_missing(report, section, entries)
+    return kind, report
