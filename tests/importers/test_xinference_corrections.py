@@ -262,12 +262,16 @@ def test_the_import_fails_on_a_stale_correction(tmp_path: Path) -> None:
         import_registry(DATA, tmp_path / "out", overlay=path)
 
 
-def test_a_correction_applies_and_round_trips(tmp_path: Path) -> None:
-    fixes = overlay(tmp_path, ENTRY.replace("SELECTOR", "{}").replace("SIZE", "0.125"))
+@pytest.mark.parametrize("verified", ["false", "true"])
+def test_a_correction_applies_and_round_trips(tmp_path: Path, verified: str) -> None:
+    text = ENTRY.replace("SELECTOR", "{}").replace("SIZE", "0.125")
+    fixes = overlay(tmp_path, text.replace("verified: false", f"verified: {verified}"))
     conversion = convert_family(family("opt"), fixes)
     spec = conversion.document["specs"][0]
     assert spec["size"] == 0.125
     assert spec["extra"]["xinference"]["model_size_in_billions"] == 1
+    # A checked fact is not listed as unverified.
+    assert spec["extra"].get("unverified") == (["size"] if verified == "false" else None)
     assert any("opt correction 1" in note for note in conversion.notes)
 
 
