@@ -504,3 +504,133 @@ def test_every_check_code_is_found_by_a_test_here() -> None:
     text = Path(__file__).read_text()
     for code in (c for c in CODES if c.startswith("E4")):
         assert f'"{code}"' in text, code
+
+
+# -- the shipped catalog, served as its specs describe it --------------------------------------
+
+
+def serve_catalog(server: HubServer, catalog: list[Family]) -> None:
+    """Every repository and file the catalog's Hugging Face and ModelScope sources name (tiny
+    files: what the check reads is the listing), at every revision the specs ask for."""
+    from zoo.resolve import file_selection
+
+    files: dict[str, dict[str, bytes]] = {}
+    revisions: dict[str, set[str]] = {}
+    for family in catalog:
+        for spec in family.specs:
+            for source in spec.sources:
+                if source.hub not in ("huggingface", "modelscope"):
+                    continue
+                for q in source.quantizations:
+                    repo = source.repo_for(q)
+                    exact = file_selection(spec, source, q, HUBS).exact
+                    named = (
+                        (*exact, *source.multimodal_projectors)
+                        if exact is not None
+                        else (
+                            "config.json",
+                            "model.safetensors",
+                        )
+                    )
+                    files.setdefault(repo, {}).update(dict.fromkeys(named, b"x"))
+                    revisions.setdefault(repo, {"main", "master"}).add(source.revision or "main")
+    for repo, content in files.items():
+        server.add_repo(repo, content, revisions=tuple(sorted(revisions[repo])))
+
+
+# ~2 minutes on two shared cores (a few thousand requests through the real clients).
+@pytest.mark.slow
+def test_the_shipped_catalog_passes_against_a_hub_serving_its_listings(
+    hub_server: HubServer, tmp_path: Path
+) -> None:
+    from zoo.catalog.catalog import builtin_catalog_dir, spec_files
+
+    # The spec files without any lock: this test is about the specs, not about what the real
+    # hubs said when someone ran --fix.
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    for path in spec_files([builtin_catalog_dir()]):
+        (folder / path.name).write_bytes(path.read_bytes())
+    catalog = families(folder)
+    serve_catalog(hub_server, catalog)
+    report = check_families(
+        catalog,
+        HUBS,
+        CheckOptions(rate=0, jobs=8, retries=0, checkpoint=tmp_path / "checkpoint.jsonl"),
+    )
+    assert [str(p) for p in report.problems] == []
+    assert report.families == len(catalog) and report.repositories > 500
+    assert report.hubs == 2
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def only_tiny(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    from zoo.catalog import catalog
+
+    monkeypatch.setattr(catalog, "builtin_catalog_dir", lambda: folder)
+    return folder
+
+
+def zoo(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from zoo.cli.app import _run
+
+    status = _run(list(args), as_json="--json" in args, debug=False)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_check_prints_problems_then_the_summary(
+    hub_server: HubServer, only_tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve_all(hub_server)
+    status, out, _ = zoo(capsys, "catalog", "check", "--rate", "0")
+    assert status == 0
+    assert out.splitlines()[-1] == (
+        "checked 1 families, 4 sources in 5 repositories on 2 hubs: 0 problems"
+    )
+    del hub_server.repos["org/tiny-2-Q4_0-GGUF"]
+    status, out, _ = zoo(capsys, "catalog", "check", "tiny", "--hub", "huggingface", "--rate", "0")
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[0].endswith(
+        ":25:7: error[E401]: huggingface: repository org/tiny-2-Q4_0-GGUF not found"
+    )
+    assert lines[-1].endswith("on 1 hubs: 1 problems")
+    status, out, _ = zoo(capsys, "catalog", "check", "--json", "--rate", "0")
+    document = json.loads(out)
+    assert status == 1 and document["version"] == 1
+    assert [p["code"] for p in document["problems"]] == ["E401"]
+
+
+def test_cli_fix_says_what_it_wrote(
+    hub_server: HubServer, only_tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve_all(hub_server)
+    status, out, _ = zoo(capsys, "catalog", "check", "--fix", "--rate", "0")
+    assert status == 0
+    assert "locks/tiny.json: 5 repositories pinned" in out
+    assert read_lock(lock_path(only_tiny, "tiny")) is not None
+
+
+def test_cli_errors_are_one_line(only_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = zoo(capsys, "catalog", "check", "--hub", "nohub")
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "unknown hub 'nohub'" in err
+    status, _, err = zoo(capsys, "catalog", "check", "no-such-family")
+    assert status == 1 and err.count("\n") == 1 and "unknown model" in err
+
+
+def test_cli_unverified_lists_marks_at_their_lines_without_network(
+    only_tiny: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing may be asked
+    status, out, _ = zoo(capsys, "catalog", "check", "--unverified")
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].endswith(":20:21: tiny ggufv2 1B huggingface org/tiny-GGUF: quantizations"), (
+        lines
+    )
+    assert lines[-1] == "1 unverified marks in 1 families (not yet checked against a hub)"

@@ -358,7 +358,8 @@ def _judge_exact(
                     f"({_names(on_hub)}), the spec lists {len(weights)}",
                 )
             )
-        elif not on_hub:
+        elif not on_hub and any(w not in listed for w in weights):
+            # Parts named otherwise (``.gguf.a``, ``.gguf.b``): each named part must be there.
             found.append(_missing(where, at, q, [w for w in weights if w not in listed]))
     elif weights:
         name = weights[0]

@@ -37,6 +37,7 @@ from zoo.errors import ZooError
 # Command modules, in the order their commands appear in ``zoo --help``.
 COMMAND_MODULES = (
     "zoo.cli.catalog_cmds",
+    "zoo.cli.catalog_check_cmd",
     "zoo.cli.launch_cmd",
     "zoo.cli.hub_cmds",
     "zoo.cli.runtime_cmds",
