@@ -193,3 +193,33 @@ def test_zoo_downloads_a_family_file_through_olah(against_olah: tuple[Olah, Path
     # A second download is a cache hit: olah's files verified, nothing fetched again.
     again = json.loads(_run("download", "toy-olah", "--json"))
     assert again["bytes_downloaded"] == 0
+
+
+def _check(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(), ["catalog", "check", *args, "--hub", "huggingface"])
+    return result.exit_code, result.output
+
+
+def test_zoo_catalog_check_against_olah(
+    against_olah: tuple[Olah, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    olah, catalog = against_olah
+    missing = SPEC.replace("toy-olah", "toy-olah-missing").replace("Q4_0", "Q8_0")
+    (catalog / "toy-olah-missing.yaml").write_text(missing)
+    code, out = _check("toy-olah")
+    assert code == 0, out
+    code, out = _check("toy-olah-missing")
+    assert code == 1, out
+    [line] = [x for x in out.splitlines() if "toy-Q8_0.gguf" in x]
+    # file:line:col of the source, the code, and what olah lacks.
+    assert line.endswith("not on the hub: toy-Q8_0.gguf") and "error[E403]" in line, out
+    assert line.split(":")[0].endswith("toy-olah-missing.yaml"), line
+    # --fix pins main to olah's commit and records the file: then no hub is needed to plan.
+    code, out = _check("toy-olah", "--fix")
+    assert code == 0, out
+    lock = json.loads((catalog / "locks" / "toy-olah.json").read_text())
+    [entry] = lock["repositories"]
+    assert (entry["commit"], entry["files"]["toy-Q4_0.gguf"]["size"]) == (olah.commit, len(GGUF))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    listing = json.loads(_run("download", "toy-olah", "--dry-run", "--json"))
+    assert (listing["revision"], listing["bytes"]) == (olah.commit, len(GGUF))
