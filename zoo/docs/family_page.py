@@ -141,7 +141,8 @@ def _notes_section(family: Family, page: str) -> str:
             rst.footnote(
                 UNVERIFIED_NOTE,
                 "Not yet checked against the hub: written from best knowledge (the model "
-                "card, the builder's usual names), so a download may find it different.",
+                "card, the builder's usual names), so a download may find it different; "
+                "``zoo catalog check --unverified`` lists these marks.",
             )
         )
     if not notes:
