@@ -79,7 +79,7 @@ def import_xinference(
 
     Reviewed corrections to Xinference's facts (zoo/importers/xinference_corrections.yaml: what,
     why, the source) are applied on the way; upstream's values stay in extra.xinference, so
-    ``zoo export xinference`` gives the file back as it was (``--corrected``: with the fixes).
+    zoo export xinference gives the file back as it was (with --corrected: with the fixes).
     """
     from zoo.importers import xinference, xinference_pooling
     from zoo.paths import user_catalog_dir
