@@ -193,7 +193,7 @@ def hub(tiny: tuple[Path, Path], smollm2_gguf: Path) -> Iterator[HubServer]:
     server.add_repo(
         SMOLLM2_REPO,
         {smollm2_gguf.name: smollm2_gguf.read_bytes()},
-        revisions=("main", "master", SMOLLM2_REVISION),
+        commit=SMOLLM2_REVISION,
     )
     try:
         yield server

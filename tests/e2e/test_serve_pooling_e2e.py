@@ -258,7 +258,7 @@ def gateway(
     hub.add_repo(
         SMOLLM2_REPO,
         {smollm2_gguf.name: smollm2_gguf.read_bytes()},
-        revisions=("main", "master", SMOLLM2_REVISION),
+        commit=SMOLLM2_REVISION,
     )
     hub.add_repo(f"zoo-test/{MINILM}", folder=minilm_folder)
     made = gguf_convert.convert(cross_encoder, "f32", transformers_python)

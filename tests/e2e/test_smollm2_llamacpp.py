@@ -33,9 +33,7 @@ QUESTION = [
 
 @pytest.fixture
 def served_hub(hub_server: HubServer, smollm2_gguf: Path) -> HubServer:
-    hub_server.add_repo(
-        REPO_ID, {FILE: smollm2_gguf.read_bytes()}, revisions=("main", "master", REVISION)
-    )
+    hub_server.add_repo(REPO_ID, {FILE: smollm2_gguf.read_bytes()}, commit=REVISION)
     return hub_server
 
 

@@ -149,8 +149,13 @@ class HubServer:
         files: Mapping[str, Content] | None = None,
         folder: Path | None = None,
         revisions: tuple[str, ...] = ("main", "master"),
+        commit: str | None = None,
     ) -> Repo:
-        """Serve ``repo_id`` with ``files`` (path -> bytes/str/GeneratedFile) and/or ``folder``."""
+        """Serve ``repo_id`` with ``files`` (path -> bytes/str/GeneratedFile) and/or ``folder``.
+
+        ``commit`` is the 40-hex commit every revision names (default: one derived from the
+        files); give the real hub's when a spec pins it, as a client asked for a commit
+        files the download under that commit."""
         entries: dict[str, _BytesFile | GeneratedFile] = {}
         if folder is not None:
             for item in sorted(Path(folder).rglob("*")):
@@ -166,7 +171,7 @@ class HubServer:
         digest = hashlib.sha1(repo_id.encode())
         for path in sorted(entries):
             digest.update(path.encode() + b"\0" + entries[path].sha256.encode())
-        repo = Repo(repo_id, entries, digest.hexdigest(), revisions)
+        repo = Repo(repo_id, entries, commit or digest.hexdigest(), revisions)
         self.repos[repo_id] = repo
         return repo
 
