@@ -45,12 +45,19 @@ def link(label: str, url: str) -> str:
     """An anonymous hyperlink (``__``), so equal labels on one page never clash."""
     # In a link label only backslashes, backticks and angle brackets are special.
     safe_label = "".join("\\" + ch if ch in "\\`<>" else ch for ch in " ".join(label.split()))
+    if not url.startswith(("https://", "http://")):
+        return text(label)  # javascript:, data: or file: from a catalog never becomes a link
     return f"`{safe_label or _url(url)} <{_url(url)}>`__"
 
 
 def _url(url: str) -> str:
     # Inside <...> only '<', '>' and '`' break the target; a URL with them is not one we made.
-    return url.replace("<", "%3C").replace(">", "%3E").replace("`", "%60")
+    # Whitespace and control characters are encoded too: a newline in a URL from a spec would
+    # end the link and let the rest be read as reStructuredText (a directive, an include).
+    out = url.replace("<", "%3C").replace(">", "%3E").replace("`", "%60")
+    return "".join(
+        f"%{ord(ch):02X}" if ch.isspace() or ord(ch) < 32 or ord(ch) == 127 else ch for ch in out
+    )
 
 
 def ref(label: str, target: str) -> str:
