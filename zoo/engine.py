@@ -98,6 +98,11 @@ class Capabilities:
     # The model kinds the engine serves: "llm" (chat and completions), "embedding"
     # (/v1/embeddings), "rerank" (/v1/rerank). Resolution offers it only families of these.
     kinds: tuple[str, ...] = ("llm",)
+    # How fast it decodes, for ``zoo.speed``'s estimate: the share of the device's memory
+    # bandwidth it reaches reading the weights, and its fixed cost per token in seconds
+    # (sampling, the server's loop, Python). Measure them with bench/speed_estimate.py.
+    decode_efficiency: float = 0.5
+    token_overhead_s: float = 0.005
 
     def runs_on_platform(self, host: Host) -> bool:
         return any(

@@ -8,6 +8,7 @@ reads this machine: /proc on Linux, sysctl on macOS, ``nvidia-smi`` when it is i
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
+from zoo.hardware import cpu_flops, gpu_rates, measured_bandwidth
 
 GIB = 1024**3
 
@@ -33,6 +35,10 @@ class Gpu:
     memory_bytes: int
     vendor: str = "nvidia"
     compute_capability: tuple[int, int] | None = None  # NVIDIA only, e.g. (9, 0) for H100
+    # Memory bandwidth (bytes/s) and dense 16-bit compute (FLOP/s), from the data sheet
+    # (``zoo.hardware``); None where unknown: speed is then not estimated.
+    bandwidth: float | None = None
+    flops: float | None = None
 
     @property
     def has_bf16(self) -> bool:
@@ -49,6 +55,9 @@ class Host:
     ``cpu_bf16`` says whether the CPU has native BF16 (AVX512-BF16 / AMX / ARM BF16).
     ``installed`` names engines whose runtime is already importable or built;
     ``opt_in`` names opt-in engine variants the user enabled (e.g. "vllm-cpu", "mlx-cpu").
+    ``memory_bandwidth`` is what the CPUs read from RAM (bytes/s: measured once on this
+    machine and cached, from the data sheet in profiles) and ``cpu_flops`` their compute
+    (FLOP/s); ``zoo.speed`` estimates tokens per second from them. None: unknown.
     """
 
     os: str
@@ -61,6 +70,8 @@ class Host:
     name: str = "this machine"
     opt_in: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    memory_bandwidth: float | None = None
+    cpu_flops: float | None = None
 
     @property
     def cuda_gpus(self) -> tuple[Gpu, ...]:
@@ -104,6 +115,8 @@ class Host:
                         if g.get("compute_capability")
                         else None
                     ),
+                    bandwidth=_rate(g.get("bandwidth")),
+                    flops=_rate(g.get("flops")),
                 )
                 for g in data.get("gpus") or ()
             )
@@ -118,6 +131,8 @@ class Host:
                 name=str(data.get("name", "host profile")),
                 opt_in=tuple(str(o) for o in data.get("opt_in") or ()),
                 extra=dict(data.get("extra") or {}),
+                memory_bandwidth=_rate(data.get("memory_bandwidth")),
+                cpu_flops=_rate(data.get("cpu_flops")),
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise UsageError(f"invalid host profile: {type(error).__name__}: {error}") from None
@@ -125,6 +140,16 @@ class Host:
     def with_opt_in(self, names: tuple[str, ...] | list[str]) -> Host:
         merged = tuple(dict.fromkeys([*self.opt_in, *(n for n in names if n)]))
         return replace(self, opt_in=merged)
+
+
+def _rate(value: Any) -> float | None:
+    """A positive finite rate (bytes/s, FLOP/s) from a profile, or None when absent."""
+    if value is None:
+        return None
+    rate = float(value)
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"a rate must be a positive number, not {value!r}")
+    return rate
 
 
 def normalize_arch(arch: str) -> str:
@@ -149,47 +174,52 @@ def this_machine(opt_in: Sequence[str] = ()) -> Host:
 
 # Named profiles for planning another machine: ``zoo launch X --dry-run --host-profile h100-80g``.
 def _nvidia(name: str, gib: int, cc: tuple[int, int]) -> Gpu:
-    return Gpu(name=name, memory_bytes=gib * GIB, vendor="nvidia", compute_capability=cc)
+    bandwidth, flops = gpu_rates(name)
+    return Gpu(
+        name=name,
+        memory_bytes=gib * GIB,
+        vendor="nvidia",
+        compute_capability=cc,
+        bandwidth=bandwidth,
+        flops=flops,
+    )
+
+
+def _cpu(name: str, gib: int, cores: int, bandwidth_gb: float, *, bf16: bool = False) -> Host:
+    """A CPU-only profile: RAM bandwidth from typical DDR4/DDR5 channel counts."""
+    return Host(
+        "linux",
+        "x86_64",
+        gib * GIB,
+        cpu_count=cores,
+        cpu_bf16=bf16,
+        name=name,
+        memory_bandwidth=bandwidth_gb * 1e9,
+        cpu_flops=cpu_flops(cores, {"avx512f"} if bf16 else {"avx2"}),
+    )
+
+
+def _server(name: str, gpu: Gpu, ram_gib: int, cores: int) -> Host:
+    return Host(
+        "linux",
+        "x86_64",
+        ram_gib * GIB,
+        cpu_count=cores,
+        gpus=(gpu,),
+        name=name,
+        memory_bandwidth=(60 if cores <= 16 else 150) * 1e9,
+        cpu_flops=cpu_flops(cores, {"avx2"}),
+    )
 
 
 BUILTIN_PROFILES: dict[str, Host] = {
-    "cpu-8g": Host("linux", "x86_64", 8 * GIB, cpu_count=4, name="cpu-8g"),
-    "cpu-24g": Host("linux", "x86_64", 24 * GIB, cpu_count=8, name="cpu-24g"),
-    "cpu-64g-bf16": Host(
-        "linux", "x86_64", 64 * GIB, cpu_count=32, cpu_bf16=True, name="cpu-64g-bf16"
-    ),
-    "rtx4090-24g": Host(
-        "linux",
-        "x86_64",
-        64 * GIB,
-        cpu_count=16,
-        gpus=(_nvidia("NVIDIA GeForce RTX 4090", 24, (8, 9)),),
-        name="rtx4090-24g",
-    ),
-    "t4-16g": Host(
-        "linux",
-        "x86_64",
-        32 * GIB,
-        cpu_count=8,
-        gpus=(_nvidia("Tesla T4", 16, (7, 5)),),
-        name="t4-16g",
-    ),
-    "a100-80g": Host(
-        "linux",
-        "x86_64",
-        256 * GIB,
-        cpu_count=32,
-        gpus=(_nvidia("NVIDIA A100-SXM4-80GB", 80, (8, 0)),),
-        name="a100-80g",
-    ),
-    "h100-80g": Host(
-        "linux",
-        "x86_64",
-        256 * GIB,
-        cpu_count=32,
-        gpus=(_nvidia("NVIDIA H100 80GB HBM3", 80, (9, 0)),),
-        name="h100-80g",
-    ),
+    "cpu-8g": _cpu("cpu-8g", 8, 4, 20),  # a laptop: two DDR4 channels
+    "cpu-24g": _cpu("cpu-24g", 24, 8, 40),  # a desktop: two DDR5 channels
+    "cpu-64g-bf16": _cpu("cpu-64g-bf16", 64, 32, 150, bf16=True),  # a server socket
+    "rtx4090-24g": _server("rtx4090-24g", _nvidia("NVIDIA GeForce RTX 4090", 24, (8, 9)), 64, 16),
+    "t4-16g": _server("t4-16g", _nvidia("Tesla T4", 16, (7, 5)), 32, 8),
+    "a100-80g": _server("a100-80g", _nvidia("NVIDIA A100-SXM4-80GB", 80, (8, 0)), 256, 32),
+    "h100-80g": _server("h100-80g", _nvidia("NVIDIA H100 80GB HBM3", 80, (9, 0)), 256, 32),
     "m2-32g": Host(
         "darwin",
         "arm64",
@@ -197,8 +227,18 @@ BUILTIN_PROFILES: dict[str, Host] = {
         cpu_count=8,
         apple_silicon=True,
         cpu_bf16=True,
-        gpus=(Gpu("Apple M2 GPU", 32 * GIB, vendor="apple"),),
+        gpus=(
+            Gpu(
+                "Apple M2 Pro",
+                32 * GIB,
+                vendor="apple",
+                bandwidth=gpu_rates("Apple M2 Pro")[0],
+                flops=gpu_rates("Apple M2 Pro")[1],
+            ),
+        ),
         name="m2-32g",
+        memory_bandwidth=gpu_rates("Apple M2 Pro")[0],
+        cpu_flops=cpu_flops(8, {"asimd"}),
     ),
 }
 
@@ -227,26 +267,38 @@ def detect_host() -> Host:
     apple = system == "darwin" and arch == "arm64"
     ram = _ram_bytes(system)
     gpus = _nvidia_gpus()
+    brand = _cpu_brand(system)
+    bandwidth: float | None = None
     if apple:
-        # Apple silicon's GPU shares the machine's memory.
+        # Apple silicon's GPU shares the machine's memory, and its bandwidth.
+        bandwidth, flops = gpu_rates(brand or "")
         gpus = (
             *gpus,
             Gpu(
-                name=_sysctl("machdep.cpu.brand_string") or "Apple GPU",
+                name=brand or "Apple GPU",
                 memory_bytes=ram,
                 vendor="apple",
+                bandwidth=bandwidth,
+                flops=flops,
             ),
         )
+    cores = os.cpu_count() or 1
+    if bandwidth is None:
+        from zoo.paths import cache_dir
+
+        bandwidth = measured_bandwidth(f"{brand} {cores} {ram}", cache_dir())
     return Host(
         os=system,
         arch=arch,
         ram_bytes=ram,
-        cpu_count=os.cpu_count() or 1,
+        cpu_count=cores,
         gpus=gpus,
         apple_silicon=apple,
         cpu_bf16=apple or _cpu_has_bf16(system),
         name="this machine",
         opt_in=opt_in_from_env(),
+        memory_bandwidth=bandwidth,
+        cpu_flops=cpu_flops(cores, _cpu_flags(system)),
     )
 
 
@@ -276,6 +328,33 @@ def _cpu_has_bf16(system: str) -> bool:
     except OSError:
         return False
     return parse_cpu_bf16(text)
+
+
+def _cpu_brand(system: str) -> str | None:
+    if system == "darwin":
+        return _sysctl("machdep.cpu.brand_string")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_flags(system: str) -> set[str]:
+    if system == "darwin":
+        return {"asimd"}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
 
 
 def parse_cpu_bf16(cpuinfo: str) -> bool:
@@ -334,5 +413,15 @@ def parse_nvidia_smi(text: str) -> tuple[Gpu, ...]:
         major, _, minor = parts[2].partition(".")
         if major.isdigit() and minor.isdigit():
             cc = (int(major), int(minor))
-        gpus.append(Gpu(name=parts[0], memory_bytes=memory, vendor="nvidia", compute_capability=cc))
+        bandwidth, flops = gpu_rates(parts[0])
+        gpus.append(
+            Gpu(
+                name=parts[0],
+                memory_bytes=memory,
+                vendor="nvidia",
+                compute_capability=cc,
+                bandwidth=bandwidth,
+                flops=flops,
+            )
+        )
     return tuple(gpus)

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo.catalog.model import Family, Spec
+from zoo.speed import SpeedEstimate
 
-PLAN_JSON_VERSION = 2
+PLAN_JSON_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class Candidate:
     memory_bytes: int | None = None
     device: str | None = None  # "cuda", "metal" or "cpu" where it would compute
     hub: str | None = None
+    # Estimated tokens per second (``zoo.speed``): decoding one stream, reading the prompt.
+    # None where the device's rates are unknown or the candidate does not run here.
+    decode_tps: float | None = None
+    prefill_tps: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,6 +187,9 @@ class Plan:
     proxied: bool = False
     # zoo's proxy's argv as the launch runs it when ``proxied`` (its key in its environment).
     proxy_command: tuple[str, ...] = ()
+    # The estimated speed of the chosen candidate, and the speed the choice called usable.
+    speed: SpeedEstimate | None = None
+    min_speed: float = 0.0
 
     # The preferred source, for callers that show one hub.
     @property
@@ -238,6 +246,8 @@ class Plan:
             "command_env": dict(self.command_env),
             "proxied": self.proxied,
             "proxy_command": list(self.proxy_command),
+            "speed": self.speed.to_json() if self.speed else None,
+            "min_speed": self.min_speed,
             "reasons": list(self.reasons),
             "candidates": [c.to_json() for c in self.candidates],
         }

@@ -156,6 +156,12 @@ def capabilities_problems(caps: Any) -> list[str]:
         problems += _kind_problems(caps.kinds)
     if not _is_int(caps.overhead_bytes) or caps.overhead_bytes < 0:
         problems.append(f"overhead_bytes is {describe(caps.overhead_bytes)}, not a number of bytes")
+    efficiency = caps.decode_efficiency
+    if not _is_number(efficiency) or not 0 < efficiency <= 1:
+        problems.append(f"decode_efficiency is {describe(efficiency)}, not a share in (0, 1]")
+    overhead = caps.token_overhead_s
+    if not _is_number(overhead) or not 0 <= overhead < 60:
+        problems.append(f"token_overhead_s is {describe(overhead)}, not seconds per token")
     for field in ("requires_accelerator", "honours_context"):
         value = getattr(caps, field, False)
         if not isinstance(value, bool):
@@ -201,3 +207,10 @@ def _strings(value: object) -> bool:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float (not a bool: True is not a share)."""
+    import math
+
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -45,6 +45,7 @@ from zoo.plan import (
     Plan,
     PlannedSource,
 )
+from zoo.speed import DEFAULT_MIN_SPEED, SpeedEstimate, device_rates, estimate_speed
 
 if TYPE_CHECKING:
     from zoo.hubs.base import Hub
@@ -78,6 +79,9 @@ class Request:
     context_length: int | None = None
     # The hub to prefer when ``--hub`` is not given (``$ZOO_HUB``, read by the caller).
     default_hub: str | None = None
+    # Tokens per second a candidate must reach to count as usable (``--min-speed``; None:
+    # ``zoo.speed.DEFAULT_MIN_SPEED``, 0: speed does not matter).
+    min_speed: float | None = None
 
     def describe(self) -> str:
         words = [self.model]
@@ -108,6 +112,7 @@ class _Judged:
     gpus: int = 0
     tensor_parallel: int | None = None
     hub_locked: bool = False  # the user named the hub (``hub_order``)
+    speed: SpeedEstimate | None = None
 
 
 def resolve(
@@ -139,7 +144,7 @@ def resolve(
     options = options or LaunchOptions()
     context = _context_length(family, request)
     judged = _judge_all(family, request, engines, host, context, hubs, options)
-    kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host))
+    kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host, request))
     if not kept:
         raise UsageError(_impossible(family, request, judged, host))
     best = kept[0]
@@ -162,7 +167,7 @@ def candidates(
     _validate(family, request, engines)
     context = _context_length(family, request)
     judged = _judge_all(family, request, engines, host, context, hubs, LaunchOptions())
-    kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host))
+    kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host, request))
     rest = [j for j in judged if j.wanted and not j.candidate.kept]
     return [j.candidate for j in kept + rest]
 
@@ -408,6 +413,18 @@ def _judge(
         sources: tuple[PlannedSource, ...] = (),
         budget: _Budget = _Budget(0),
     ) -> _Judged:
+        speed = None
+        if memory is not None and device is not None:
+            caps = engine.capabilities_for(host)
+            rates = device_rates(host, device, budget.gpus, caps.gpu_split)
+            speed = estimate_speed(
+                spec,
+                memory.weights_bytes,
+                memory.kv_cache_bytes,
+                rates,
+                efficiency=caps.decode_efficiency,
+                token_overhead_s=caps.token_overhead_s,
+            )
         candidate = Candidate(
             engine=engine.name,
             format=spec.format,
@@ -418,6 +435,8 @@ def _judge(
             memory_bytes=memory.total_bytes if memory else None,
             device=device,
             hub=sources[0].hub if sources else None,
+            decode_tps=speed.decode_tokens_per_second if speed else None,
+            prefill_tps=speed.prefill_tokens_per_second if speed else None,
         )
         return _Judged(
             candidate,
@@ -431,6 +450,7 @@ def _judge(
             budget.gpus,
             budget.tensor_parallel,
             locked,
+            speed,
         )
 
     order, locked, why_none = hub_order(spec, q, request.hub, request.default_hub, hubs)
@@ -517,18 +537,30 @@ def _judge(
     )
 
 
-def _rank(host: Host) -> Callable[[_Judged], tuple[float, ...]]:
+def min_speed(request: Request) -> float:
+    """The tokens per second the request calls usable."""
+    return DEFAULT_MIN_SPEED if request.min_speed is None else max(request.min_speed, 0.0)
+
+
+def _rank(host: Host, request: Request) -> Callable[[_Judged], tuple[float, ...]]:
+    usable_speed = min_speed(request)
+
     def key(j: _Judged) -> tuple[float, ...]:
         c = j.candidate
         score = _precision(c.quantization, c.format, c.device or "cpu", host)
         caps = j.engine.capabilities_for(host)
         at_home = 1.0 if host.kind in caps.preferred_on else 0.0
         on_accelerator = c.device != "cpu" or host.kind == "cpu"
+        # Unknown speed (a GPU without data-sheet figures) counts as usable: no guess.
+        usable = c.decode_tps is None or c.decode_tps >= usable_speed
+        # Among usable candidates the largest size wins; when none is usable, the fastest.
+        bigger_or_faster = c.size if usable else (c.decode_tps or 0.0)
         # Negated: sorted() puts the smallest first, and we want the best first.
         return (
+            -float(usable),
             -float(on_accelerator),
             -float(score >= quant.GOOD_QUALITY),
-            -c.size,
+            -bigger_or_faster,
             -score,
             -at_home,
             -float(j.engine.priority),
@@ -559,7 +591,7 @@ def _describe(j: _Judged) -> str:
 def _impossible(family: Family, request: Request, judged: Sequence[_Judged], host: Host) -> str:
     """One line: what fails for the request, and the nearest thing that works here."""
     asked = [j for j in judged if j.wanted]
-    workable = sorted((j for j in judged if j.candidate.kept), key=_rank(host))
+    workable = sorted((j for j in judged if j.candidate.kept), key=_rank(host, request))
     nearest = f"; on this machine: {_describe(workable[0])}" if workable else ""
     runnable = [j for j in asked if j.check.ok and j.memory is not None]
     if runnable:
@@ -621,17 +653,24 @@ def _plan(
     ready, python = (env_probe or _not_probed)(environment)
     if best.tensor_parallel and options.tensor_parallel_size is None:
         options = replace(options, tensor_parallel_size=best.tensor_parallel)
+    usable = min_speed(request)
     reasons = [
         f"host: {describe_host(host)}",
         (
-            "order: on the GPU where there is one, quality of 4 bits or better, the largest "
-            "size, then BF16 where the hardware has it, then F16, then the highest-precision "
-            "quantization that fits; GPU engines on GPUs, MLX on Apple silicon, "
-            "llama.cpp on plain CPUs"
+            f"order: a usable speed first (an estimated {usable:g} tokens/s or more, "
+            "--min-speed; when nothing reaches it, the fastest), then on the GPU where there "
+            "is one, quality of 4 bits or better, the largest size, then BF16 where the "
+            "hardware has it, then F16, then the highest-precision quantization that fits; "
+            "GPU engines on GPUs, MLX on Apple silicon, llama.cpp on plain CPUs"
         ),
         f"chosen: {_describe(best)} on {c.device}: {c.reason}",
     ]
-    better = _better_but_dropped(best, ordered, host)
+    if best.speed is not None:
+        reasons.append(f"speed: {describe_speed(best.speed)}")
+    faster = _faster_choice_missed(best, ordered, usable)
+    if faster:
+        reasons.append(faster)
+    better = _better_but_dropped(best, ordered, host, request)
     if better is not None:
         reasons.append(f"not {_describe(better)}: {better.candidate.reason}")
     reasons += [s.reason for s in best.sources]
@@ -669,10 +708,14 @@ def _plan(
         host_name=host.name,
         reasons=tuple(reasons),
         candidates=tuple(j.candidate for j in ordered),
+        speed=best.speed,
+        min_speed=usable,
     )
 
 
-def _better_but_dropped(best: _Judged, ordered: Sequence[_Judged], host: Host) -> _Judged | None:
+def _better_but_dropped(
+    best: _Judged, ordered: Sequence[_Judged], host: Host, request: Request
+) -> _Judged | None:
     """The most precise candidate that ran here but did not fit, if more precise than best."""
     c = best.candidate
     best_score = _precision(c.quantization, c.format, c.device or "cpu", host)
@@ -687,7 +730,31 @@ def _better_but_dropped(best: _Judged, ordered: Sequence[_Judged], host: Host) -
         )
         > best_score
     ]
-    return sorted(misses, key=_rank(host))[0] if misses else None
+    return sorted(misses, key=_rank(host, request))[0] if misses else None
+
+
+def describe_speed(speed: SpeedEstimate) -> str:
+    """ "~35 tok/s decoding, ~900 tok/s reading the prompt (1.1 GB read per token at 12 GB/s)"."""
+    from zoo.speed import tokens_per_second
+
+    prefill = speed.prefill_tokens_per_second
+    reading = f", {tokens_per_second(prefill)} reading the prompt" if prefill else ""
+    return (
+        f"{tokens_per_second(speed.decode_tokens_per_second)} decoding{reading} "
+        f"(an estimate: {speed.bytes_per_token / 1e9:.2g} GB read per token at "
+        f"{speed.bandwidth / 1e9:.3g} GB/s)"
+    )
+
+
+def _faster_choice_missed(best: _Judged, ordered: Sequence[_Judged], usable: float) -> str:
+    """When the choice is slower than usable, say so: nothing here reaches the speed."""
+    tps = best.candidate.decode_tps
+    if tps is None or tps >= usable:
+        return ""
+    return (
+        f"slow here: no candidate reaches {usable:g} tokens/s on this host, so the fastest "
+        "was chosen (--min-speed 0 prefers quality and size instead)"
+    )
 
 
 def describe_host(host: Host) -> str:

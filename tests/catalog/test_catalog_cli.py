@@ -151,6 +151,7 @@ def test_show_json_has_everything(only_seeds: None) -> None:
         "reasoning",
         "tool_parser",
         "fim",
+        "generation",
         "embedding",
         "rerank",
         "extra",

@@ -40,6 +40,36 @@ class Location:
 
 
 @dataclass(frozen=True)
+class GenerationDefaults:
+    """The sampling defaults a model card recommends (spec ``generation:``); None: not given.
+
+    ``zoo run`` sends them when the user sets nothing else; ``options()`` is the request's
+    parameters in the OpenAI API's names.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    max_tokens: int | None = None
+    system_prompt: str | None = None
+    source: str | None = None
+
+    def options(self) -> dict[str, float | int]:
+        """The sampling parameters that are set, as request fields."""
+        named = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repetition_penalty": self.repetition_penalty,
+            "max_tokens": self.max_tokens,
+        }
+        return {k: v for k, v in named.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class FimTemplate:
     """Fill-in-the-middle tokens and the order the prompt is assembled in.
 
@@ -260,6 +290,7 @@ class Family:
     reasoning_end_tag: str | None = None
     tool_parser: str | None = None
     fim: FimTemplate | None = None
+    generation: GenerationDefaults | None = None
     # Facts whose sources disagree (``disputed:`` in the spec), in the file's order.
     disputed: tuple[Disputed, ...] = ()
     # Facts a source registry had that zoo does not interpret, kept so exports are lossless.
@@ -273,6 +304,18 @@ class Family:
     def dispute(self, field_name: str) -> Disputed | None:
         """What the sources say about ``field_name`` when they disagree, else None."""
         return next((d for d in self.disputed if d.field == field_name), None)
+
+
+def context_label(tokens: int) -> str:
+    """A context length as people say it: 8192 -> "8K", 131072 -> "128K", 1048576 -> "1M",
+    32000 -> "32K" (binary where the count is a multiple of 1024, else decimal; three
+    significant digits; the exact count is in ``zoo show``)."""
+    binary = tokens % 1024 == 0
+    if tokens >= 1_000_000:
+        return f"{tokens / (1024**2 if binary else 1e6):.3g}M"
+    if tokens >= 1000:
+        return f"{tokens / (1024 if binary else 1000):.3g}K"
+    return str(tokens)
 
 
 def format_size(size: float) -> str:
@@ -385,6 +428,7 @@ def family_from_data(
     ``lock`` the family's lock file (``zoo.catalog.lock``), whose entries fill ``Source.locked``.
     """
     fim = data.get("fim")
+    generation = data.get("generation")
     reasoning = data.get("reasoning") or {}
     embedding = data.get("embedding")
     rerank = data.get("rerank")
@@ -445,6 +489,20 @@ def family_from_data(
             if fim
             else None
         ),
+        generation=(
+            GenerationDefaults(
+                temperature=_number(generation.get("temperature")),
+                top_p=_number(generation.get("top_p")),
+                top_k=_integer(generation.get("top_k")),
+                min_p=_number(generation.get("min_p")),
+                repetition_penalty=_number(generation.get("repetition_penalty")),
+                max_tokens=_integer(generation.get("max_tokens")),
+                system_prompt=generation.get("system_prompt"),
+                source=generation.get("source"),
+            )
+            if generation
+            else None
+        ),
         disputed=tuple(
             Disputed(
                 field=str(name),
@@ -459,3 +517,11 @@ def family_from_data(
         extra=dict(data.get("extra") or {}),
         location=location,
     )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _integer(value: Any) -> int | None:
+    return None if value is None else int(value)

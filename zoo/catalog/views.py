@@ -7,6 +7,7 @@ away (adding keys is compatible). Tests pin these shapes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -133,6 +134,11 @@ def family_detail(family: Family) -> dict[str, Any]:
                 "order": list(family.fim.order),
             }
             if family.fim
+            else None
+        ),
+        "generation": (
+            {k: v for k, v in asdict(family.generation).items() if v is not None}
+            if family.generation
             else None
         ),
         "embedding": (

@@ -32,6 +32,13 @@ HubOption = Annotated[
 ContextOption = Annotated[
     int | None, typer.Option("--context", help="Context length in tokens to plan for.")
 ]
+MinSpeedOption = Annotated[
+    float | None,
+    typer.Option(
+        "--min-speed",
+        help="Tokens/s a choice must reach to count as usable (estimated; default 8, 0: any).",
+    ),
+]
 HostProfileOption = Annotated[
     str | None,
     typer.Option(
@@ -109,6 +116,7 @@ def model_request(
     quantization: str | None,
     hub: str | None,
     context: int | None,
+    min_speed: float | None = None,
 ) -> Request:
     from zoo.resolve import Request
 
@@ -121,4 +129,5 @@ def model_request(
         quantization=quantization,
         hub=None if hub == "auto" else hub,
         context_length=context,
+        min_speed=min_speed,
     )

@@ -1,0 +1,144 @@
+"""How fast a device reads memory and computes: data-sheet figures, and this CPU measured.
+
+Speed estimates (``zoo.speed``) need two rates per device: memory bandwidth (decoding reads
+every active weight once per token) and dense 16-bit compute (prefill). GPUs are looked up by
+name in a table of data-sheet figures; a GPU that is not in it has no rates, and its
+candidates show no speed rather than a guess. This machine's CPUs are measured once (a large
+memory copy, ~0.1 s) and the figure is cached in zoo's cache folder, keyed by what would
+change it (CPU model, core count, RAM); ``ZOO_MEMORY_BANDWIDTH`` (GB/s) overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+GB = 1e9
+TFLOPS = 1e12
+
+# name fragment (lower case) -> (bandwidth GB/s, dense FP16/BF16 tensor TFLOP/s), from the
+# vendors' data sheets. The longest fragment found in a device's name wins, so "h100 pcie"
+# beats "h100".
+GPU_RATES: dict[str, tuple[float, float]] = {
+    "b200": (8000, 2250),
+    "h200": (4800, 989),
+    "h100": (3350, 989),  # SXM5 HBM3
+    "h100 pcie": (2000, 756),
+    "h100 nvl": (3900, 835),
+    "gh200": (4000, 989),
+    "a100": (2039, 312),  # 80 GB SXM
+    "a100-sxm4-40gb": (1555, 312),
+    "a100-pcie-40gb": (1555, 312),
+    "a100 80gb pcie": (1935, 312),
+    "a100-pcie-80gb": (1935, 312),
+    "l40s": (864, 362),
+    "l40": (864, 181),
+    "l4": (300, 121),
+    "a10g": (600, 70),
+    "a10": (600, 125),
+    "t4": (320, 65),
+    "v100": (900, 125),
+    "rtx 6000 ada": (960, 365),
+    "rtx a6000": (768, 155),
+    "rtx 5090": (1792, 210),
+    "rtx 4090": (1008, 165),
+    "rtx 4080": (717, 97),
+    "rtx 4070": (504, 58),
+    "rtx 3090": (936, 71),
+    "rtx 3080": (760, 59),
+    "rtx 3060": (360, 25),
+    "mi300x": (5300, 1307),
+    "mi250": (3277, 362),
+    # Apple silicon: the unified memory's bandwidth, the GPU's FP16 compute.
+    "apple m1": (68, 2.6),
+    "apple m1 pro": (200, 5.2),
+    "apple m1 max": (400, 10.4),
+    "apple m1 ultra": (800, 21),
+    "apple m2": (100, 3.6),
+    "apple m2 pro": (200, 6.8),
+    "apple m2 max": (400, 13.6),
+    "apple m2 ultra": (800, 27),
+    "apple m3": (100, 4.1),
+    "apple m3 pro": (150, 7.4),
+    "apple m3 max": (400, 16.4),
+    "apple m4": (120, 4.3),
+    "apple m4 pro": (273, 9.2),
+    "apple m4 max": (546, 18.4),
+}
+
+BANDWIDTH_ENV = "ZOO_MEMORY_BANDWIDTH"
+_CACHE_FILE = "host-bandwidth.json"
+# Larger than any CPU's last-level cache, small enough to measure in a tenth of a second.
+_PROBE_BYTES = 96 * 1024**2
+_PROBE_REPEATS = 3
+
+
+def gpu_rates(name: str) -> tuple[float | None, float | None]:
+    """(bandwidth bytes/s, FLOP/s) of a GPU by its name, or (None, None) if unknown."""
+    lowered = " ".join(name.lower().replace("nvidia", "").replace("geforce", "").split())
+    found = [key for key in GPU_RATES if key in lowered]
+    if not found:
+        return None, None
+    bandwidth, flops = GPU_RATES[max(found, key=len)]
+    return bandwidth * GB, flops * TFLOPS
+
+
+def cpu_flops(cpu_count: int, flags: set[str]) -> float:
+    """Dense FP32 compute of the CPUs, roughly: FMA lanes per cycle × 2.5 GHz × cores."""
+    if "avx512f" in flags:
+        per_cycle = 64
+    elif "avx2" in flags or "asimd" in flags:
+        per_cycle = 32
+    else:
+        per_cycle = 8
+    return max(cpu_count, 1) * per_cycle * 2.5e9
+
+
+def measured_bandwidth(key: str, cache: Path) -> float | None:
+    """This machine's RAM bandwidth in bytes/s: ``$ZOO_MEMORY_BANDWIDTH`` (GB/s), else the
+    figure cached under ``cache`` for ``key``, else measured now and cached."""
+    override = os.environ.get(BANDWIDTH_ENV, "").strip()
+    if override:
+        try:
+            value = float(override)
+        except ValueError:
+            value = 0.0
+        if value > 0:
+            return value * GB
+    path = cache / _CACHE_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(saved, dict) and saved.get("key") == key:
+            value = float(saved["bytes_per_second"])
+            if value > 0:
+                return value
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    value = measure_bandwidth()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(
+            json.dumps({"key": key, "bytes_per_second": value, "measured": time.time()}),
+            encoding="utf-8",
+        )
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a read-only cache: measured again next time, never an error
+    return value
+
+
+def measure_bandwidth(size: int = _PROBE_BYTES, repeats: int = _PROBE_REPEATS) -> float:
+    """Bytes per second one core moves through RAM: a copy reads and writes ``size`` bytes;
+    the best of ``repeats`` (the first copy also faults the pages in, so one more is run)."""
+    source = bytearray(os.urandom(1024)) * (size // 1024)
+    target = bytearray(len(source))
+    view = memoryview(target)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        view[:] = source
+        best = min(best, time.perf_counter() - started)
+    return 2 * len(source) / max(best, 1e-9)

@@ -1,0 +1,111 @@
+"""How fast a (spec, quantization, engine) will answer on a host, before anything is downloaded.
+
+Decoding one token reads every active weight once, and the device's memory bandwidth bounds
+that long before its compute does (batch 1, as a person chatting uses it):
+
+    seconds per token = bytes read per token / (bandwidth × engine efficiency)
+                        + the engine's fixed cost per token
+    bytes read per token = weights × active share (MoE: activated_size / size)
+                           + the KV cache of a half-full context
+
+Prefill (reading the prompt) is bound by compute: ``2 × active parameters`` FLOPs per token
+over the device's FLOP/s times the engine's efficiency. Bandwidths come from ``zoo.hardware``
+(data sheets for GPUs, a measurement for this machine's CPUs). Several GPUs: an engine that
+splits layers reads them one GPU after the other (one GPU's bandwidth); one that splits
+tensors reads them side by side (the sum).
+
+These are estimates for choosing (``zoo.resolve``'s usable-speed rule, ``--min-speed``) and
+for showing; bench/speed_estimate.py records their error against measured tokens/s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from zoo.catalog.model import Spec
+from zoo.host import Host
+
+# Below this many tokens a second an answer reads slower than a person reads it.
+DEFAULT_MIN_SPEED = 8.0
+# The engine's share of peak FLOP/s while reading a prompt.
+PREFILL_EFFICIENCY = 0.4
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    """Tokens per second decoding (one stream) and reading the prompt, and what bounds them."""
+
+    decode_tokens_per_second: float
+    prefill_tokens_per_second: float | None
+    bytes_per_token: int
+    bandwidth: float  # bytes/s of the device that reads the weights
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def active_share(spec: Spec) -> float:
+    """The share of the weights read per token: ``activated_size / size`` for MoE models."""
+    if spec.activated_size and spec.size > 0 and spec.activated_size < spec.size:
+        return spec.activated_size / spec.size
+    return 1.0
+
+
+def device_rates(host: Host, device: str, gpus: int, gpu_split: str) -> tuple[float, float] | None:
+    """(bandwidth bytes/s, FLOP/s) of the device a plan computes on, or None if unknown."""
+    if device == "cpu":
+        if host.memory_bandwidth is None:
+            return None
+        return host.memory_bandwidth, host.cpu_flops or 0.0
+    kind = "apple" if device == "metal" else "nvidia"
+    used = [g for g in host.gpus if g.vendor == kind]
+    if device == "cuda":
+        used = sorted(used, key=lambda g: g.memory_bytes, reverse=True)[: max(gpus, 1)]
+    if not used or any(g.bandwidth is None for g in used):
+        return None
+    flops = sum(g.flops or 0.0 for g in used)
+    if gpu_split == "tensor-parallel":
+        return sum(g.bandwidth or 0.0 for g in used), flops
+    return min(g.bandwidth or 0.0 for g in used), flops
+
+
+def estimate_speed(
+    spec: Spec,
+    weights_bytes: int,
+    kv_cache_bytes: int,
+    rates: tuple[float, float] | None,
+    *,
+    efficiency: float,
+    token_overhead_s: float,
+) -> SpeedEstimate | None:
+    """The estimate for weights of ``weights_bytes`` and a KV cache of ``kv_cache_bytes`` (the
+    whole planned context) on a device with ``rates``; None when the rates are unknown."""
+    if rates is None:
+        return None
+    bandwidth, flops = rates
+    if bandwidth <= 0 or not math.isfinite(weights_bytes):
+        return None
+    per_token = int(weights_bytes * active_share(spec) + kv_cache_bytes / 2)
+    seconds = per_token / (bandwidth * max(efficiency, 1e-3)) + max(token_overhead_s, 0.0)
+    decode = 1.0 / seconds if seconds > 0 else math.inf
+    prefill = None
+    active = spec.size * active_share(spec) * 1e9
+    if flops > 0 and active > 0:
+        prefill = flops * PREFILL_EFFICIENCY / (2 * active)
+    return SpeedEstimate(
+        decode_tokens_per_second=decode,
+        prefill_tokens_per_second=prefill,
+        bytes_per_token=per_token,
+        bandwidth=bandwidth,
+    )
+
+
+def tokens_per_second(value: float | None) -> str:
+    """A speed as people read it: "~35 tok/s", "~0.8 tok/s", "?" when unknown."""
+    if value is None:
+        return "?"
+    if value >= 10:
+        return f"~{value:.0f} tok/s"
+    return f"~{value:.1f} tok/s"
