@@ -290,6 +290,18 @@ def test_fix_writes_a_lock_that_a_second_check_passes_with(
     assert any(gguf.commit in r for r in hub_server.requests)
 
 
+def test_a_lock_that_cannot_be_written_is_counted_as_a_failure(
+    hub_server: HubServer, folder: Path
+) -> None:
+    serve_all(hub_server)
+    # A folder where the lock file goes: no user (root included) can write the lock there.
+    lock_path(folder, "tiny").mkdir(parents=True)
+    report = run(folder, fix=True)
+    assert report.write_failures == 1
+    assert report.written[0].startswith("tiny: cannot write ")
+    assert report.to_json()["write_failures"] == 1
+
+
 def test_a_size_that_differs_from_the_lock_is_found(hub_server: HubServer, folder: Path) -> None:
     serve_all(hub_server)
     run(folder, fix=True)
@@ -613,6 +625,16 @@ def test_cli_fix_says_what_it_wrote(
     assert status == 0
     assert "locks/tiny.json: 5 repositories pinned" in out
     assert read_lock(lock_path(only_tiny, "tiny")) is not None
+
+
+def test_cli_fix_fails_when_a_lock_cannot_be_written(
+    hub_server: HubServer, only_tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve_all(hub_server)
+    lock_path(only_tiny, "tiny").mkdir(parents=True)
+    status, out, _ = zoo(capsys, "catalog", "check", "--fix", "--rate", "0")
+    assert status == 1
+    assert "tiny: cannot write" in out
 
 
 def test_cli_errors_are_one_line(only_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,8 +71,9 @@ class CheckReport:
     # Requests made, and answers reused from the checkpoint (--resume).
     requests: int = 0
     resumed: int = 0
-    # One line per lock file --fix wrote (or could not).
+    # One line per lock file --fix wrote (or could not), and how many could not be written.
     written: list[str] = field(default_factory=list)
+    write_failures: int = 0
 
     def summary(self) -> str:
         return (
@@ -90,6 +91,7 @@ class CheckReport:
             "resumed": self.resumed,
             "problems": [p.to_json() for p in self.problems],
             "written": list(self.written),
+            "write_failures": self.write_failures,
         }
 
 
@@ -189,7 +191,9 @@ def check_families(
         )
     report.problems = sorted(problems)
     if options.fix:
-        report.written = _fix(families, targets, answers, troubled, locks, chosen)
+        report.written, report.write_failures = _fix(
+            families, targets, answers, troubled, locks, chosen
+        )
     return report
 
 
@@ -469,14 +473,16 @@ def _fix(
     troubled: set[tuple[str, str, str]],
     locks: Mapping[str, FamilyLock | None],
     hubs: Mapping[str, Hub],
-) -> list[str]:
+) -> tuple[list[str], int]:
     """Write the lock of every checked family: a fresh entry per repository without problems;
     entries of repositories not checked now (another hub, or a problem) kept while they still
-    apply; stale ones dropped. One line per family saying what was written."""
+    apply; stale ones dropped. One line per family saying what was written, and how many lock
+    files could not be written (the command then fails: a lock the user asked for is missing)."""
     from zoo.catalog.lock import write_lock
 
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     lines = []
+    failures = 0
     for family in families:
         folder = _folder(family)
         mine = [t for t in targets if t.family is family]
@@ -512,6 +518,7 @@ def _fix(
             write_lock(path, FamilyLock(family.name, tuple(fresh.values()) + tuple(kept)))
         except OSError as error:
             lines.append(f"{family.name}: cannot write {path}: {error.strerror or error}")
+            failures += 1
             continue
         line = f"wrote {path}: {len(fresh)} repositories pinned"
         if kept:
@@ -519,7 +526,7 @@ def _fix(
         if skipped:
             line += f", {len(skipped)} not pinned ({'; '.join(skipped[:3])})"
         lines.append(line)
-    return lines
+    return lines, failures
 
 
 def _entry(group: Sequence[_Target], answer: Answer, hub: Hub, today: str) -> LockedRepo | str:

@@ -99,7 +99,7 @@ def check(
             typer.echo(_one_line(line))
         resumed = f" ({report.resumed} answers reused)" if report.resumed else ""
         typer.echo(report.summary() + resumed)
-    if problems:
+    if problems or report.write_failures:
         raise typer.Exit(1)
 
 
