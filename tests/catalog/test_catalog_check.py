@@ -302,6 +302,53 @@ def test_a_lock_that_cannot_be_written_is_counted_as_a_failure(
     assert report.to_json()["write_failures"] == 1
 
 
+SHARED_SPEC = """\
+# yaml-language-server: $schema=../zoo/catalog/spec.schema.json
+name: tiny
+description: A repository that holds the safetensors weights and a GGUF file.
+context_length: 2048
+languages: [en]
+abilities: [chat]
+specs:
+  - format: pytorch
+    size: 1
+    quantizations: [none]
+    sources:
+      huggingface:
+        model_id: org/shared
+        exclude: ["tokenizer.json"]
+  - format: ggufv2
+    size: 1
+    quantizations: [Q4_0]
+    sources:
+      huggingface:
+        model_id: org/shared
+        file: shared-{quantization}.gguf
+"""
+
+
+def test_a_repository_two_specs_share_passes_after_fix(hub_server: HubServer, folder: Path) -> None:
+    (folder / "tiny.yaml").write_text(SHARED_SPEC)
+    hub_server.add_repo(
+        "org/shared",
+        {
+            "config.json": "{}",
+            "tokenizer.json": "{}",
+            "model.safetensors": b"w" * 64,
+            "shared-Q4_0.gguf": b"q" * 32,
+        },
+    )
+    assert run(folder, fix=True).problems == []
+    lock = read_lock(lock_path(folder, "tiny"))
+    assert lock is not None and "shared-Q4_0.gguf" in lock.repos[0].files
+    # The GGUF file in the one lock entry is not "missing from the pytorch selection".
+    assert [str(p) for p in run(folder).problems] == []
+    # The spec's exclude changes: the hub's selection now has a file the lock never recorded.
+    edit(folder, 'exclude: ["tokenizer.json"]', "exclude: []")
+    codes = [(p.code, "does not record" in p.message) for p in run(folder).problems]
+    assert codes == [("E406", True)]
+
+
 def test_a_size_that_differs_from_the_lock_is_found(hub_server: HubServer, folder: Path) -> None:
     serve_all(hub_server)
     run(folder, fix=True)

@@ -449,17 +449,50 @@ def _against_lock(
                 )
             )
     if whole:
-        have = {f.path for f in files}
-        gone = sorted(p for p in locked.files if p not in have)
-        if gone:
-            found.append(
-                _problem(
-                    where,
-                    "E406",
-                    f"{at}: the lock records {', '.join(gone[:3])}, which the hub's selection "
-                    "does not have",
-                )
+        found += _selection_against_lock(target, locked, files, where, at)
+    return found
+
+
+def _selection_against_lock(
+    target: _Target,
+    locked: LockedRepo,
+    files: Sequence[RemoteFile],
+    where: Location,
+    at: str,
+) -> list[Problem]:
+    """The files the selection rule takes from the lock's record against those it takes from
+    the hub now: they differ when the repository changed or the spec's ``exclude`` did. Only
+    this source's selection counts: a repository that a GGUF spec and a pytorch spec share
+    records both specs' files in one lock entry."""
+    from zoo.hubs.locked import locked_files
+    from zoo.plan import FileSelection
+
+    rule = FileSelection(exclude=tuple(target.source.exclude), remote_code=True)
+    recorded = locked_files(locked, rule, hub=target.key.hub)
+    have = {f.path for f in files}
+    mine = {f.path for f in recorded} if recorded is not None else set()
+    gone = sorted(mine - have)
+    new = sorted(have - mine)
+    found = []
+    if gone:
+        found.append(
+            _problem(
+                where,
+                "E406",
+                f"{at}: the lock records {', '.join(gone[:3])}, which the hub's selection "
+                "does not have (run `zoo catalog check --fix`)",
             )
+        )
+    if new:
+        found.append(
+            _problem(
+                where,
+                "E406",
+                f"{at}: the hub's selection has {', '.join(new[:3])}, which the lock does not "
+                "record (the repository or the spec's exclude changed: run `zoo catalog check "
+                "--fix`)",
+            )
+        )
     return found
 
 
