@@ -3,12 +3,15 @@
 What every front end calls (``zoo launch``, ``zoo download``, the demo, the gateway): ``plan``
 gathers the inputs resolution must not read itself (this machine, ``$ZOO_HUB``, the installed
 engines and hubs, the engine environments) and adds the server command the plan leads to;
-``run`` downloads, builds the environment and starts exactly that command. Each step is a
-function of the plan, so a dry run and a real launch cannot disagree.
+``run`` says in one line what it is about to do (``plan_line``), downloads, builds the
+environment and starts exactly that command. Each step is a function of the plan, so a dry
+run and a real launch cannot disagree. ``running_instance`` finds a live instance that already
+serves what was asked, so front ends can point at it instead of starting a second one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
 
 HUB_ENV = "ZOO_HUB"
 Say = Callable[[str], None]
+# How long the one-line plan may wait for a hub's listing to learn the download size; past
+# it (or when the hub fails) the line says "size unknown" and the download proceeds.
+SIZE_LOOKUP_TIMEOUT_S = 5.0
 
 
 def _stderr(line: str) -> None:
@@ -155,7 +161,8 @@ def prepare_environment(plan: Plan, say: Say = _stderr) -> None:
 
     if plan.environment is None:
         return
-    status = ensure_env(plan.environment, say)
+    # The live status line only where it is drawn on a terminal, not into a caller's sink.
+    status = ensure_env(plan.environment, say, live=say is _stderr and sys.stderr.isatty())
     if not status.ready or status.python is None:
         raise ServerError(f"the {plan.engine} environment is not ready: {status.reason}")
     if Path(status.python) != Path(plan.python):
@@ -171,6 +178,117 @@ def describe_download(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> F
     from zoo.hubs.download import describe_plan
 
     return describe_plan(plan, hubs=hubs if hubs is not None else _hubs())
+
+
+def running_instance(plan: Plan, request: Request) -> Instance | None:
+    """A ready instance of the plan's model that serves what ``request`` asked for, if any:
+    the same family, and the engine, format, quantization and port where the request or its
+    options named them (an automatic choice matches whatever is running)."""
+    from zoo import quantization as quant
+    from zoo.errors import ZooError
+    from zoo.runtime import state
+
+    try:
+        instances = state.list_instances()
+    except ZooError:  # an unreadable state folder: the launch itself reports it
+        return None
+    port = plan.options.port
+    for inst in reversed(instances):  # the newest first
+        if (
+            inst.status == "running"
+            and inst.model == plan.family.name
+            and request.engine in (None, inst.engine)
+            and request.format in (None, inst.format)
+            and (
+                request.quantization is None or quant.same(request.quantization, inst.quantization)
+            )
+            and port in (None, inst.port)
+        ):
+            return inst
+    return None
+
+
+def plan_line(
+    plan: Plan,
+    *,
+    engines: Mapping[str, Engine] | None = None,
+    hubs: Mapping[str, Hub] | None = None,
+    timeout: float = SIZE_LOOKUP_TIMEOUT_S,
+) -> str:
+    """The plan in one line, said before anything is downloaded: "zoo: smollm2-135m-instruct
+    Q4_1 on llama.cpp (cpu): download 98.6 MB to ~/.cache/huggingface/hub, needs 0.6 GiB,
+    ~70 tok/s" ("cached" when the files are there; "size unknown" when the hub cannot tell
+    within ``timeout`` seconds)."""
+    from zoo.memory import gib
+    from zoo.speed import tokens_per_second
+
+    engines = engines if engines is not None else _engines()
+    hubs = hubs if hubs is not None else _hubs()
+    engine = engines.get(plan.engine)
+    name = (engine.display_name if engine is not None else "") or plan.engine
+    speed = (
+        tokens_per_second(plan.speed.decode_tokens_per_second)
+        if plan.speed is not None
+        else "speed unknown"
+    )
+    return (
+        f"zoo: {plan.family.name} {plan.quantization} on {name} ({plan.device}): "
+        f"{_download_words(plan, hubs, timeout)}, needs {gib(plan.memory.total_bytes)}, {speed}"
+    )
+
+
+def _download_words(plan: Plan, hubs: Mapping[str, Hub], timeout: float) -> str:
+    """ "cached", or "download 98.6 MB to FOLDER" (the lock's sizes, else the hub's listing,
+    waited for at most ``timeout`` seconds in a thread that is then left to finish)."""
+    import threading
+
+    from zoo.hubs.download import cached_plan
+    from zoo.hubs.locked import plan_recorded_bytes
+    from zoo.hubs.progress import human_bytes
+
+    # A summary never fails a launch: the download itself reports what is wrong.
+    with contextlib.suppress(Exception):
+        if cached_plan(plan, hubs=hubs) is not None:
+            return "cached"
+    size: int | None = plan_recorded_bytes(plan, plan.hub)
+    root: str | None = None
+    if size is None:
+        found: list[FetchListing] = []
+
+        def look() -> None:
+            with contextlib.suppress(Exception):  # unreachable, offline, a hub's bug
+                found.append(describe_download(plan, hubs=hubs))
+
+        worker = threading.Thread(target=look, daemon=True, name="zoo-download-size")
+        worker.start()
+        worker.join(timeout)
+        if found:
+            if found[0].cached:
+                return "cached"
+            size, root = found[0].bytes, found[0].root
+    where = _home_short(root or _cache_folder(plan, hubs))
+    amount = f" {human_bytes(size)}" if size is not None else ""
+    unknown = "" if size is not None else " (size unknown)"
+    return f"download{amount}{f' to {where}' if where else ''}{unknown}"
+
+
+def _cache_folder(plan: Plan, hubs: Mapping[str, Hub]) -> str | None:
+    """The folder the plan's first hub caches into, for hubs that have one (``cache_root``)."""
+    cache_root = getattr(hubs.get(plan.hub), "cache_root", None)
+    if not callable(cache_root):
+        return None
+    with contextlib.suppress(Exception):
+        return str(cache_root())
+    return None
+
+
+def _home_short(path: str | None) -> str | None:
+    if not path:
+        return None
+    home = str(Path.home())
+    if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
+        return "~" + path[len(home) :]
+    return path
 
 
 def run(
@@ -192,6 +310,8 @@ def run(
         )
     engine = engines[plan.engine]
     launcher.check_port(plan.options.host, plan.options.port)
+    hubs = hubs if hubs is not None else _hubs()
+    say(plan_line(plan, engines=engines, hubs=hubs))
     files = model_files(plan, fetch(plan, hubs=hubs))
     prepare_environment(plan, say)
     running = launcher.start_instance(

@@ -54,8 +54,23 @@ class MemoryEstimate:
         )
 
 
-def gib(n: int) -> str:
-    return f"{n / GIB:.1f} GiB"
+def gib(n: int, digits: int = 1) -> str:
+    return f"{n / GIB:.{digits}f} GiB"
+
+
+def gib_pair(need: int, budget: int) -> tuple[str, str]:
+    """``need`` and ``budget`` in GiB with just enough decimals that unequal amounts never
+    print alike: "18.95 GiB" against "18.94 GiB", never "needs 18.9 GiB, more than 18.9 GiB".
+
+    One decimal where that tells them apart (the usual case), up to four; amounts closer
+    than that (within ~100 KiB) are given in bytes. Rounding keeps the order, so a need
+    larger than the budget never prints smaller.
+    """
+    for digits in range(1, 5):
+        shown = gib(need, digits), gib(budget, digits)
+        if need == budget or shown[0] != shown[1]:
+            return shown
+    return f"{need:,} bytes", f"{budget:,} bytes"
 
 
 def _bytes(value: float) -> int:

@@ -31,11 +31,29 @@ def test_dry_run_prints_the_plan() -> None:
     assert argv[0].startswith(os.environ["ZOO_HOME"]) and argv[0].endswith("/bin/vllm")
 
 
-def test_explain_lists_every_candidate() -> None:
+def _plan(*args: str) -> dict[str, object]:
+    code, out = run("launch", *args, "--json")
+    assert code == 0, out
+    plan: dict[str, object] = json.loads(out)
+    return plan
+
+
+def test_explain_names_the_rule_and_the_choice() -> None:
+    # On an M2 with 32 GB the 36B model at 4 bits reads ~20 GB per token: ~5 tok/s, below the
+    # usable default. The choice is then the one that reaches it (a 2-bit quantization) ...
     code, out = run("launch", "seed-oss", "--explain", "--host-profile", "m2-32g")
     assert code == 0, out
+    assert "a usable speed first (an estimated 8 tokens/s or more" in out
+    chosen = _plan("seed-oss", "--host-profile", "m2-32g")["candidates"][0]  # type: ignore[index]
+    assert chosen["decode_tps"] >= 8 and chosen["kept"]
+    assert f"chosen: {chosen['format']} 36B {chosen['quantization']} with" in out
+    assert "dropped (vllm" in out and "not available on darwin/arm64" in out
+    # ... and with any speed accepted, quality and MLX on Apple silicon win, as before.
+    code, out = run(
+        "launch", "seed-oss", "--explain", "--host-profile", "m2-32g", "--min-speed", "0"
+    )
+    assert code == 0, out
     assert "chosen: mlx 36B 4bit with MLX on metal" in out
-    assert "x vllm" in out and "not available on darwin/arm64" in out
 
 
 def test_json_plan() -> None:
@@ -52,7 +70,8 @@ def test_json_plan() -> None:
     )
     assert code == 0, out
     data = json.loads(out)
-    assert data["version"] == 2 and data["quantization"] == "Q4_1"
+    assert data["version"] == 3 and data["quantization"] == "Q4_1"
+    assert data["min_speed"] == 8.0 and data["speed"]["decode_tokens_per_second"] > 0
     assert data["engine"] == "llamacpp" and "9000" in data["command"]
 
 
@@ -62,7 +81,9 @@ def test_impossible_request_is_one_line(capsys: pytest.CaptureFixture[str]) -> N
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs a CUDA GPU" in err
-    assert "on this machine: ggufv2 36B Q3_K_M with llama.cpp" in err
+    # The nearest thing that works is what an unconstrained launch would choose there.
+    plan = _plan("seed-oss", "--host-profile", "cpu-24g")
+    assert f"on this machine: ggufv2 36B {plan['quantization']} with llama.cpp" in err
 
 
 def test_opt_in_flag() -> None:
@@ -142,7 +163,9 @@ def test_engines_lists_what_runs_here() -> None:
     code, out = run("engines", "--model", "seed-oss", "--host-profile", "m2-32g")
     assert code == 0, out
     first = out.splitlines()[1].split()
-    assert first[:4] == ["mlx", "mlx", "36B", "4bit"]
+    # Ranked as `zoo launch` ranks them: its choice is the first row.
+    plan = _plan("seed-oss", "--host-profile", "m2-32g")
+    assert first[:4] == [plan["engine"], plan["format"], "36B", plan["quantization"]]
 
 
 def test_launch_flags_for_engine_settings_reach_the_command() -> None:

@@ -2,14 +2,23 @@
 
 Resolution is cheap and imports no engine library; ``zoo.launch`` makes the plan (with the
 server command it leads to) and runs it, importing the runtime only when a launch happens.
+A model already running as the user asked it (``zoo.launch.running_instance``) is not started
+twice: its endpoint is printed instead, unless ``--new``.
+
+``--explain`` groups the dropped candidates by reason; ``--explain=all`` (or
+``--explain-all``) lists every row. typer has no option with an optional value, so the
+command's class spells ``--explain=all`` as ``--explain-all`` before parsing.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from zoo.cli.options import (
     ContextOption,
@@ -17,6 +26,7 @@ from zoo.cli.options import (
     FormatOption,
     HostProfileOption,
     HubOption,
+    MinSpeedOption,
     ModelArgument,
     OptInOption,
     QuantizationOption,
@@ -28,7 +38,10 @@ from zoo.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from zoo.plan import Plan
+    from typer._click.core import Context  # the click typer runs on (vendored in typer 0.29)
+
+    from zoo.plan import Candidate, Plan
+    from zoo.runtime.state import Instance
 
 COMMANDS: tuple[str, ...] = ("launch",)
 
@@ -42,9 +55,21 @@ def launch(
     quantization: QuantizationOption = None,
     hub: HubOption = None,
     context: ContextOption = None,
+    min_speed: MinSpeedOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
     explain: Annotated[
-        bool, typer.Option("--explain", help="Print every candidate with why it was kept.")
+        bool,
+        typer.Option(
+            "--explain",
+            help="Print the plan, why, and the candidates: the kept ones, the dropped ones "
+            "grouped by reason (--explain=all: every row).",
+        ),
+    ] = False,
+    explain_all: Annotated[
+        bool,
+        typer.Option(
+            "--explain-all", help="--explain with one row per candidate (also --explain=all)."
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     host_profile: HostProfileOption = None,
@@ -79,6 +104,14 @@ def launch(
         float | None,
         typer.Option("--ready-timeout", help="Seconds to wait for the server (default 900)."),
     ] = None,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new",
+            help="Start another instance even if this model is already running "
+            "(without it, zoo prints the running one's endpoint).",
+        ),
+    ] = False,
 ) -> None:
     """Run a model behind an OpenAI-compatible endpoint, choosing engine and files for
     this machine. Arguments after `--` go to the engine's server unchanged."""
@@ -109,22 +142,41 @@ def launch(
         ready_timeout=ready_timeout,
     )
     check_launch_options(options)
-    request = model_request(model, engine, format, size, quantization, hub, context)
+    if min_speed is not None and not min_speed >= 0:
+        raise UsageError(f"--min-speed {min_speed} must be 0 or more tokens per second")
+    request = model_request(model, engine, format, size, quantization, hub, context, min_speed)
     plan = launching.plan(request, options, host=target)
+    # Only instances on this machine: a plan for another host (--host-profile) has none.
+    running = None if host_profile or new else launching.running_instance(plan, request)
     if as_json:
         typer.echo(json.dumps(plan.to_json(), indent=2))
+        if running is not None:
+            typer.echo(running_note(running), err=True)  # stdout stays one JSON document
         return
-    if explain:
-        typer.echo(render_explain(plan))
-        return
-    if dry_run:
-        typer.echo(render_plan(plan))
+    if explain or explain_all or dry_run:
+        shown = render_explain(plan, every=explain_all) if explain or explain_all else None
+        typer.echo(shown or render_plan(plan))
+        if running is not None:
+            typer.echo(f"\n{running_note(running)}")
         return
     if host_profile:
         raise UsageError(
             "--host-profile plans for another machine: add --dry-run, --explain or --json"
         )
+    if running is not None:
+        from zoo.runtime.launcher import running_banner
+
+        typer.echo(running_banner(running))
+        return
     launching.run(plan)
+
+
+def running_note(instance: Instance) -> str:
+    return (
+        f"note: {instance.model} is already running ({instance.engine}, {instance.format} "
+        f"{instance.quantization}) at {instance.endpoint} [instance {instance.id}]: "
+        "`zoo launch` prints its endpoint instead of starting another (--new starts one)"
+    )
 
 
 def render_plan(plan: Plan) -> str:
@@ -183,6 +235,7 @@ def render_plan(plan: Plan) -> str:
         rows.append(("", "(no other hub: the hub was named)"))
     rows += [
         ("memory", shown),
+        ("speed", render_speed(plan)),
         ("environment", env),
         ("command", _shell_join(plan.command) or "(the engine builds it at launch)"),
     ]
@@ -201,20 +254,100 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(f"{label + ':' if label else '':14}{value}" for label, value in rows)
 
 
-def render_explain(plan: Plan) -> str:
-    from zoo.memory import gib
+def render_speed(plan: Plan) -> str:
+    if plan.speed is None:
+        return "unknown on this device (no bandwidth figure for it)"
+    from zoo.resolve import describe_speed
 
+    return describe_speed(plan.speed)
+
+
+def render_explain(plan: Plan, *, every: bool = False) -> str:
+    """The plan, why, then the candidates: every row (``every``), or the kept ones and one
+    line per reason the others were dropped for."""
     lines = [render_plan(plan), "", "why:"]
     lines += [f"  {reason}" for reason in plan.reasons]
-    lines += ["", "candidates (best first; x = dropped):"]
-    for index, c in enumerate(plan.candidates):
-        mark = "*" if index == 0 else (" " if c.kept else "x")
-        memory = gib(c.memory_bytes) if c.memory_bytes else "-"
-        lines.append(
-            f"  {mark} {c.engine:12} {c.format:8} {_size(c.size):>6} {c.quantization:12} "
-            f"{(c.device or '-'):6} {memory:>10}  {c.reason}"
-        )
+    if every:
+        lines += ["", "candidates (best first; x = dropped):"]
+        lines += [
+            _row(c, "*" if i == 0 else (" " if c.kept else "x"))
+            for i, c in enumerate(plan.candidates)
+        ]
+        return "\n".join(lines)
+    kept = [c for c in plan.candidates if c.kept]
+    dropped = [c for c in plan.candidates if not c.kept]
+    lines += ["", f"candidates: {len(kept)} kept (best first), {len(dropped)} dropped (x)"]
+    lines += [_row(c, "*" if i == 0 else " ") for i, c in enumerate(kept)]
+    lines += [f"  x {line}" for line in dropped_by_reason(dropped)]
+    if dropped:
+        lines.append("  (--explain=all lists every candidate with its own reason)")
     return "\n".join(lines)
+
+
+def _row(c: Candidate, mark: str) -> str:
+    from zoo.memory import gib
+    from zoo.speed import tokens_per_second
+
+    memory = gib(c.memory_bytes) if c.memory_bytes else "-"
+    speed = tokens_per_second(c.decode_tps) if c.decode_tps is not None else "-"
+    return (
+        f"  {mark} {c.engine:12} {c.format:8} {_size(c.size):>6} {c.quantization:12} "
+        f"{(c.device or '-'):6} {memory:>10} {speed:>12}  {c.reason}"
+    )
+
+
+# A memory verdict names the candidate's own need ("needs 30.1 GiB, more than the 18.8 GiB of
+# RAM usable here"): grouped, the need goes and the budget (at one decimal) stays.
+_MEMORY_REASON = re.compile(
+    r"^needs [^,]+, more than the (?P<budget>[\d.,]+) (?P<unit>GiB|bytes) of (?P<where>.+)$"
+)
+# How many candidates a group line names before "and N more".
+GROUP_NAMES = 8
+
+
+def _reason_key(reason: str) -> str:
+    found = _MEMORY_REASON.match(reason)
+    if found is None:
+        return reason
+    budget = float(found["budget"].replace(",", ""))
+    if found["unit"] == "bytes":
+        budget /= 1024**3
+    return f"needs more than the {budget:.1f} GiB of {found['where']}"
+
+
+def dropped_by_reason(dropped: Sequence[Candidate]) -> list[str]:
+    """One line per reason, those that ran but did not fit first, then the largest groups:
+    "14 dropped: needs more than the 18.8 GiB of RAM usable here: 30B Q8_0, 32B Q4_K_M, ...
+    and 6 more"; what a whole group shares (one engine, one format) is said once, in brackets,
+    instead of in every entry."""
+    groups: dict[str, list[Candidate]] = {}
+    for c in dropped:
+        groups.setdefault(_reason_key(c.reason), []).append(c)
+    lines = []
+
+    # Candidates that ran here but did not fit say the most: their groups come first.
+    def order(item: tuple[str, list[Candidate]]) -> tuple[bool, int]:
+        return all(c.memory_bytes is None for c in item[1]), -len(item[1])
+
+    for key, members in sorted(groups.items(), key=order):
+        engines = {c.engine for c in members}
+        formats = {c.format for c in members}
+        # What the whole group shares is said once: (engine, format) or (engine).
+        common = [members[0].engine] if len(engines) == 1 else []
+        if common and len(formats) == 1:
+            common.append(members[0].format)
+        names = list(
+            dict.fromkeys(
+                " ".join([c.engine, c.format, _size(c.size), c.quantization][len(common) :])
+                for c in members
+            )
+        )
+        listed = ", ".join(names[:GROUP_NAMES])
+        if len(names) > GROUP_NAMES:
+            listed += f", ... and {len(names) - GROUP_NAMES} more"
+        where = f" ({', '.join(common)})" if common else ""
+        lines.append(f"{len(members)} dropped{where}: {key}: {listed}")
+    return lines
 
 
 def _size(size: float) -> str:
@@ -229,9 +362,20 @@ def _shell_join(argv: tuple[str, ...]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
+class LaunchCommand(TyperCommand):
+    """``zoo launch``, where ``--explain=all`` means ``--explain-all`` (words after ``--`` go
+    to the engine untouched)."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        ours = ["--explain-all" if a == "--explain=all" else a for a in args[:end]]
+        return super().parse_args(ctx, [*ours, *args[end:]])
+
+
 def register(app: typer.Typer) -> None:
     app.command(
         "launch",
+        cls=LaunchCommand,
         context_settings={"allow_extra_args": True},
         no_args_is_help=True,
     )(launch)

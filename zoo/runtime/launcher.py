@@ -276,24 +276,37 @@ class _LogEcho:
 def banner(running: Running) -> str:
     """What a user needs to call the endpoint: URL, model name, and a curl they can paste."""
     inst = running.instance
+    heading = (
+        f"{inst.model} ({inst.engine}, {inst.format} {inst.quantization}) is ready "
+        f"after {running.ready_s:.1f} s  [instance {inst.id}]"
+    )
+    return "\n".join([heading, *_endpoint_lines(inst)])
+
+
+def running_banner(inst: state.Instance) -> str:
+    """What ``zoo launch`` prints for a model that is already running, instead of starting it
+    again: the same endpoint lines as a fresh start, and how to get a second one."""
+    heading = (
+        f"{inst.model} is already running ({inst.engine}, {inst.format} {inst.quantization})  "
+        f"[instance {inst.id}]"
+    )
+    hint = f"  (--new starts another instance; `zoo stop {inst.id}` stops this one)"
+    return "\n".join([heading, *_endpoint_lines(inst), hint])
+
+
+def _endpoint_lines(inst: state.Instance) -> list[str]:
     auth = ' -H "Authorization: Bearer $ZOO_API_KEY"' if inst.api_key else ""
     host = process.url_host(inst.host)
     model_kind = kinds.KINDS.get(inst.kind, kinds.KINDS[kinds.LLM])
     body = json.dumps({"model": inst.served_name, **model_kind.example})
-    return "\n".join(
-        [
-            (
-                f"{inst.model} ({inst.engine}, {inst.format} {inst.quantization}) is ready "
-                f"after {running.ready_s:.1f} s  [instance {inst.id}]"
-            ),
-            f"  endpoint: http://{host}:{inst.port}/v1",
-            f"  model:    {inst.served_name}",
-            (
-                f"  try:      curl http://{host}:{inst.port}{model_kind.main_route}"
-                f" -H 'Content-Type: application/json'{auth} -d '{body}'"
-            ),
-        ]
-    )
+    return [
+        f"  endpoint: http://{host}:{inst.port}/v1",
+        f"  model:    {inst.served_name}",
+        (
+            f"  try:      curl http://{host}:{inst.port}{model_kind.main_route}"
+            f" -H 'Content-Type: application/json'{auth} -d '{body}'"
+        ),
+    ]
 
 
 def serve_foreground(

@@ -1,0 +1,31 @@
+"""A need and a budget that differ never print alike ("needs 18.9 GiB, more than 18.9 GiB")."""
+
+from __future__ import annotations
+
+import random
+
+from zoo.memory import GIB, gib, gib_pair
+
+
+def _value(text: str) -> float:
+    number, unit = text.split()
+    return float(number.replace(",", "")) * (1 if unit == "bytes" else GIB)
+
+
+def test_close_amounts_get_the_decimals_that_tell_them_apart() -> None:
+    need, budget = int(18.94 * GIB), int(18.91 * GIB)
+    assert gib(need) == gib(budget) == "18.9 GiB"  # the bug: one decimal each
+    assert gib_pair(need, budget) == ("18.94 GiB", "18.91 GiB")
+    assert gib_pair(int(30.1 * GIB), int(18.8 * GIB)) == ("30.1 GiB", "18.8 GiB")  # usual case
+    assert gib_pair(GIB, GIB) == ("1.0 GiB", "1.0 GiB")  # equal amounts stay short
+    assert gib_pair(GIB + 1, GIB) == ("1,073,741,825 bytes", "1,073,741,824 bytes")
+
+
+def test_unequal_amounts_never_print_equal_and_keep_their_order() -> None:
+    rng = random.Random(14)  # noqa: S311 (test data, not secrets)
+    for _ in range(5000):
+        budget = rng.randrange(1, 200 * GIB)
+        need = budget + rng.choice([-1, 1]) * rng.randrange(1, GIB // 4)
+        shown_need, shown_budget = gib_pair(need, budget)
+        assert shown_need != shown_budget, (need, budget)
+        assert (_value(shown_need) > _value(shown_budget)) == (need > budget)
