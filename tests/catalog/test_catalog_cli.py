@@ -22,6 +22,7 @@ SUMMARY_KEYS = [
     "context_length",
     "languages",
     "location",
+    "download_bytes",
 ]
 SOURCE_KEYS = [
     "hub",
@@ -111,7 +112,15 @@ def test_list_prints_a_table_with_whole_names(only_seeds: None) -> None:
     code, out, _ = run("list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "ABILITIES", "FORMATS", "SIZES", "(B)", "CONTEXT"]
+    assert lines[0].split() == [
+        "NAME",
+        "ABILITIES",
+        "FORMATS",
+        "SIZE",
+        "(B)",
+        "DOWNLOAD",
+        "CONTEXT",
+    ]
     assert any(line.startswith("seed-coder-8b-reasoning ") for line in lines)
     assert any(line.startswith("seed-oss ") and line.endswith("512K") for line in lines)
 
@@ -156,7 +165,9 @@ def test_show_json_has_everything(only_seeds: None) -> None:
         "rerank",
         "extra",
         "specs",
+        "here",
     ]
+    assert list(family["here"]) == ["host", "recommended", "quantizations"]
     assert family["reasoning"] == {"start_tag": "<seed:think>", "end_tag": "</seed:think>"}
     gguf = family["specs"][4]
     assert list(gguf) == [

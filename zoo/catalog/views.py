@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from zoo.fit import estimated_range
+
 if TYPE_CHECKING:
     from zoo.catalog.model import Family, Location, Source, Spec
 
@@ -32,6 +34,9 @@ def family_summary(family: Family) -> dict[str, Any]:
         "context_length": family.context_length,
         "languages": list(family.languages),
         "location": _location(family.location),
+        "download_bytes": estimated_range(
+            (spec.format, spec.size, spec.quantizations) for spec in family.specs
+        ),
     }
 
 
@@ -52,7 +57,24 @@ def summary_from_data(data: Mapping[str, Any], location: str | None) -> dict[str
         "context_length": int(data["context_length"]),
         "languages": list(data["languages"]),
         "location": location,
+        "download_bytes": estimated_range(
+            (str(spec["format"]), float(spec["size"]), _quantizations(spec)) for spec in specs
+        ),
     }
+
+
+def _quantizations(spec: Mapping[str, Any]) -> list[str]:
+    # model.spec_from_data's rule: the spec's list, else the union of its sources' lists.
+    def strings(value: Any) -> list[str]:
+        return [value] if isinstance(value, str) else [str(v) for v in value or ()]
+
+    own = strings(spec.get("quantizations"))
+    if own:
+        return own
+    sources = (spec.get("sources") or {}).values()
+    return list(
+        dict.fromkeys(q for source in sources for q in strings(source.get("quantizations")))
+    )
 
 
 def _size_label(size: float) -> str:

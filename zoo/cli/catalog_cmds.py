@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from zoo.cli.options import HostProfileOption, MinSpeedOption, OptInOption
 from zoo.kinds import EMBEDDING, LLM, RERANK
 
 if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
     from zoo.catalog.model import Family
     from zoo.catalog.problems import Problem
+    from zoo.fit import QuantRow
 
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
 COMMANDS: tuple[str, ...] = ("list", "show", "search", "validate", "schema")
@@ -81,34 +85,93 @@ def _table(summaries: list[dict[str, Any]]) -> None:
     ("embedding model", "reranker"): one column more would not fit 80 characters.
     """
     from zoo import kinds
+    from zoo.catalog.model import context_label
     from zoo.cli.texttable import Column, render
+    from zoo.fit import size_range
 
     titles = {k.name: k.title for k in kinds.KINDS.values() if k.name != kinds.LLM}
 
     columns = [
         Column("NAME", wrap=False),
         Column("ABILITIES"),
-        Column("FORMATS"),
-        Column("SIZES (B)"),
+        Column("FORMATS", drop=1),  # `zoo show` has them; the size matters more here
+        Column("SIZE (B)"),
+        Column("DOWNLOAD", wrap=False, right=True),
         Column("CONTEXT", wrap=False, right=True),
     ]
     rows = [
         [
             summary["name"],
-            titles.get(summary["kind"]) or ", ".join(summary["abilities"]),
+            # Spaces, not commas: a wrapped column's narrowest is its longest word, and
+            # "reasoning," would cost the 80-column layout its last character.
+            titles.get(summary["kind"]) or " ".join(summary["abilities"]),
             ", ".join(summary["formats"]),
             ", ".join(summary["sizes"]),
-            _tokens(summary["context_length"]),
+            size_range(*summary["download_bytes"]),
+            context_label(summary["context_length"]),
         ]
         for summary in summaries
     ]
     typer.echo(render(columns, rows))
 
 
-def _tokens(count: int) -> str:
-    if count >= 1024 and count % 1024 == 0:
-        return f"{count // 1024}K"
-    return str(count)
+SIZE_HELP = (
+    "Only families with a spec of this size, in billions of parameters: 8B (or 8, 135M), "
+    "a range 7-9 (7B-9B), or a bound <10, <=10, >30, >=30."
+)
+_SIZE_BOUND = re.compile(r"^(<=|>=|<|>)?\s*([0-9.]+[bmt]?)$", re.IGNORECASE)
+
+
+def _billions(word: str) -> float | None:
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)([bmt]?)", word.strip(), re.IGNORECASE)
+    if found is None:
+        return None
+    number, unit = float(found.group(1)), found.group(2).lower()
+    # 135/1000 is the float nearest the catalog's 0.135; 135 * 1e-3 is not.
+    return number / 1000 if unit == "m" else number * (1000 if unit == "t" else 1)
+
+
+def size_filter(text: str) -> Callable[[float], bool]:
+    """``--size``'s test for a spec size in billions (the syntax is SIZE_HELP's)."""
+    from zoo.errors import UsageError
+
+    words = text.strip().split("-")
+    if len(words) == 2:
+        low, high = _billions(words[0]), _billions(words[1])
+        if low is not None and high is not None and low <= high:
+            return lambda size: low - 1e-9 <= size <= high + 1e-9
+    bound = _SIZE_BOUND.match(text.strip())
+    value = _billions(bound.group(2)) if bound else None
+    if bound is None or value is None or value <= 0:
+        raise UsageError(f"--size {text!r} is not a size", hint="e.g. 8B, 135M, 7-9, <10 or >=30")
+    tests: dict[str, Callable[[float], bool]] = {
+        "": lambda size: abs(size - value) < 1e-9,
+        "<": lambda size: size < value - 1e-9,
+        "<=": lambda size: size <= value + 1e-9,
+        ">": lambda size: size > value + 1e-9,
+        ">=": lambda size: size >= value - 1e-9,
+    }
+    return tests[bound.group(1) or ""]
+
+
+def _only_downloaded(catalog: Catalog, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from zoo.fit import any_downloaded
+    from zoo.plugins import get_hubs
+
+    hubs = get_hubs()
+    return [s for s in summaries if any_downloaded(catalog.get(s["name"]), hubs)]
+
+
+def _only_fitting(
+    catalog: Catalog, summaries: list[dict[str, Any]], host_profile: str | None
+) -> list[dict[str, Any]]:
+    from zoo.cli.options import planning_host
+    from zoo.fit import fits
+    from zoo.plugins import get_engines, get_hubs
+
+    host = planning_host(host_profile, None)
+    engines, hubs = get_engines(), get_hubs()
+    return [s for s in summaries if fits(catalog.get(s["name"]), host, engines, hubs)]
 
 
 def register(app: typer.Typer) -> None:
@@ -124,9 +187,24 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--kind", help="Only families of this kind (llm, embedding, rerank)."),
         ] = None,
+        size: Annotated[str | None, typer.Option("--size", "-s", help=SIZE_HELP)] = None,
+        fits: Annotated[
+            bool,
+            typer.Option(
+                "--fits",
+                help="Only families with something that runs here (or on --host-profile): "
+                "an installed engine and enough memory, as `zoo launch` judges it.",
+            ),
+        ] = False,
+        downloaded: Annotated[
+            bool,
+            typer.Option("--downloaded", help="Only families with files in a hub's cache."),
+        ] = False,
+        host_profile: HostProfileOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        """List the model families in the catalog."""
+        """List the model families in the catalog, with their download sizes (the smallest to
+        the largest quantization; estimated from bits per weight where no lock records them)."""
         from zoo.catalog.views import JSON_VERSION
         from zoo.kinds import KIND_NAMES
 
@@ -136,6 +214,7 @@ def register(app: typer.Typer) -> None:
             _check_choice("format", fmt, FORMATS)
         _check_ability(ability)
         _check_choice("kind", kind, KIND_NAMES)
+        sized = size_filter(size) if size is not None else None
         catalog = _load()
         summaries = [
             summary
@@ -143,7 +222,13 @@ def register(app: typer.Typer) -> None:
             if (ability is None or ability in summary["abilities"])
             and (fmt is None or fmt in summary["formats"])
             and (kind is None or summary["kind"] == kind)
+            and (sized is None or any(sized(float(s)) for s in summary["sizes"]))
         ]
+        # The costly filters last, on what is left: only they build families and ask hubs.
+        if downloaded:
+            summaries = _only_downloaded(catalog, summaries)
+        if fits:
+            summaries = _only_fitting(catalog, summaries, host_profile)
         if as_json:
             _print_json(
                 {
@@ -161,16 +246,33 @@ def register(app: typer.Typer) -> None:
     @app.command("show")
     def show(
         name: Annotated[str, typer.Argument(help="The family's name (see `zoo list`).")],
+        host_profile: HostProfileOption = None,
+        min_speed: MinSpeedOption = None,
+        opt_in: OptInOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Show everything the catalog knows about one model family."""
+        """Show everything the catalog knows about one model family, and per quantization its
+        download size, the memory and speed estimated here, whether it fits and is downloaded,
+        and which one `zoo launch` would choose (marked *)."""
         from zoo.catalog.views import JSON_VERSION, family_detail
+        from zoo.cli.options import planning_host
+        from zoo.fit import family_rows
+        from zoo.plugins import get_engines, get_hubs
 
         family = _load().get(name)
+        host = planning_host(host_profile, opt_in)
+        rows = family_rows(family, host, get_engines(), get_hubs(), min_speed=min_speed)
         if as_json:
-            _print_json({"version": JSON_VERSION, "family": family_detail(family)})
+            detail = family_detail(family)
+            chosen = next((r for r in rows if r.recommended), None)
+            detail["here"] = {
+                "host": host.name,
+                "recommended": chosen.to_json() if chosen else None,
+                "quantizations": [r.to_json() for r in rows],
+            }
+            _print_json({"version": JSON_VERSION, "family": detail})
             return
-        _show(family)
+        _show(family, rows, host.name)
 
     @app.command("search")
     def search(
@@ -297,9 +399,11 @@ def _safe(text: str) -> str:
     return "\n".join(one_line(line) for line in text.split("\n"))
 
 
-def _show(family: Family) -> None:
+def _show(family: Family, rows: list[QuantRow], host_name: str) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from zoo.catalog.model import context_label
 
     console = Console(soft_wrap=False, highlight=False, markup=False)
     llm = family.kind == LLM
@@ -307,7 +411,7 @@ def _show(family: Family) -> None:
     if llm:
         facts += [
             ("abilities", ", ".join(family.abilities)),
-            ("context", f"{family.context_length} tokens"),
+            ("context", f"{context_label(family.context_length)} ({family.context_length} tokens)"),
         ]
     else:  # what other registries call max_tokens: the longest text it reads
         facts.append(("max tokens", str(family.context_length)))
@@ -345,17 +449,68 @@ def _show(family: Family) -> None:
             info.add_row(label, _safe(value))
     console.print(info)
     console.print()
-    specs = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("FORMAT", "SIZE (B)", "QUANTIZATIONS", "HUBS"):
-        specs.add_column(column, overflow="fold")
-    for spec in family.specs:
-        size = spec.size_label + (
-            f" ({spec.activated_size:g} active)" if spec.activated_size else ""
-        )
-        hubs = ", ".join(f"{s.hub}: {s.model_id}" for s in spec.sources)
-        specs.add_row(spec.format, size, _safe(", ".join(spec.quantizations)), _safe(hubs))
-    console.print(specs)
+    console.file.flush()
+    typer.echo(_quantization_tables(family, rows, host_name))
     _show_recorded(console, family)
+
+
+def _quantization_tables(family: Family, rows: list[QuantRow], host_name: str) -> str:
+    """Per spec, its quantizations by download size: download (~ where estimated), memory and
+    decode speed estimated on the host, whether it fits and is downloaded; the row ``zoo
+    launch`` would choose marked "*". Repository ids have their template filled in: in the
+    spec's heading when every quantization shares one, else in each row."""
+    import shutil
+    import textwrap
+
+    from zoo.cli.texttable import Column, render
+    from zoo.fit import group_by_spec, repositories
+    from zoo.hubs.progress import human_bytes
+    from zoo.memory import gib
+    from zoo.speed import tokens_per_second
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    chosen = next((r for r in rows if r.recommended), None)
+    if chosen is not None:
+        pick = f"{chosen.format} {chosen.size_label}B {chosen.quantization} with {chosen.engine}"
+        intro = f"On {host_name}, `zoo launch {family.name}` chooses {pick} (*)."
+    else:
+        intro = f"Nothing of {family.name} runs on {host_name}."
+    lines = textwrap.wrap(_safe(intro), width, break_on_hyphens=False)
+    for group in group_by_spec(rows):
+        first = group[0]
+        where = repositories(group) or "no installed hub has it"
+        heading = _safe(f"{first.format} {first.size_label}B  {where}")
+        lines += ["", *textwrap.wrap(heading, width, break_on_hyphens=False)]
+        columns = [
+            Column("", wrap=False),
+            Column("QUANTIZATION", wrap=False),
+            Column("DOWNLOAD", wrap=False, right=True),
+            Column("MEMORY", wrap=False, right=True),
+            Column("SPEED", wrap=False, right=True),
+            Column("FITS", wrap=False),
+            Column("CACHED", wrap=False),
+        ]
+        table = []
+        for row in group:
+            download = human_bytes(row.download_bytes)
+            cells = [
+                "*" if row.recommended else "",
+                _safe(row.quantization),
+                f"~{download}" if row.download_estimated else download,
+                gib(row.memory_bytes) if row.memory_bytes is not None else "",
+                tokens_per_second(row.decode_tps) if row.memory_bytes is not None else "",
+                "yes" if row.fits else "no",
+                {True: "yes", False: "no", None: ""}[row.downloaded],
+            ]
+            table.append(cells)
+        lines.append(render(columns, table))
+        # Why the rows that no engine here runs do not, once when they share the reason.
+        why = {r.reason for r in group if not r.fits and r.memory_bytes is None}
+        if len(why) == 1:
+            lines += textwrap.wrap(
+                _safe(f"not here: {why.pop()}"), width, initial_indent="  ", subsequent_indent="  "
+            )
+    return "\n".join(lines)
 
 
 def _show_recorded(console: Any, family: Family) -> None:

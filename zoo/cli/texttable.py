@@ -22,6 +22,8 @@ class Column:
     title: str
     wrap: bool = True  # False: never shortened or wrapped (names users type)
     right: bool = False
+    # Left out when the table cannot fit the width otherwise: higher numbers go first; 0 stays.
+    drop: int = 0
 
 
 def render(
@@ -33,8 +35,9 @@ def render(
     width = width or shutil.get_terminal_size((100, 24)).columns
     if bold_header is None:
         bold_header = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    columns, rows = _droppable(columns, rows, width)
     natural = [max([len(c.title), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
-    widths = _fit(columns, natural, width - len(GAP) * (len(columns) - 1))
+    widths = _fit(columns, natural, _least(columns, rows), width - len(GAP) * (len(columns) - 1))
     lines = [_line(columns, widths, [c.title for c in columns])]
     if bold_header:
         lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
@@ -50,11 +53,36 @@ def render(
     return "\n".join(lines)
 
 
-def _fit(columns: Sequence[Column], natural: list[int], room: int) -> list[int]:
-    """Shrink the widest wrappable columns until the table fits ``room`` (never below 8)."""
+def _least(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> list[int]:
+    """The narrowest each column may get: its title and longest word stay whole."""
+    return [
+        max([len(c.title), *(len(w) for r in rows for w in r[i].split())])
+        if c.wrap
+        else max([len(c.title), *(len(r[i]) for r in rows)])
+        for i, c in enumerate(columns)
+    ]
+
+
+def _droppable(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int
+) -> tuple[Sequence[Column], Sequence[Sequence[str]]]:
+    """Leave out droppable columns, highest ``drop`` first, until the narrowest layout fits."""
+    while True:
+        least = sum(_least(columns, rows)) + len(GAP) * (len(columns) - 1)
+        optional = [i for i, c in enumerate(columns) if c.drop]
+        if least <= width or not optional:
+            return columns, rows
+        gone = max(optional, key=lambda i: columns[i].drop)
+        columns = [c for i, c in enumerate(columns) if i != gone]
+        rows = [[cell for i, cell in enumerate(r) if i != gone] for r in rows]
+
+
+def _fit(columns: Sequence[Column], natural: list[int], least: list[int], room: int) -> list[int]:
+    """Shrink the widest wrappable columns until the table fits ``room`` (never below a
+    column's longest word)."""
     widths = list(natural)
     while sum(widths) > room:
-        candidates = [i for i, c in enumerate(columns) if c.wrap and widths[i] > 8]
+        candidates = [i for i, c in enumerate(columns) if c.wrap and widths[i] > least[i]]
         if not candidates:
             break
         widest = max(candidates, key=lambda i: widths[i])
