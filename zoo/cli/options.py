@@ -1,26 +1,48 @@
 """Options shared by the commands that resolve a model (launch, download, engines --model).
 
-One definition each, so every command spells and explains them the same way.
+One definition each, so every command spells and explains them the same way. ``model_request``
+is where a model reference (``qwen3:8b``, ``zoo.reference``), the flags and the settings file
+(``zoo.config``) become one Request; the precedence is flag (or tag) > environment variable >
+settings file > built-in default, everywhere.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from zoo.catalog.model import Family
+    from zoo.config import Config, Setting
     from zoo.host import Host
     from zoo.plan import LaunchOptions
     from zoo.resolve import Request
 
-ModelArgument = Annotated[str, typer.Argument(help="Model family name (see `zoo list`).")]
+
+def complete_model(incomplete: str) -> list[str]:
+    """Shell completion for a model reference: family names, then ``name:`` tags."""
+    from zoo.cli.completion import model_completions
+
+    return model_completions(incomplete)
+
+
+ModelArgument = Annotated[
+    str,
+    typer.Argument(
+        help="Model family name, optionally with a tag: qwen3, qwen3:8b, seed-oss:36b-q4_k_m "
+        "(see `zoo list`).",
+        autocompletion=complete_model,
+    ),
+]
 EngineOption = Annotated[str | None, typer.Option("--engine", "-e", help="Engine to use.")]
 FormatOption = Annotated[
     str | None, typer.Option("--format", "-f", help="Spec format (ggufv2, pytorch, ...).")
 ]
 SizeOption = Annotated[
-    float | None, typer.Option("--size", "-s", help="Size in billions of parameters.")
+    str | None,
+    typer.Option("--size", "-s", help="Size in parameters: 8B, 0.5B, 135M, 30B-A3B (or 8)."),
 ]
 QuantizationOption = Annotated[
     str | None, typer.Option("--quantization", "-q", help="Quantization (any case).")
@@ -65,17 +87,24 @@ def planning_host(host_profile: str | None, opt_in: list[str] | None) -> Host:
 
     An opt-in no installed engine offers is an error naming the ones that exist.
     """
+    from zoo import config
     from zoo.host import load_host_profile, opt_in_from_env, this_machine
 
     names = [n.strip() for item in opt_in or () for n in item.split(",") if n.strip()]
     if names:
         check_opt_in(names)
+    before = config.opt_ins()
+    if before.source.startswith("file"):
+        # The file's list stands in for $ZOO_ENGINE_OPT_IN, which is not set: this_machine
+        # and opt_in_from_env below read nothing then.
+        check_opt_in(list(before.value), where=f"opt_in ({before.source})")
+        names = [*before.value, *names]
     if not host_profile:
         return this_machine(names)  # what zoo.launch plans for when given no host
     return load_host_profile(host_profile).with_opt_in([*opt_in_from_env(), *names])
 
 
-def check_opt_in(names: list[str]) -> None:
+def check_opt_in(names: list[str], where: str = "--opt-in") -> None:
     from zoo.errors import UsageError
     from zoo.plugins import get_engines
 
@@ -83,7 +112,7 @@ def check_opt_in(names: list[str]) -> None:
     for name in names:
         if name not in known:
             raise UsageError(
-                f"--opt-in {name!r} is not an engine variant",
+                f"{where} {name!r} is not an engine variant",
                 hint=f"variants: {', '.join(known) or 'none installed'}",
             )
 
@@ -112,22 +141,85 @@ def model_request(
     model: str,
     engine: str | None,
     format: str | None,
-    size: float | None,
+    size: str | float | None,
     quantization: str | None,
     hub: str | None,
     context: int | None,
     min_speed: float | None = None,
 ) -> Request:
+    """The Request for a model reference and the flags, with the settings file's defaults.
+
+    A tag and a flag that say different things are a usage error; a tag the family does not
+    have names the tags it has (the catalog is read only when there is a tag to check).
+    """
+    from zoo import config as settings
+    from zoo import reference as ref
     from zoo.resolve import Request
 
-    # "auto" is the default hub choice, spelled out: the same as not naming one.
+    wanted = ref.parse_reference(model)
+    asked_size = None if size is None else ref.parse_size(str(size))
+    wanted = ref.merge_flags(wanted, asked_size, quantization)
+    if wanted.tag is not None or wanted.active is not None:
+        wanted = ref.check_tag(wanted, _family(wanted.name))
+    file = settings.load()
+    size_setting = file.model(wanted.name, "size") if wanted.size is None else None
     return Request(
-        model=model,
-        engine=engine,
-        format=format,
-        size=size,
-        quantization=quantization,
+        model=wanted.name,
+        engine=engine if engine is not None else _model_default(file, wanted.name, "engine"),
+        format=format if format is not None else _model_default(file, wanted.name, "format"),
+        size=wanted.size
+        if size_setting is None
+        else ref.parse_size(size_setting.value, what=f"{size_setting.source}: size").total,
+        quantization=wanted.quantization or _model_default(file, wanted.name, "quantization"),
+        # "auto" is the default hub choice, spelled out: the same as not naming one.
         hub=None if hub == "auto" else hub,
-        context_length=context,
-        min_speed=min_speed,
+        context_length=context
+        if context is not None
+        else _model_default(file, wanted.name, "context"),
+        default_hub=settings.default_hub(file).value,
+        min_speed=settings.min_speed(min_speed, file).value,
+    )
+
+
+def _family(name: str) -> Family:
+    from zoo.registry import catalog_with_plugins
+
+    return catalog_with_plugins().get(name)
+
+
+def _model_default(file: Config, name: str, key: str) -> Any:
+    """The settings file's ``[models."NAME"]`` value for ``key`` (types checked on load)."""
+    found = file.model(name, key)
+    return None if found is None else found.value
+
+
+def model_settings(file: Config, name: str) -> dict[str, Setting]:
+    """The settings file's defaults for one family (for `zoo config show`)."""
+    from zoo.config import MODEL_SETTINGS
+
+    found = {key: file.model(name, key) for key in MODEL_SETTINGS}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class LaunchDefaults:
+    """Where a launched server listens and the key it wants, each with where it came from."""
+
+    host: Setting
+    port: Setting
+    api_key: Setting
+
+
+def launch_defaults(
+    host: str | None = None, port: int | None = None, api_key: str | None = None
+) -> LaunchDefaults:
+    """``--host``, ``--port``, ``--api-key`` (or ``$ZOO_API_KEY``) as given, else the settings
+    file's, else the built-in defaults (127.0.0.1, a free port, no key)."""
+    from zoo import config
+
+    file = config.load()
+    return LaunchDefaults(
+        host=config.chosen(host, "host", config.DEFAULT_HOST, file),
+        port=config.chosen(port, "port", None, file),
+        api_key=config.api_key(api_key, file),
     )
