@@ -1,13 +1,16 @@
-"""``zoo download`` and ``zoo cache list/remove``: model files without launching anything.
+"""``zoo pull``, ``zoo rm`` and ``zoo cache list/remove``: model files without launching.
 
-``zoo download`` resolves exactly as ``zoo launch`` does (same options), then fetches the
-plan's files (``zoo.hubs.download``); ``--dry-run`` lists hub, repository, revision, files and
-bytes instead. Everything heavy is imported inside the commands.
+``zoo pull`` (``zoo download`` is the same command) resolves exactly as ``zoo launch`` does
+(same options), then fetches the plan's files (``zoo.hubs.download``); ``--dry-run`` lists hub,
+repository, revision, files and bytes instead. ``zoo rm`` and ``zoo cache list`` go from hub
+caches to zoo names and back through ``zoo.hubs.cache_index``. Everything heavy is imported
+inside the commands.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,6 +21,7 @@ from zoo.cli.options import (
     FormatOption,
     HostProfileOption,
     HubOption,
+    MinSpeedOption,
     ModelArgument,
     OptInOption,
     QuantizationOption,
@@ -27,15 +31,19 @@ from zoo.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from zoo.hubs.base import CacheEntry, FetchResult
+    from collections.abc import Mapping, Sequence
+
+    from zoo.catalog.catalog import Catalog
+    from zoo.hubs.base import CacheEntry, FetchResult, Hub
+    from zoo.hubs.cache_index import Claim, Doomed, Part
     from zoo.hubs.download import FetchListing
 
-COMMANDS: tuple[str, ...] = ("download", "cache")
+COMMANDS: tuple[str, ...] = ("pull", "download", "rm", "cache")
 
 CACHE_JSON_VERSION = 1
 
 
-def download(
+def pull(
     model: ModelArgument,
     engine: EngineOption = None,
     format: FormatOption = None,
@@ -43,6 +51,7 @@ def download(
     quantization: QuantizationOption = None,
     hub: HubOption = None,
     context: ContextOption = None,
+    min_speed: MinSpeedOption = None,
     host_profile: HostProfileOption = None,
     opt_in: OptInOption = None,
     dry_run: Annotated[
@@ -52,10 +61,12 @@ def download(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
-    """Fetch the files `zoo launch` would use for MODEL, without launching it."""
+    """Download the files `zoo launch` would use for MODEL, without launching it."""
     from zoo import launch
 
-    request = model_request(model, engine, format, size, quantization, hub, context)
+    request = model_request(
+        model, engine, format, size, quantization, hub, context, min_speed=min_speed
+    )
     plan = launch.plan(request, host=planning_host(host_profile, opt_in))
     if dry_run:
         listing = launch.describe_download(plan)
@@ -64,6 +75,8 @@ def download(
         else:
             typer.echo(render_listing(listing))
         return
+    if not (quiet or as_json):
+        typer.echo(launch.plan_line(plan), err=True)  # what and where, before any byte
     result = launch.fetch(plan, progress=not (quiet or as_json))
     if as_json:
         typer.echo(json.dumps(result_json(result), indent=2))
@@ -127,12 +140,20 @@ def cache_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
     hub: Annotated[str | None, typer.Option("--hub", help="Only this hub's cache.")] = None,
 ) -> None:
-    """List cached models: hub, repository, revision, files and bytes."""
+    """List cached models: zoo model, hub, repository, revision and size, with a total."""
+    from zoo.hubs import cache_index
+
     entries = _entries(hub)
+    parts = cache_index.parts(entries, cache_index.claims(*_catalog_and_hubs())) if entries else []
+    total = sum(e.bytes for e in entries)
     if as_json:
         typer.echo(
             json.dumps(
-                {"version": CACHE_JSON_VERSION, "entries": [_entry_json(e) for e in entries]},
+                {
+                    "version": CACHE_JSON_VERSION,
+                    "entries": [_entry_json(e, parts) for e in entries],
+                    "bytes": total,
+                },
                 indent=2,
             )
         )
@@ -140,12 +161,151 @@ def cache_list(
     if not entries:
         typer.echo("no cached models")
         return
+    from zoo.cli.texttable import Column, render
     from zoo.hubs.progress import human_bytes
 
-    for e in entries:
-        typer.echo(
-            f"{e.hub:<12} {e.repo}  {e.revision[:12]}  {len(e.files)} files  {human_bytes(e.bytes)}"
+    columns = [
+        Column("MODEL"),
+        Column("HUB", wrap=False),
+        Column("REPOSITORY"),
+        Column("REVISION", wrap=False),
+        Column("SIZE", wrap=False, right=True),
+    ]
+    rows = [
+        [p.label(), p.entry.hub, p.entry.repo, p.entry.revision[:12], human_bytes(p.bytes)]
+        for p in parts
+    ]
+    typer.echo(render(columns, rows))
+    revisions = f"{len(entries)} cached revision{'s' if len(entries) != 1 else ''}"
+    typer.echo(f"total {human_bytes(total)} in {revisions}")
+
+
+def _catalog_and_hubs() -> tuple[Catalog, Mapping[str, Hub]]:
+    from zoo.plugins import get_hubs
+    from zoo.registry import catalog_with_plugins
+
+    return catalog_with_plugins(), get_hubs()
+
+
+def rm(
+    model: ModelArgument,
+    format: FormatOption = None,
+    size: SizeOption = None,
+    quantization: QuantizationOption = None,
+    hub: HubOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Remove without asking.")] = False,
+    include_shared: Annotated[
+        bool,
+        typer.Option(
+            "--include-shared",
+            help="Also remove files another cached model (or quantization) needs too.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove MODEL's files from the hub caches: every cached quantization, or those the
+    options (or a reference such as NAME:SIZE) select. Asks first on a terminal."""
+    from zoo.errors import UsageError
+    from zoo.hubs import cache_index
+    from zoo.runtime import state
+
+    request = cache_index.wanted(model, format, size, quantization, hub)
+    catalog, hubs = _catalog_and_hubs()
+    claims = cache_index.claims(catalog, hubs)
+    selected = cache_index.selected_claims(catalog, claims, request)
+    doomed = cache_index.plan_removal(
+        _entries(None), claims, selected, include_shared=include_shared
+    )
+    if not any(d.files for d in doomed):
+        if any(d.kept for d in doomed):
+            typer.echo(render_kept(doomed))
+            raise UsageError(
+                f"nothing to remove: every cached file of {request.describe()} is needed by "
+                "another cached model",
+                hint="--include-shared removes them anyway",
+            )
+        raise cache_index.nothing_cached(request)
+    for instance, path in cache_index.in_use(doomed, claims, state.list_instances()):
+        raise UsageError(
+            f"{path} is in use by instance {instance.id} ({instance.model}, {instance.status}, "
+            f"{instance.endpoint}): stop it first",
+            hint=f"zoo stop {instance.id}",
         )
+    typer.echo(render_removal(doomed))
+    if dry_run:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "not removing without confirmation: stdin is not a terminal",
+                hint="pass --yes to remove without asking",
+            )
+        if not typer.confirm("Remove these files?", default=False):
+            typer.echo("nothing removed")
+            raise typer.Exit(1)
+    from zoo.hubs.progress import human_bytes
+
+    freed = cache_index.remove(doomed, hubs)
+    count = sum(len(d.files) for d in doomed)
+    typer.echo(f"removed {count} file{'s' if count != 1 else ''} ({human_bytes(freed)})")
+
+
+def render_removal(doomed: Sequence[Doomed]) -> str:
+    """The files ``zoo rm`` will delete (model, hub, file, size), then what it keeps."""
+    from zoo.cli.texttable import Column, render
+    from zoo.hubs.cache_index import owner_label
+    from zoo.hubs.progress import human_bytes
+
+    columns = [
+        Column("MODEL"),
+        Column("HUB", wrap=False),
+        Column("FILE"),
+        Column("SIZE", wrap=False, right=True),
+    ]
+    rows = [
+        [
+            owner_label([c for c in d.owners if c in _owners_of(d, path)]),
+            d.entry.hub,
+            f"{d.entry.repo}/{path}",
+            human_bytes(_file_size(d, path)),
+        ]
+        for d in doomed
+        for path in d.files
+    ]
+    total = sum(d.bytes for d in doomed)
+    count = sum(len(d.files) for d in doomed)
+    lines = [
+        render(columns, rows),
+        f"to remove: {count} file{'s' if count != 1 else ''}, {human_bytes(total)}",
+    ]
+    if any(d.kept for d in doomed):
+        lines.append(render_kept(doomed))
+    return "\n".join(lines)
+
+
+def render_kept(doomed: Sequence[Doomed]) -> str:
+    from zoo.hubs.cache_index import owner_label
+
+    lines = ["kept (another cached model needs them; --include-shared removes them too):"]
+    lines += [
+        f"  {d.entry.repo}/{path}  (needed by {owner_label(users)})"
+        for d in doomed
+        for path, users in d.kept.items()
+    ]
+    return "\n".join(lines)
+
+
+def _owners_of(d: Doomed, path: str) -> set[Claim]:
+    return {c for c in d.owners if path in c.owns(d.entry)}
+
+
+def _file_size(d: Doomed, path: str) -> int:
+    try:
+        return (d.entry.root / path).stat().st_size
+    except OSError:
+        return 0
 
 
 @cache_app.command("remove")
@@ -193,7 +353,7 @@ def _entries(hub: str | None) -> list[CacheEntry]:
     return entries
 
 
-def _entry_json(e: CacheEntry) -> dict[str, object]:
+def _entry_json(e: CacheEntry, parts: Sequence[Part]) -> dict[str, object]:
     return {
         "hub": e.hub,
         "repo": e.repo,
@@ -201,9 +361,31 @@ def _entry_json(e: CacheEntry) -> dict[str, object]:
         "root": str(e.root),
         "files": list(e.files),
         "bytes": e.bytes,
+        # Which zoo models the files are (an empty "models" list: none of the catalog's).
+        "parts": [
+            {
+                "model": p.label() if p.owners else None,
+                "models": [
+                    {
+                        "family": c.family,
+                        "size": c.size_tag,
+                        "format": c.format,
+                        "quantization": c.quantization,
+                    }
+                    for c in p.owners
+                ],
+                "files": list(p.files),
+                "bytes": p.bytes,
+            }
+            for p in parts
+            if p.entry is e
+        ],
     }
 
 
 def register(app: typer.Typer) -> None:
-    app.command("download")(download)
+    # One command, two names: `pull` as Ollama users type it, `download` as zoo had it.
+    app.command("pull")(pull)
+    app.command("download", help="The same as `zoo pull`: " + (pull.__doc__ or ""))(pull)
+    app.command("rm")(rm)
     app.add_typer(cache_app, name="cache")

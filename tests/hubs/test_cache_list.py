@@ -1,0 +1,77 @@
+"""`zoo cache list`: a header, the zoo model each cached file belongs to, sizes and a total,
+through the real Hugging Face client against the local hub server (cache_catalog.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from zoo.testing.hubserver import HubServer
+
+from .cache_catalog import MB, install, run
+
+
+@pytest.fixture
+def cached(hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    """toy-gguf Q4_0 (shared with toy-twin) and Q8_0, toy-other, and the toy-folder model
+    folder with a README no spec asks for (fetched with the hub directly, as another tool
+    would leave it)."""
+    from zoo.hubs.base import FetchRequest
+    from zoo.plugins import get_hubs
+
+    install(hub_server, tmp_path, monkeypatch)
+    run("pull", "toy-gguf", "-q", "Q4_0")
+    run("pull", "toy-gguf", "-q", "Q8_0")
+    run("pull", "toy-other")
+    files = ("config.json", "model.safetensors", "README.md")
+    get_hubs()["huggingface"].fetch(FetchRequest("org/toy-folder", files=files))
+    return hub_server
+
+
+def test_cache_list_names_zoo_models_with_sizes_under_a_header(
+    cached: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = run("cache", "list").splitlines()
+    assert lines[0].split() == ["MODEL", "HUB", "REPOSITORY", "REVISION", "SIZE"]
+    assert max(len(line) for line in lines) <= 80
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:-1]}
+    assert rows["toy-gguf:q8_0"][:2] == ["huggingface", "org/toy-GGUF"]
+    assert rows["toy-gguf:q8_0"][-2:] == ["2.1", "MB"]
+    assert rows["toy-other:q4_0"][-2:] == ["3.1", "MB"]
+    # The model folder is the family's whatever the quantization; the README is nobody's.
+    assert rows["toy-folder"][1] == "org/toy-folder" and rows["toy-folder"][-2:] == ["524.3", "KB"]
+    assert rows["-"][1] == "org/toy-folder" and rows["-"][-2:] == ["6", "B"]
+    # The file two families name is listed under both (wrapped onto a second line at 80).
+    shared = next(line for line in lines if line.startswith("toy-gguf:q4_0"))
+    assert "org/toy-GGUF" in shared and shared.endswith("1.0 MB")
+    assert "toy-twin:q4_0" in " ".join(lines)
+    total = 3 * MB + 3 * MB + MB // 2 + 23 + 6
+    assert lines[-1] == f"total {total / 1e6:.1f} MB in 3 cached revisions"
+
+
+def test_cache_list_json_has_the_same_parts(cached: HubServer) -> None:
+    listed = json.loads(run("cache", "list", "--json"))
+    entries = {e["repo"]: e for e in listed["entries"]}
+    assert set(entries) == {"org/toy-GGUF", "org/other-GGUF", "org/toy-folder"}
+    assert listed["bytes"] == sum(e["bytes"] for e in listed["entries"])
+    gguf = {p["model"]: p for p in entries["org/toy-GGUF"]["parts"]}
+    assert gguf["toy-gguf:q8_0"]["files"] == ["toy-Q8_0.gguf"]
+    assert gguf["toy-gguf:q8_0"]["bytes"] == 2 * MB
+    shared = gguf["toy-gguf:q4_0, toy-twin:q4_0"]
+    assert shared["bytes"] == MB
+    assert [(m["family"], m["quantization"]) for m in shared["models"]] == [
+        ("toy-gguf", "Q4_0"),
+        ("toy-twin", "Q4_0"),
+    ]
+    folder = {p["model"]: p for p in entries["org/toy-folder"]["parts"]}
+    assert folder[None]["files"] == ["README.md"] and folder[None]["models"] == []
+    assert folder["toy-folder"]["files"] == ["config.json", "model.safetensors"]
+    assert folder["toy-folder"]["models"][0]["format"] == "pytorch"
+
+
+def test_cache_list_of_an_empty_cache(hub_server: HubServer) -> None:
+    assert run("cache", "list").strip() == "no cached models"
+    assert json.loads(run("cache", "list", "--json"))["entries"] == []
