@@ -96,13 +96,15 @@ def parse_reference(text: str) -> Reference:
     if not colon or not tag or tag.lower() == LATEST:
         return Reference(name)
     words = tag.split("-")
+    if ":" in tag or not all(words):
+        raise UsageError(
+            f"{text!r} is not a model reference",
+            hint="a reference looks like qwen3:8b, qwen3:q4_k_m or seed-oss:36b-q4_k_m",
+        )
     size = _size_word(words[0])
     active = _active_word(words[1]) if size is not None and len(words) > 1 else None
     rest = words[(size is not None) + (active is not None) :]
-    quantization = "-".join(rest) or None
-    if quantization is not None and not all(rest):
-        raise UsageError(f"{text!r}: the tag {tag!r} has an empty part")
-    return Reference(name, size, active, quantization, tag)
+    return Reference(name, size, active, "-".join(rest) or None, tag)
 
 
 def same_size(a: float, b: float) -> bool:

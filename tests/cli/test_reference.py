@@ -84,6 +84,12 @@ def test_a_reference_needs_a_name(text: str) -> None:
         parse_reference(text)
 
 
+@pytest.mark.parametrize("text", ["qwen3:8b-", "qwen3:8b:q4_0", "qwen3:-q4_0", "qwen3:8b--q4"])
+def test_a_malformed_tag_is_a_usage_error(text: str) -> None:
+    with pytest.raises(UsageError, match="is not a model reference"):
+        parse_reference(text)
+
+
 _numbers = st.decimals(min_value="0.1", max_value="2000", places=1, allow_nan=False)
 
 
