@@ -79,6 +79,15 @@ def test_zsh_and_fish_protocols() -> None:
     )
     assert fish.returncode == 0, fish.stderr
     assert SMOL in fish.stdout.split()
+    # fish asks first whether there are completions at all (exit 0) or files should be offered
+    for words, status in (("zoo launch smollm2-1", 0), ("zoo launch no-such-model-x", 1)):
+        asked = _zoo(
+            "completion",
+            _ZOO_COMPLETE="complete_fish",
+            _TYPER_COMPLETE_FISH_ACTION="is-args",
+            _TYPER_COMPLETE_ARGS=words,
+        )
+        assert asked.returncode == status, (words, asked.stderr)
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
