@@ -183,11 +183,16 @@ def describe_download(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> F
 def running_instance(plan: Plan, request: Request) -> Instance | None:
     """A ready instance of the plan's model that serves what ``request`` asked for, if any:
     the same family, and the engine, format, quantization and port where the request or its
-    options named them (an automatic choice matches whatever is running)."""
+    options named them (an automatic choice matches whatever is running). A size asked of a
+    family with several sizes matches nothing (instances do not record theirs)."""
     from zoo import quantization as quant
     from zoo.errors import ZooError
     from zoo.runtime import state
 
+    if request.size is not None and len({s.size for s in plan.family.specs}) > 1:
+        # Instances do not record their spec's size: which size runs cannot be told, so a
+        # size asked of a family with several starts what was asked.
+        return None
     try:
         instances = state.list_instances()
     except ZooError:  # an unreadable state folder: the launch itself reports it

@@ -1,0 +1,77 @@
+"""Which recorded instance `zoo launch` calls "already running": the rules, on real records in
+zoo's instance database whose process is alive (a `sleep` standing in for the server, so the
+record reads "running" as a real one does)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from zoo import launch
+from zoo.host import load_host_profile
+from zoo.plan import LaunchOptions
+from zoo.resolve import Request
+from zoo.runtime import state
+from zoo.runtime.process import process_start_time
+
+
+@pytest.fixture
+def server() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(["sleep", "300"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def record(proc: subprocess.Popen[bytes], model: str, quantization: str, port: int) -> None:
+    state.add(
+        state.Instance(
+            id=state.new_id(),
+            model=model,
+            engine="llamacpp",
+            quantization=quantization,
+            format="ggufv2",
+            served_name=model,
+            host="127.0.0.1",
+            port=port,
+            pid=proc.pid,
+            pgid=proc.pid,
+            pid_start=process_start_time(proc.pid),
+            log_path="/dev/null",
+            started_at=time.time(),
+            detached=True,
+            api_key=False,
+        )
+    )
+
+
+def running(request: Request, port: int | None = None) -> state.Instance | None:
+    plan = launch.plan(request, LaunchOptions(port=port), host=load_host_profile("cpu-24g"))
+    return launch.running_instance(plan, request)
+
+
+def test_what_was_asked_must_match_what_runs(server: subprocess.Popen[bytes]) -> None:
+    record(server, "qwen3", "Q4_K_M", 8100)
+    assert running(Request(model="smollm2-135m-instruct")) is None  # another family
+    found = running(Request(model="qwen3"))  # nothing asked: whatever runs
+    assert found is not None and found.port == 8100 and found.status == "running"
+    assert running(Request(model="qwen3", quantization="q4_k_m")) == found  # any case
+    assert running(Request(model="qwen3", quantization="Q8_0")) is None
+    assert running(Request(model="qwen3", engine="llamacpp")) == found
+    assert running(Request(model="qwen3", engine="transformers")) is None
+    assert running(Request(model="qwen3"), port=8100) == found
+    assert running(Request(model="qwen3"), port=8101) is None
+    # Qwen3 comes in several sizes and records do not say theirs: a size asked is started.
+    assert running(Request(model="qwen3", size=0.6)) is None
+
+
+def test_a_dead_instance_is_not_running(server: subprocess.Popen[bytes]) -> None:
+    record(server, "qwen3", "Q4_K_M", 8100)
+    server.kill()
+    server.wait()
+    assert running(Request(model="qwen3")) is None
