@@ -192,7 +192,9 @@ def rm(
     format: FormatOption = None,
     size: SizeOption = None,
     quantization: QuantizationOption = None,
-    hub: HubOption = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="Only files in this hub's cache.")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Remove without asking.")] = False,
     include_shared: Annotated[
         bool,
@@ -205,8 +207,8 @@ def rm(
         bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
     ] = False,
 ) -> None:
-    """Remove MODEL's files from the hub caches: every cached quantization, or those the
-    options (or a reference such as NAME:SIZE) select. Asks first on a terminal."""
+    """Remove MODEL's files from the hub caches: every cached quantization, or those a tag
+    (NAME:TAG) or the options select. Lists them and asks first (on a terminal)."""
     from zoo.errors import UsageError
     from zoo.hubs import cache_index
     from zoo.runtime import state
@@ -386,6 +388,6 @@ def _entry_json(e: CacheEntry, parts: Sequence[Part]) -> dict[str, object]:
 def register(app: typer.Typer) -> None:
     # One command, two names: `pull` as Ollama users type it, `download` as zoo had it.
     app.command("pull")(pull)
-    app.command("download", help="The same as `zoo pull`: " + (pull.__doc__ or ""))(pull)
+    app.command("download", help="Alias of `zoo pull`.")(pull)
     app.command("rm")(rm)
     app.add_typer(cache_app, name="cache")
