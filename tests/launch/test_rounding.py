@@ -29,3 +29,14 @@ def test_unequal_amounts_never_print_equal_and_keep_their_order() -> None:
         shown_need, shown_budget = gib_pair(need, budget)
         assert shown_need != shown_budget, (need, budget)
         assert (_value(shown_need) > _value(shown_budget)) == (need > budget)
+
+
+def test_a_memory_reason_groups_by_its_budget_however_precisely_it_is_printed() -> None:
+    from zoo.cli.launch_cmd import _reason_key
+
+    group = "needs more than the 18.9 GiB of RAM usable here"
+    assert _reason_key("needs 30.1 GiB, more than the 18.9 GiB of RAM usable here") == group
+    assert _reason_key("needs 18.95 GiB, more than the 18.94 GiB of RAM usable here") == group
+    close = f"needs {GIB + 1:,} bytes, more than the {GIB:,} bytes of RAM usable here"
+    assert _reason_key(close) == "needs more than the 1.0 GiB of RAM usable here"
+    assert _reason_key("gptq needs a CUDA GPU") == "gptq needs a CUDA GPU"

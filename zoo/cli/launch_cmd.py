@@ -299,7 +299,8 @@ def _row(c: Candidate, mark: str) -> str:
 # A memory verdict names the candidate's own need ("needs 30.1 GiB, more than the 18.8 GiB of
 # RAM usable here"): grouped, the need goes and the budget (at one decimal) stays.
 _MEMORY_REASON = re.compile(
-    r"^needs [^,]+, more than the (?P<budget>[\d.,]+) (?P<unit>GiB|bytes) of (?P<where>.+)$"
+    r"^needs [\d.,]+ (?:GiB|bytes), more than the (?P<budget>[\d.,]+) (?P<unit>GiB|bytes) "
+    r"of (?P<where>.+)$"
 )
 # How many candidates a group line names before "and N more".
 GROUP_NAMES = 8
