@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from zoo.cli.options import HostProfileOption, OptInOption, planning_host
+from zoo.cli.options import HostProfileOption, OptInOption, complete_model, planning_host
 
 if TYPE_CHECKING:
     from zoo.engine import Engine
@@ -38,7 +38,9 @@ def engines(
         typer.Option(
             "--model",
             "-m",
-            help="Show every (engine, format, size, quantization) of this model that can run here.",
+            help="Show every (engine, format, size, quantization) of this model that can run "
+            "here (a reference such as qwen3:8b narrows it).",
+            autocompletion=complete_model,
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -96,16 +98,19 @@ def engines(
 
 
 def _model_table(model: str, found: Mapping[str, Engine], host: Host, as_json: bool) -> None:
+    from zoo.cli.options import model_request
     from zoo.memory import gib
     from zoo.registry import catalog_with_plugins
-    from zoo.resolve import Request, candidates
+    from zoo.resolve import candidates
+    from zoo.speed import tokens_per_second
 
     catalog = catalog_with_plugins()
-    judged = candidates(catalog, Request(model), found, host)
+    request = model_request(model, None, None, None, None, None, None)
+    judged = candidates(catalog, request, found, host)
     runnable = [c for c in judged if c.kept or c.memory_bytes is not None]
     # Engines that do not serve the family's kind (a language-model engine for an embedding
     # model) have no row: say why below the table rather than leave them out silently.
-    kind = catalog.get(model).kind
+    kind = catalog.get(request.model).kind
     other_kind = {
         name for name, engine in found.items() if kind not in engine.capabilities_for(host).kinds
     }
@@ -124,15 +129,16 @@ def _model_table(model: str, found: Mapping[str, Engine], host: Host, as_json: b
         return
     typer.echo(
         f"{'engine':12} {'format':8} {'size':>6} {'quantization':14} {'device':6} "
-        f"{'memory':>10}  fits"
+        f"{'memory':>10} {'speed':>12}  fits"
     )
     for c in runnable:
         memory = gib(c.memory_bytes) if c.memory_bytes else "-"
+        speed = tokens_per_second(c.decode_tps) if c.decode_tps is not None else "-"
         fits = "yes" if c.kept else "no: " + c.reason
         size = f"{c.size:g}B"
         typer.echo(
             f"{c.engine:12} {c.format:8} {size:>6} {c.quantization:14} "
-            f"{(c.device or '-'):6} {memory:>10}  {fits}"
+            f"{(c.device or '-'):6} {memory:>10} {speed:>12}  {fits}"
         )
     shown = {c.engine for c in runnable}
     for reason in dict.fromkeys(
