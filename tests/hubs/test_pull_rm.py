@@ -67,7 +67,7 @@ def test_rm_keeps_a_file_another_cached_family_needs_unless_asked(toys: HubServe
     run("pull", "toy-gguf", "-q", "Q8_0")
     out = run("rm", "toy-gguf", "--yes")
     assert "removed 1 file (2.1 MB)" in out
-    assert "toy-GGUF/toy-Q4_0.gguf  (needed by toy-twin:q4_0)" in out
+    assert "toy-GGUF/toy-Q4_0.gguf  (needed by toy-twin)" in out
     assert _cached() == {"org/toy-GGUF": ["toy-Q4_0.gguf"]}
     # Only the shared file left: refused, naming the way to remove it anyway.
     refused = invoke("rm", "toy-gguf", "--yes")

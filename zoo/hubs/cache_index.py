@@ -50,8 +50,10 @@ class Claim:
     exact: tuple[str, ...] | None  # None: a model folder, chosen from the listing
     exclude: tuple[str, ...] = ()
     active: float | None = None  # MoE: billions active per token
-    # How many sizes the family has: references name the size only when it tells them apart.
+    # How many sizes the family has, and quantizations the spec has: a reference names the
+    # size and the quantization only where they tell the choices apart.
     sizes: int = 1
+    quantizations: int = 1
 
     def key(self) -> tuple[str, str]:
         return self.hub, self.repo.casefold()
@@ -70,10 +72,11 @@ class Claim:
 
     def reference(self) -> str:
         """The model reference that names these files (``zoo rm`` takes it): the family, and
-        a tag with the size where the family has several and the quantization where the
-        files are that quantization's (a model folder serves every quantization alike)."""
+        a tag with the size where the family has several and the quantization where the spec
+        has several and the files are that quantization's (a model folder serves every
+        quantization alike)."""
         words = [self.size_tag] if self.sizes > 1 else []
-        if self.exact is not None:
+        if self.exact is not None and self.quantizations > 1:
             words.append(self.quantization.lower())
         return f"{self.family}:{'-'.join(words)}" if words else self.family
 
@@ -130,6 +133,7 @@ def claims(catalog: Catalog, hubs: Mapping[str, Hub] | None) -> list[Claim]:
                             exclude=selection.exclude,
                             active=spec.activated_size,
                             sizes=sizes,
+                            quantizations=len(spec.quantizations),
                         )
                     )
     return found
