@@ -62,6 +62,13 @@ def _billions(number: str, unit: str) -> float:
     return float(number) / 1000 if unit == "m" else float(number) * (1000 if unit == "t" else 1)
 
 
+def billions(word: str) -> float | None:
+    """One size word as ``--size`` takes it ("8B", "8", "0.5b", "135M", "1T") in billions,
+    or None: the one grammar of a size, for references, ``zoo list --size`` and the like."""
+    found = re.fullmatch(rf"({_NUMBER})([bmt]?)", word.strip(), re.IGNORECASE)
+    return _billions(found.group(1), found.group(2)) if found else None
+
+
 def _size_word(word: str) -> float | None:
     found = _SIZE_WORD.match(word)
     return _billions(found.group(1), found.group(2)) if found else None

@@ -123,12 +123,9 @@ _SIZE_BOUND = re.compile(r"^(<=|>=|<|>)?\s*([0-9.]+[bmt]?)$", re.IGNORECASE)
 
 
 def _billions(word: str) -> float | None:
-    found = re.fullmatch(r"(\d+(?:\.\d+)?)([bmt]?)", word.strip(), re.IGNORECASE)
-    if found is None:
-        return None
-    number, unit = float(found.group(1)), found.group(2).lower()
-    # 135/1000 is the float nearest the catalog's 0.135; 135 * 1e-3 is not.
-    return number / 1000 if unit == "m" else number * (1000 if unit == "t" else 1)
+    from zoo.reference import billions
+
+    return billions(word)
 
 
 def size_filter(text: str) -> Callable[[float], bool]:
