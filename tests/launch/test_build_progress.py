@@ -35,6 +35,21 @@ def test_pip_steps_are_read_from_pips_lines() -> None:
     assert envs.pip_step("Requirement already satisfied: six") is None
 
 
+def test_without_a_terminal_per_package_steps_are_said_now_and_then() -> None:
+    said: list[str] = []
+    display = envs._BuildDisplay("reqs", said.append, live=False)
+    with display:
+        for n in range(200):  # pip's lines for a large install, as fast as pip prints them
+            display.step(f"collecting pkg{n}")
+            display.step(f"downloading pkg{n}-1.0-py3-none-any.whl")
+        display.step("installing 200 packages")
+    assert [line.split(" (")[0] for line in said] == [
+        "  collecting pkg0",
+        "  installing 200 packages",
+    ]
+    assert all("\x1b" not in line and "\r" not in line for line in said)
+
+
 @pytest.mark.slow
 def test_a_failed_install_names_its_log_and_keeps_pips_output_off_the_terminal(
     offline_pip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

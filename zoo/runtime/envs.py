@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 MARKER = "zoo-env.json"
 # pip's full output while the environment is built (kept in the environment's folder).
 BUILD_LOG = "zoo-build.log"
-# Without a terminal, a repeated kind of step (one "collecting" after another) is said at
-# most this often; a new kind of step is said at once.
+# Without a terminal, the steps pip repeats per package ("collecting X", "downloading Y")
+# are said at most this often; the others at once.
 QUIET_LINE_S = 10.0
 # Bumped when the way zoo builds environments changes, so old ones are rebuilt.
 LAYOUT_VERSION = 1
@@ -310,6 +310,10 @@ _STEPS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
 )
 
 
+# Steps pip repeats for every package: said at most every QUIET_LINE_S without a terminal.
+_ROUTINE_STEPS = frozenset({"collecting", "downloading", "building"})
+
+
 def pip_step(line: str) -> str | None:
     """What a line of pip's output says pip is doing ("collecting torch"), if anything."""
     for pattern, words in _STEPS:
@@ -321,16 +325,15 @@ def pip_step(line: str) -> str | None:
 
 class _BuildDisplay:
     """The build's progress: a live status line (rich: spinner, step, elapsed) when ``live``,
-    else a plain line through ``say`` for each new kind of step, repeats at most every
-    ``QUIET_LINE_S`` seconds."""
+    else a plain line through ``say`` for each phase ("installing 23 packages") and for the
+    steps pip repeats per package ("collecting X") at most every ``QUIET_LINE_S`` seconds."""
 
     def __init__(self, name: str, say: Progress, live: bool) -> None:
         self._name = name
         self._say = say
         self._live = live
         self._started = time.monotonic()
-        self._last_kind = ""
-        self._last_said = 0.0
+        self._last_said = -QUIET_LINE_S  # the first routine step is said
         self._progress: Any = None
         self._task: Any = None
 
@@ -362,9 +365,11 @@ class _BuildDisplay:
             self._progress.update(self._task, description=self._words(step))
             return
         now = time.monotonic()
-        kind = step.split(" ", 1)[0]
-        if kind != self._last_kind or now - self._last_said >= QUIET_LINE_S:
-            self._last_kind, self._last_said = kind, now
+        # pip collects and downloads package after package (hundreds for vLLM): those lines
+        # are said now and then; the steps between phases ("installing 23 packages") at once.
+        routine = step.split(" ", 1)[0] in _ROUTINE_STEPS
+        if not routine or now - self._last_said >= QUIET_LINE_S:
+            self._last_said = now
             self._say(f"  {step} ({now - self._started:.0f} s)")
 
 
