@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo.testing.hubserver import HubServer
+from zoo.testing.hubserver import GeneratedFile, HubServer
 
 from .cache_catalog import MB, install, run
 
@@ -149,3 +149,38 @@ def test_files_unpacked_from_a_wheel_belong_to_their_family(
     assert "zoo_toy_wheel/model/model.safetensors" in part["files"]
     assert "removed" in run("rm", "toy-wheel", "--yes")
     assert json.loads(run("cache", "list", "--json", "--hub", "pypi"))["entries"] == []
+
+
+def test_a_file_every_quantization_names_is_labelled_with_the_spec_not_each_quantization(
+    hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vision GGUF's projector is part of every quantization's plan: one reference for it."""
+    hub_server.add_repo(
+        "org/eye-GGUF",
+        {
+            "eye-Q4_0.gguf": GeneratedFile(MB, 5),
+            "eye-Q8_0.gguf": GeneratedFile(MB, 6),
+            "mmproj-eye.gguf": GeneratedFile(MB // 4, 7),
+        },
+    )
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "toy-eye.yaml").write_text(
+        "name: toy-eye\ndescription: A toy vision model.\ncontext_length: 2048\n"
+        "languages: [en]\nabilities: [chat, vision]\nspecs:\n  - format: ggufv2\n"
+        "    size: 0.1\n    quantizations: [Q4_0, Q8_0]\n    sources:\n      huggingface:\n"
+        "        model_id: org/eye-GGUF\n        file: eye-{quantization}.gguf\n"
+        "        multimodal_projectors: [mmproj-eye.gguf]\n"
+    )
+    monkeypatch.setenv("ZOO_CATALOG_PATH", str(specs))
+    run("pull", "toy-eye", "-q", "Q4_0")
+    [entry] = json.loads(run("cache", "list", "--json"))["entries"]
+    labels = {p["model"]: p["files"] for p in entry["parts"]}
+    assert labels == {"toy-eye:q4_0": ["eye-Q4_0.gguf"], "toy-eye": ["mmproj-eye.gguf"]}
+    # Removing one quantization keeps the projector the other cached one still needs.
+    run("pull", "toy-eye", "-q", "Q8_0")
+    out = run("rm", "toy-eye", "-q", "Q4_0", "--yes")
+    assert "eye-GGUF/mmproj-eye.gguf  (needed by toy-eye:q8_0)" in out
+    [entry] = json.loads(run("cache", "list", "--json"))["entries"]
+    assert entry["files"] == ["eye-Q8_0.gguf", "mmproj-eye.gguf"]
+    assert "removed 2 files" in run("rm", "toy-eye", "--yes")

@@ -20,7 +20,7 @@ does).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,10 +153,21 @@ class Part:
 
 
 def owner_label(owners: Sequence[Claim]) -> str:
-    """The references of ``owners`` ("qwen3:8b-q4_k_m, qwen3:8b-q8_0"); "-" for none."""
+    """The references of ``owners`` ("qwen3:8b-q4_k_m, qwen3:8b-q8_0"); "-" for none. Files
+    every quantization of a spec names (a multimodal projector) are the spec's, unqualified."""
     if not owners:
         return "-"
-    return ", ".join(dict.fromkeys(c.reference() for c in owners))
+    groups: dict[tuple[str, float, str], list[Claim]] = {}
+    for claim in owners:
+        groups.setdefault((claim.family, claim.size, claim.format), []).append(claim)
+    words: list[str] = []
+    for group in groups.values():
+        first = group[0]
+        if first.quantizations > 1 and len({c.quantization for c in group}) >= first.quantizations:
+            words.append(replace(first, exact=None).reference())
+        else:
+            words.extend(c.reference() for c in group)
+    return ", ".join(dict.fromkeys(words))
 
 
 def _size(entry: CacheEntry, path: str) -> int:
