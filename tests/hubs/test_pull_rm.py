@@ -216,3 +216,12 @@ def test_rm_by_model_reference(toys: HubServer) -> None:
     assert _cached() == {"org/toy-GGUF": ["toy-Q4_0.gguf"]}
     clash = invoke("rm", "toy-gguf:q8_0", "-q", "Q4_0", "--yes")
     assert clash.exit_code == 2 and "--quantization says Q4_0" in clash.output
+
+
+def test_pull_and_rm_take_the_fast_path() -> None:
+    """Only their own module is loaded for them (the CLI's start-up time)."""
+    from zoo.cli.app import _needs_plugin_commands, modules_for
+
+    for word in ("pull", "download", "rm", "cache"):
+        assert modules_for([word, "x"]) == ("zoo.cli.hub_cmds",)
+        assert not _needs_plugin_commands([word, "x"])
