@@ -187,7 +187,15 @@ def engines_install(
     if before.ready and not force:
         typer.echo(f"{name}: ready ({before.reason}).")
         return
-    status = ensure_env(environment, lambda line: typer.echo(line, err=True), force=force)
+    import sys
+
+    # On a terminal, pip's steps on one redrawn status line, as `zoo launch` shows them.
+    status = ensure_env(
+        environment,
+        lambda line: typer.echo(line, err=True),
+        force=force,
+        live=sys.stderr.isatty(),
+    )
     typer.echo(f"{name}: ready ({status.reason}).")
 
 
