@@ -209,7 +209,6 @@ def test_rm_of_a_model_folder_takes_the_files_no_model_names_with_it(toys: HubSe
 
 
 def test_rm_by_model_reference(toys: HubServer) -> None:
-    pytest.importorskip("zoo.reference")  # model references (`name:tag`) are another module's
     run("pull", "toy-gguf", "-q", "Q4_0")
     run("pull", "toy-gguf", "-q", "Q8_0")
     assert "removed 1 file (2.1 MB)" in run("rm", "toy-gguf:q8_0", "--yes")

@@ -102,10 +102,8 @@ def _selected(entry: CacheEntry, exclude: tuple[str, ...]) -> frozenset[str]:
 
 
 def _size_tag(spec: Spec) -> str:
-    try:
-        from zoo.reference import spec_tag
-    except ImportError:  # model references not installed: the catalog's own label
-        return spec.size_label
+    from zoo.reference import spec_tag
+
     return spec_tag(spec)
 
 
@@ -255,12 +253,9 @@ def wanted(
 ) -> Wanted:
     """A model reference (``qwen3:8b``) and the flags, as ``zoo rm`` takes them: without the
     settings file's launch defaults, since what is removed follows what is cached."""
+    from zoo import reference as ref
+
     hub = None if hub == "auto" else hub
-    try:
-        from zoo import reference as ref
-    except ImportError:  # model references not installed: a plain family name
-        number = None if size is None else float(size)
-        return Wanted(model, format, number, None, quantization, hub)
     parsed = ref.parse_size(str(size)) if size is not None else None
     found = ref.merge_flags(ref.parse_reference(model), parsed, quantization)
     return Wanted(found.name, format, found.size, found.active, found.quantization, hub)
