@@ -183,16 +183,13 @@ def describe_download(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> F
 def running_instance(plan: Plan, request: Request) -> Instance | None:
     """A ready instance of the plan's model that serves what ``request`` asked for, if any:
     the same family, and the engine, format, quantization and port where the request or its
-    options named them (an automatic choice matches whatever is running). A size asked of a
-    family with several sizes matches nothing (instances do not record theirs)."""
+    options named them (an automatic choice matches whatever is running), and the size where
+    one was asked."""
     from zoo import quantization as quant
     from zoo.errors import ZooError
     from zoo.runtime import state
 
-    if request.size is not None and len({s.size for s in plan.family.specs}) > 1:
-        # Instances do not record their spec's size: which size runs cannot be told, so a
-        # size asked of a family with several starts what was asked.
-        return None
+    several_sizes = len({s.size for s in plan.family.specs}) > 1
     try:
         instances = state.list_instances()
     except ZooError:  # an unreadable state folder: the launch itself reports it
@@ -208,9 +205,18 @@ def running_instance(plan: Plan, request: Request) -> Instance | None:
                 request.quantization is None or quant.same(request.quantization, inst.quantization)
             )
             and port in (None, inst.port)
+            and (request.size is None or _same_size(request.size, inst.size, several_sizes))
         ):
             return inst
     return None
+
+
+def _same_size(asked: float, running: float | None, several_sizes: bool) -> bool:
+    """Whether an instance runs the size asked: its recorded size; an instance an older zoo
+    recorded without one matches only where the family has a single size."""
+    if running is None:
+        return not several_sizes
+    return abs(asked - running) < 1e-9
 
 
 def plan_line(

@@ -28,7 +28,13 @@ def server() -> Iterator[subprocess.Popen[bytes]]:
         proc.wait()
 
 
-def record(proc: subprocess.Popen[bytes], model: str, quantization: str, port: int) -> None:
+def record(
+    proc: subprocess.Popen[bytes],
+    model: str,
+    quantization: str,
+    port: int,
+    size: float | None = None,
+) -> None:
     state.add(
         state.Instance(
             id=state.new_id(),
@@ -46,6 +52,7 @@ def record(proc: subprocess.Popen[bytes], model: str, quantization: str, port: i
             started_at=time.time(),
             detached=True,
             api_key=False,
+            size=size,
         )
     )
 
@@ -66,8 +73,17 @@ def test_what_was_asked_must_match_what_runs(server: subprocess.Popen[bytes]) ->
     assert running(Request(model="qwen3", engine="transformers")) is None
     assert running(Request(model="qwen3"), port=8100) == found
     assert running(Request(model="qwen3"), port=8101) is None
-    # Qwen3 comes in several sizes and records do not say theirs: a size asked is started.
+    # Qwen3 comes in several sizes and this record (as an older zoo wrote it) does not say
+    # which: a size asked is started.
     assert running(Request(model="qwen3", size=0.6)) is None
+
+
+def test_the_recorded_size_must_be_the_size_asked(server: subprocess.Popen[bytes]) -> None:
+    record(server, "qwen3", "Q4_K_M", 8100, size=8.0)
+    found = running(Request(model="qwen3", size=8.0))
+    assert found is not None and found.size == 8.0
+    assert running(Request(model="qwen3", size=0.6)) is None
+    assert running(Request(model="qwen3")) == found
 
 
 def test_a_dead_instance_is_not_running(server: subprocess.Popen[bytes]) -> None:

@@ -138,6 +138,7 @@ def start_instance(
                     engine=engine.name,
                     quantization=plan.quantization,
                     format=plan.spec.format,
+                    size=plan.spec.size,
                     served_name=call.context.served_name,
                     host=public_host,
                     port=public_port,

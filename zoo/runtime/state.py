@@ -58,6 +58,7 @@ ADDED_COLUMNS: dict[str, str] = {
     "owner_pid": "INTEGER",
     "owner_start": "TEXT",
     "kind": "TEXT NOT NULL DEFAULT 'llm'",
+    "size": "REAL",
 }
 
 PHASES = ("starting", "running")
@@ -106,6 +107,9 @@ class Instance:
     owner_start: str | None = None
     # The model's kind (``zoo.kinds``): which routes the endpoint answers.
     kind: str = "llm"
+    # The spec's size in billions of parameters (None in records an older zoo wrote), so
+    # `zoo launch qwen3:8b` can tell whether the running qwen3 is the 8B one.
+    size: float | None = None
     status: str = "unknown"  # computed on read, never stored
 
     @property
@@ -271,7 +275,7 @@ def _status(instance: Instance) -> str:
 # Column kinds, checked on read: SQLite stores any value in any column, and a hand-edited or
 # damaged row ("abc" as a pid, 2**62) would otherwise crash every command deep in os.kill.
 _INT_COLUMNS = ("port", "pid", "pgid", "proxy_pid", "engine_port", "owner_pid")
-_NUMBER_COLUMNS = ("started_at", "detached", "api_key")
+_NUMBER_COLUMNS = ("started_at", "detached", "api_key", "size")
 _NULLABLE = (
     "pid_start",
     "proxy_pid",
@@ -281,6 +285,7 @@ _NULLABLE = (
     "owner_start",
     "phase",
     "kind",
+    "size",
 )
 _INT_LIMIT = 2**31  # pids and ports are C ints for the kernel
 
