@@ -362,6 +362,8 @@ def in_use(
                 if c.family == instance.model
                 and c.format == instance.format
                 and c.quantization == instance.quantization
+                # The size where the record has it (an older zoo's records do not: every size).
+                and (instance.size is None or abs(c.size - instance.size) < 1e-9)
             ]
             hit = next((f for c in users for f in sorted(c.owns(d.entry)) if f in d.files), None)
             if hit is not None:
