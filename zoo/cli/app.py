@@ -39,12 +39,14 @@ COMMAND_MODULES = (
     "zoo.cli.catalog_cmds",
     "zoo.cli.catalog_check_cmd",
     "zoo.cli.launch_cmd",
+    "zoo.cli.run_cmd",
     "zoo.cli.hub_cmds",
     "zoo.cli.runtime_cmds",
     "zoo.cli.serve_cmd",
     "zoo.cli.engines_cmds",
     "zoo.cli.docs_cmds",
     "zoo.cli.import_cmds",
+    "zoo.cli.config_cmd",
 )
 
 
