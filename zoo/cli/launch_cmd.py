@@ -75,8 +75,11 @@ def launch(
     host_profile: HostProfileOption = None,
     opt_in: OptInOption = None,
     host: Annotated[
-        str, typer.Option("--host", help="Address the server listens on.")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            "--host", help="Address the server listens on (default 127.0.0.1, or the config's)."
+        ),
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default: a free one).")] = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Return once the server is ready.")
@@ -116,9 +119,13 @@ def launch(
     """Run a model behind an OpenAI-compatible endpoint, choosing engine and files for
     this machine. Arguments after `--` go to the engine's server unchanged."""
     from zoo import launch as launching
+    from zoo.cli.options import launch_defaults
     from zoo.errors import UsageError
     from zoo.plan import LaunchOptions
 
+    # The flag (or $ZOO_API_KEY), else the settings file's, else the built-in default.
+    chosen = launch_defaults(host, port, api_key)
+    host, port, api_key = chosen.host.value, chosen.port.value, chosen.api_key.value
     if port is not None and not 0 < port < 65536:
         raise UsageError(f"--port {port} is not a TCP port")
     if tensor_parallel_size is not None and tensor_parallel_size < 1:
