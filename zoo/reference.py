@@ -1,20 +1,29 @@
 """Model references as Ollama users type them: ``qwen3:8b``, ``seed-oss:36b-q4_k_m``.
 
-A reference is a family name with an optional tag after ``:``. The tag names a size
-(``8b``, ``0.5b``, ``135m``, a mixture-of-experts ``30b-a3b``: 30B in all, 3B active per
-token), a quantization (``q4_k_m``, any case, ``-`` and ``_`` alike), or a size then a
-quantization (``36b-q4_k_m``); ``latest`` (or nothing) means no tag, as in Ollama. The same
-size grammar is what ``--size`` accepts (``36B``, ``36``, ``0.5B``, ``30B-A3B``, ``135M``).
+The one grammar of a tag, for the CLI (``model_request``, completion, ``zoo list --size``) and
+the gateway (``zoo.serve.names``) alike. A reference is a family name with an optional tag after
+``:``. The tag names a size (``8b``, ``0.5b``, ``.5b``, ``135m``, ``1t``; a mixture of experts
+``30b-a3b``: 30B in all, 3B active per token), a quantization (``q4_k_m``, ``UD-Q4_K_XL``, any
+case, ``-`` and ``_`` alike), or a size then a quantization (``36b-q4_k_m``); ``latest`` means
+no tag, as in Ollama (an empty tag, ``qwen3:``, is a malformed reference). A tag's size always
+has its unit (``4bit`` is a quantization); ``--size`` also takes a bare number (``36``).
 
-Parsing is syntax only (``parse_reference``, ``parse_size``); whether the family has that size
-or quantization is checked by ``check_tag`` against the family, which also lists the tags
-that exist (``family_tags``). ``merge_flags`` is the one rule for a tag beside ``--size`` or
-``--quantization``: agreeing is fine, contradicting is a usage error. This module imports
-nothing of the catalog at run time, so the CLI can parse a reference before loading it.
+A tag is read against the family (``read_tag``): its readings are tried in order (the whole
+tag as a size, as a quantization, then split into a size and a quantization at each ``-``,
+since quantizations such as ``UD-Q4_K_XL`` hold a ``-`` themselves) and the first the family
+has wins, as the first of its specs has it (the catalog's floats and spelling). A tag that
+names nothing the family has is a UsageError naming the part it lacks and listing the
+family's sizes and quantizations. Without a family (``parse_reference``) the tag gets its
+plain reading: a leading size, the rest a quantization. ``merge_flags`` is the one rule for a
+tag beside ``--size`` or ``--quantization``: agreeing is fine, contradicting is a usage error.
+
+This module imports nothing of the catalog, the CLI or the gateway at run time, so a
+reference parses before the catalog loads.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -26,11 +35,17 @@ if TYPE_CHECKING:
 
 # Ollama's word for "no particular tag".
 LATEST = "latest"
-_NUMBER = r"\d+(?:\.\d+)?"
-# A size word: "8b", "0.5b", "135m", "1t"; "8" alone only in --size (a bare digit in a tag
-# could be a quantization like "4bit"'s start, so a tag's size always has its unit).
-_SIZE_WORD = re.compile(rf"^({_NUMBER})([bmt])$", re.IGNORECASE)
-_ACTIVE_WORD = re.compile(rf"^a({_NUMBER})([bmt])$", re.IGNORECASE)
+# Billions per unit; division for k and m, so 135m is the float nearest 0.135 (as the
+# catalog's ``size: 0.135`` is), which 135 * 1e-3 is not.
+_DIVIDE = {"k": 1e6, "m": 1e3}
+_MULTIPLY = {"b": 1.0, "t": 1e3}
+# Bounded and ASCII: tags come from any client of the gateway too.
+_NUMBER = r"(\d{1,6}(?:\.\d{1,6})?|\.\d{1,6})"
+_COUNT = rf"{_NUMBER}([kmbt])"
+_TAG_SIZE = re.compile(rf"{_COUNT}(?:-a{_COUNT})?", re.IGNORECASE | re.ASCII)
+_FLAG_SIZE = re.compile(rf"{_NUMBER}([kmbt]?)(?:-a{_COUNT})?", re.IGNORECASE | re.ASCII)
+_SIZE_WORD = re.compile(rf"a?{_COUNT}", re.IGNORECASE | re.ASCII)  # 8b, or active a3b
+_REFERENCE_HINT = "a reference looks like qwen3:8b, qwen3:q4_k_m or seed-oss:36b-q4_k_m"
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,25 @@ class Size:
 
     total: float
     active: float | None = None
+
+
+@dataclass(frozen=True)
+class Tag:
+    """What a tag asks for; None: any. Read against a family, the size is the spec's float and
+    the quantization is spelt as the catalog spells it."""
+
+    size: float | None = None  # billions of parameters
+    activated: float | None = None  # MoE: billions active per token (``30b-a3b``)
+    quantization: str | None = None
+
+    def label(self) -> str:
+        """The canonical tag: ``36b-Q4_K_M``, ``30b-a3b``, ``Q4_1``; "" for no constraint."""
+        words = []
+        if self.size is not None:
+            words.append(size_tag(self.size, self.activated))
+        if self.quantization is not None:
+            words.append(self.quantization)
+        return "-".join(words)
 
 
 @dataclass(frozen=True)
@@ -56,67 +90,257 @@ class Reference:
         return f"{self.name}:{self.tag}" if self.tag else self.name
 
 
+# --- sizes -----------------------------------------------------------------------------------
+
+
 def _billions(number: str, unit: str) -> float:
-    # 135/1000 is the float nearest 0.135, as the catalog's ``size: 0.135`` is; 135 * 1e-3 is not.
-    unit = unit.lower()
-    return float(number) / 1000 if unit == "m" else float(number) * (1000 if unit == "t" else 1)
+    unit = unit.lower() or "b"
+    if unit in _DIVIDE:
+        return float(number) / _DIVIDE[unit]
+    return float(number) * _MULTIPLY[unit]
+
+
+def parse_parameters(text: str) -> tuple[float, float | None] | None:
+    """A tag's size: ``"30b-a3b"`` -> (30.0, 3.0), ``"135m"`` -> (0.135, None); None when
+    ``text`` is not one (the unit is required: ``"8"`` is None)."""
+    found = _TAG_SIZE.fullmatch(text.strip())
+    if found is None:
+        return None
+    total = _billions(found.group(1), found.group(2))
+    if found.group(3) is None:
+        return total, None
+    return total, _billions(found.group(3), found.group(4))
 
 
 def billions(word: str) -> float | None:
     """One size word as ``--size`` takes it ("8B", "8", "0.5b", "135M", "1T") in billions,
     or None: the one grammar of a size, for references, ``zoo list --size`` and the like."""
-    found = re.fullmatch(rf"({_NUMBER})([bmt]?)", word.strip(), re.IGNORECASE)
-    return _billions(found.group(1), found.group(2)) if found else None
-
-
-def _size_word(word: str) -> float | None:
-    found = _SIZE_WORD.match(word)
-    return _billions(found.group(1), found.group(2)) if found else None
-
-
-def _active_word(word: str) -> float | None:
-    found = _ACTIVE_WORD.match(word)
-    return _billions(found.group(1), found.group(2)) if found else None
+    found = _FLAG_SIZE.fullmatch(word.strip())
+    if found is None or found.group(3) is not None:
+        return None
+    return _billions(found.group(1), found.group(2))
 
 
 def parse_size(text: str, *, what: str = "--size") -> Size:
     """``36B``, ``36b``, ``36``, ``0.5B``, ``135M``, ``30B-A3B`` -> a Size in billions."""
-    words = text.strip().split("-")
-    first = words[0]
-    total = float(first) if re.fullmatch(_NUMBER, first) else _size_word(first)
-    active = _active_word(words[1]) if len(words) == 2 else None
-    if total is None or total <= 0 or len(words) > 2 or (len(words) == 2 and active is None):
+    found = _FLAG_SIZE.fullmatch(text.strip())
+    total = _billions(found.group(1), found.group(2)) if found else 0.0
+    if found is None or total <= 0:
         raise UsageError(
             f"{what} {text!r} is not a size",
             hint="sizes look like 8B, 0.5B, 135M, or 30B-A3B for a mixture of experts",
         )
+    active = None if found.group(3) is None else _billions(found.group(3), found.group(4))
     return Size(total, active)
 
 
+def same_size(a: float, b: float) -> bool:
+    # The parsed 22.7m need not be the catalog's float 0.0227 to the last bit.
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def size_label(size: float) -> str:
+    """A size as a tag spells it: ``8b``, ``0.5b``, ``135m`` (below half a billion)."""
+    from zoo.catalog.model import format_size
+
+    if size < 0.5:
+        return f"{format_size(round(size * 1000, 6))}m"
+    return f"{format_size(size)}b"
+
+
+def size_tag(size: float, active: float | None = None) -> str:
+    """``8b``, or ``30b-a3b`` for a mixture of experts."""
+    if active is None:
+        return size_label(size)
+    return f"{size_label(size)}-a{size_label(active)}"
+
+
+def spec_tag(spec: Spec) -> str:
+    """The size tag of a spec: ``8b``, or ``30b-a3b`` for a mixture of experts."""
+    return size_tag(spec.size, spec.activated_size)
+
+
+# --- reading a tag ---------------------------------------------------------------------------
+
+
+def _check_words(tag: str, shown: str) -> None:
+    # Nothing after ':' is a slip (or a probe), not a way to say "latest".
+    if ":" in tag or not all(tag.split("-")):
+        raise UsageError(f"{shown!r} is not a model reference", hint=_REFERENCE_HINT)
+
+
+def readings(tag: str) -> list[Tag]:
+    """Every way ``tag`` can be read, in the order they are tried: the whole tag as a size, as
+    a quantization, then a size and a quantization split at each ``-``. Sizes are parsed;
+    quantizations are as typed."""
+    text = tag.strip()
+    found: list[Tag] = []
+    whole = parse_parameters(text)
+    if whole is not None:
+        found.append(Tag(*whole))
+    found.append(Tag(quantization=text))
+    for at in (i for i, c in enumerate(text) if c == "-"):
+        size = parse_parameters(text[:at])
+        if size is not None:
+            found.append(Tag(*size, quantization=text[at + 1 :]))
+    return found
+
+
+def _plain(tag: str) -> Tag:
+    """The reading of ``tag`` without a family: the first whose quantization does not start
+    with a size word (``36b-q4_k_m`` is 36b and q4_k_m, ``30b-a3b-q4_k_m`` 30b-a3b and
+    q4_k_m), else the one with the longest size."""
+    found = readings(tag)
+    for reading in found:
+        first = (reading.quantization or "").split("-")[0]
+        if reading.quantization is None or not _SIZE_WORD.fullmatch(first):
+            return reading
+    return found[-1]
+
+
 def parse_reference(text: str) -> Reference:
-    """``name[:tag]`` -> Reference. The tag is a size, a quantization, or a size then a
-    quantization; everything after the size words is the quantization."""
+    """``name[:tag]`` -> Reference, with the tag's plain reading (a leading size, the rest a
+    quantization); ``read_reference`` reads it against the family instead."""
     name, colon, tag = text.strip().partition(":")
     name, tag = name.strip(), tag.strip()
     if not name:
         raise UsageError(f"{text!r} names no model", hint="a reference looks like qwen3:8b")
-    if not colon or not tag or tag.lower() == LATEST:
+    if not colon or tag.lower() == LATEST:
         return Reference(name)
-    words = tag.split("-")
-    if ":" in tag or not all(words):
-        raise UsageError(
-            f"{text!r} is not a model reference",
-            hint="a reference looks like qwen3:8b, qwen3:q4_k_m or seed-oss:36b-q4_k_m",
+    _check_words(tag, text)
+    plain = _plain(tag)
+    return Reference(name, plain.size, plain.activated, plain.quantization, tag)
+
+
+def matching_builds(
+    family: Family,
+    *,
+    format: str | None = None,
+    size: float | None = None,
+    activated: float | None = None,
+    quantization: str | None = None,
+) -> list[tuple[int, str]]:
+    """Every (spec index, quantization) of ``family`` that fits the constraints, in spec order
+    (quantizations compared case-insensitively, '-' and '_' alike)."""
+    from zoo import quantization as quant
+
+    return [
+        (index, name)
+        for index, spec in enumerate(family.specs)
+        if (format is None or spec.format == format)
+        and (size is None or same_size(spec.size, size))
+        and (
+            activated is None
+            or (spec.activated_size is not None and same_size(spec.activated_size, activated))
         )
-    size = _size_word(words[0])
-    active = _active_word(words[1]) if size is not None and len(words) > 1 else None
-    rest = words[(size is not None) + (active is not None) :]
-    return Reference(name, size, active, "-".join(rest) or None, tag)
+        for name in spec.quantizations
+        if quantization is None or quant.same(name, quantization)
+    ]
 
 
-def same_size(a: float, b: float) -> bool:
-    # The resolver's tolerance: sizes are the catalog's floats, parsed the same way.
-    return abs(a - b) < 1e-9
+def find_build(family: Family, wanted: Tag, *, format: str | None = None) -> Tag | None:
+    """``wanted`` as the first build of ``family`` that has it gives it (the spec's floats,
+    the catalog's spelling), or None."""
+    builds = matching_builds(
+        family,
+        format=format,
+        size=wanted.size,
+        activated=wanted.activated,
+        quantization=wanted.quantization,
+    )
+    if not builds:
+        return None
+    index, name = builds[0]
+    spec = family.specs[index]
+    return Tag(
+        size=spec.size if wanted.size is not None else None,
+        activated=spec.activated_size if wanted.activated is not None else None,
+        quantization=name if wanted.quantization is not None else None,
+    )
+
+
+def read_tag(family: Family, tag: str, *, format: str | None = None) -> Tag:
+    """The build ``tag`` names in ``family`` (restricted to ``format``), or a UsageError.
+
+    The readings (``readings``) are tried in order and the first the family has wins, so an
+    ambiguous tag means what the earlier reading, then the earlier spec, means.
+    """
+    text = tag.strip()
+    if text.lower() == LATEST:
+        return Tag()
+    _check_words(text, f"{family.name}:{text}")
+    for reading in readings(text):
+        found = find_build(family, reading, format=format)
+        if found is not None:
+            return found
+    raise no_build(family, _plain(text), format=format)
+
+
+def read_reference(reference: Reference, family: Family) -> Reference:
+    """``reference`` with its tag read against ``family`` (``read_tag``) and the family's
+    name as the catalog spells it."""
+    found = Tag() if reference.tag is None else read_tag(family, reference.tag)
+    return replace(
+        reference,
+        name=family.name,
+        size=found.size,
+        active=found.activated,
+        quantization=found.quantization,
+    )
+
+
+def check_tag(reference: Reference, family: Family) -> Reference:
+    """The reference's size, active size and quantization (from a tag or flags) checked
+    against ``family``: the spec's floats and the catalog's spelling, or ``no_build``'s error."""
+    wanted = Tag(reference.size, reference.active, reference.quantization)
+    found = find_build(family, wanted)
+    if found is None:
+        raise no_build(family, wanted)
+    return replace(
+        reference,
+        name=family.name,
+        size=found.size,
+        active=found.activated,
+        quantization=found.quantization,
+    )
+
+
+def no_build(family: Family, wanted: Tag, *, format: str | None = None) -> UsageError:
+    """The error for a tag the family has no build of: the part it lacks, and its tags."""
+    within = f" in {format}" if format else ""
+    sizes, quantizations = family_tags(family, format=format)
+    hint = (
+        f"sizes: {', '.join(sizes) or 'none'}; quantizations: {', '.join(quantizations) or 'none'}"
+    )
+    asked = size_tag(wanted.size, wanted.activated) if wanted.size is not None else None
+    sized = Tag(wanted.size, wanted.activated)
+    if asked is not None and find_build(family, sized, format=format) is None:
+        return UsageError(f"{family.name} has no size {asked}{within}", hint=hint)
+    at = f" for size {asked}" if asked is not None else ""
+    return UsageError(
+        f"{family.name} has no quantization {wanted.quantization}{at}{within}", hint=hint
+    )
+
+
+def family_tags(family: Family, *, format: str | None = None) -> tuple[list[str], list[str]]:
+    """The size tags and quantization tags (lower case, as Ollama spells them) of a family
+    (restricted to ``format``), in the catalog's order."""
+    specs = [s for s in family.specs if format is None or s.format == format]
+    sizes = list(dict.fromkeys(spec_tag(s) for s in specs))
+    quantizations = list(dict.fromkeys(q.lower() for s in specs for q in s.quantizations if q))
+    return sizes, quantizations
+
+
+def quantization_names(family: Family, format: str | None = None) -> list[str]:
+    """The family's quantizations as the catalog spells them, in spec order."""
+    return list(
+        dict.fromkeys(
+            q for s in family.specs if format is None or s.format == format for q in s.quantizations
+        )
+    )
+
+
+# --- flags beside a tag ----------------------------------------------------------------------
 
 
 def merge_flags(reference: Reference, size: Size | None, quantization: str | None) -> Reference:
@@ -138,8 +362,8 @@ def merge_flags(reference: Reference, size: Size | None, quantization: str | Non
             and not same_size(reference.active, size.active)
         ):
             raise UsageError(
-                f"{reference.text} asks for {_active_label(reference.active)} active but "
-                f"--size says {_active_label(size.active)}"
+                f"{reference.text} asks for a{size_label(reference.active)} active but "
+                f"--size says a{size_label(size.active)}"
             )
         reference = replace(reference, size=size.total, active=active)
     if quantization is not None:
@@ -153,78 +377,3 @@ def merge_flags(reference: Reference, size: Size | None, quantization: str | Non
             )
         reference = replace(reference, quantization=quantization)
     return reference
-
-
-def size_label(size: float) -> str:
-    """A size as a tag spells it: ``8b``, ``0.5b``, ``135m`` (below half a billion)."""
-    from zoo.catalog.model import format_size
-
-    if size < 0.5:
-        return f"{format_size(round(size * 1000, 6))}m"
-    return f"{format_size(size)}b"
-
-
-def _active_label(active: float) -> str:
-    return f"a{size_label(active)}"
-
-
-def spec_tag(spec: Spec) -> str:
-    """The size tag of a spec: ``8b``, or ``30b-a3b`` for a mixture of experts."""
-    if spec.activated_size is not None:
-        return f"{size_label(spec.size)}-{_active_label(spec.activated_size)}"
-    return size_label(spec.size)
-
-
-def family_tags(family: Family) -> tuple[list[str], list[str]]:
-    """The size tags and quantization tags (lower case, as Ollama spells them) of a family,
-    in the catalog's order."""
-    sizes = list(dict.fromkeys(spec_tag(s) for s in family.specs))
-    quantizations = list(
-        dict.fromkeys(q.lower() for s in family.specs for q in s.quantizations if q)
-    )
-    return sizes, quantizations
-
-
-def check_tag(reference: Reference, family: Family) -> Reference:
-    """The reference checked against ``family``: a size it has (with the active size, for a
-    mixture of experts, when given), a quantization one of those specs has (spelled as the
-    catalog spells it). A tag that names neither says which tags exist."""
-    from zoo import quantization as quant
-
-    specs = list(family.specs)
-    if reference.size is not None:
-        specs = [
-            s
-            for s in specs
-            if same_size(s.size, reference.size)
-            and (
-                reference.active is None
-                or (s.activated_size is not None and same_size(s.activated_size, reference.active))
-            )
-        ]
-        if not specs:
-            raise _unknown(reference, family, "size")
-        # The catalog's float, not the parsed one: 22.7/1000 is a hair off the spec's 0.0227.
-        active = specs[0].activated_size if reference.active is not None else None
-        reference = replace(reference, size=specs[0].size, active=active)
-    if reference.quantization is not None:
-        spelled = quant.find(reference.quantization, [q for s in specs for q in s.quantizations])
-        if spelled is None:
-            raise _unknown(reference, family, "quantization")
-        reference = replace(reference, quantization=spelled)
-    return replace(reference, name=family.name)
-
-
-def _unknown(reference: Reference, family: Family, what: str) -> UsageError:
-    sizes, quantizations = family_tags(family)
-    if what == "size" and reference.size is not None:
-        asked = size_label(reference.size)
-        if reference.active is not None:
-            asked += f"-{_active_label(reference.active)}"
-    else:
-        asked = str(reference.quantization)
-    return UsageError(
-        f"{family.name} has no {what} {asked}",
-        hint=f"sizes: {', '.join(sizes) or 'none'}; "
-        f"quantizations: {', '.join(quantizations) or 'none'}",
-    )

@@ -15,11 +15,16 @@ from zoo.errors import UsageError
 from zoo.reference import (
     Reference,
     Size,
+    Tag,
+    billions,
     check_tag,
     family_tags,
     merge_flags,
+    parse_parameters,
     parse_reference,
     parse_size,
+    read_reference,
+    read_tag,
     size_label,
     spec_tag,
 )
@@ -41,7 +46,6 @@ def families() -> dict[str, Family]:
         ("seed-oss:36b-q4_k_m", Reference("seed-oss", 36.0, None, "q4_k_m", "36b-q4_k_m")),
         ("qwen3:q4_k_m", Reference("qwen3", quantization="q4_k_m", tag="q4_k_m")),
         ("smollm2-135m-instruct:latest", Reference("smollm2-135m-instruct")),
-        ("smollm2-135m-instruct:", Reference("smollm2-135m-instruct")),
         ("qwen3:30b-a3b", Reference("qwen3", 30.0, 3.0, tag="30b-a3b")),
         ("qwen3:30b-a3b-q4_k_m", Reference("qwen3", 30.0, 3.0, "q4_k_m", "30b-a3b-q4_k_m")),
         ("x:135m", Reference("x", 0.135, tag="135m")),
@@ -66,13 +70,18 @@ def test_parse_reference(text: str, expected: Reference) -> None:
         ("235b-a22b", 235.0, 22.0),
         ("135M", 0.135, None),
         (" 8B ", 8.0, None),
+        (".5b", 0.5, None),
+        ("1T", 1000.0, None),
+        ("500000k", 0.5, None),
     ],
 )
 def test_parse_size(text: str, total: float, active: float | None) -> None:
     assert parse_size(text) == Size(total, active)
 
 
-@pytest.mark.parametrize("text", ["", "B", "36x", "-8b", "8b-3b", "8b-a3b-x", "0", "a3b"])
+@pytest.mark.parametrize(
+    "text", ["", "B", "36x", "-8b", "8b-3b", "8b-a3b-x", "0", "a3b", "\u0668b", "1234567b"]
+)
 def test_bad_sizes_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError, match="is not a size"):
         parse_size(text)
@@ -84,7 +93,11 @@ def test_a_reference_needs_a_name(text: str) -> None:
         parse_reference(text)
 
 
-@pytest.mark.parametrize("text", ["qwen3:8b-", "qwen3:8b:q4_0", "qwen3:-q4_0", "qwen3:8b--q4"])
+# An empty tag too: the gateway refuses "qwen3:" as a probe, and the command line reads tags
+# as the gateway does (it once took "qwen3:" for "qwen3").
+@pytest.mark.parametrize(
+    "text", ["qwen3:8b-", "qwen3:8b:q4_0", "qwen3:-q4_0", "qwen3:8b--q4", "qwen3:", "qwen3: "]
+)
 def test_a_malformed_tag_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="is not a model reference"):
         parse_reference(text)
@@ -117,24 +130,56 @@ def test_a_tag_without_a_size_word_is_a_quantization(quantization: str) -> None:
     assert reference.quantization == quantization
 
 
-def test_every_catalog_tag_parses_back_to_its_spec(families: dict[str, Family]) -> None:
+def test_size_words_share_one_grammar() -> None:
+    # A tag's size needs its unit; --size and `zoo list --size` take a bare number too.
+    assert parse_parameters("8") is None and billions("8") == 8.0
+    assert parse_parameters("135m") == (0.135, None) and billions("135M") == 0.135
+    assert parse_parameters("30b-a3b") == (30.0, 3.0) and billions("30b-a3b") is None
+    # 135/1000 is the float nearest 0.135, as the catalog's size is; 135 * 1e-3 is not.
+    assert parse_size("135m").total == 0.135 == billions("135m")
+
+
+def test_every_catalog_tag_reads_back_to_its_spec(families: dict[str, Family]) -> None:
     """Property over the whole catalog: the tags zoo lists for a family are references that
-    parse and check back to exactly that spec's size (and active size)."""
+    read back to exactly that spec's size (and active size), and the plain reading (no family,
+    as ``parse_reference`` gives it) means the same build as the family's reading."""
     checked = 0
     for family in families.values():
         for spec in family.specs:
             tag = spec_tag(spec)
-            reference = check_tag(parse_reference(f"{family.name}:{tag}"), family)
+            typed = parse_reference(f"{family.name}:{tag}")
+            reference = read_reference(typed, family)
             assert reference.size == spec.size, (family.name, tag)
             assert reference.active == spec.activated_size, (family.name, tag)
+            assert check_tag(typed, family) == reference, (family.name, tag)
             for q in spec.quantizations:
                 if not q:
                     continue
-                both = check_tag(parse_reference(f"{family.name}:{tag}-{q.lower()}"), family)
+                both = parse_reference(f"{family.name}:{tag}-{q.lower()}")
+                read = read_reference(both, family)
                 # Spelled as the family's first spec of that size does (bf16 or BF16).
-                assert both.quantization and quant.same(both.quantization, q), (family.name, q)
+                assert read.quantization and quant.same(read.quantization, q), (family.name, q)
+                assert read.size == spec.size, (family.name, q)
+                assert check_tag(both, family) == read, (family.name, q)
                 checked += 1
     assert checked > 1000
+
+
+def test_the_first_reading_the_family_has_wins(families: dict[str, Family]) -> None:
+    qwen3 = families["qwen3"]
+    # "4b" is a size, "4bit" a quantization (MLX), "8b-4bit" both.
+    assert read_tag(qwen3, "4b").size == 4.0 and read_tag(qwen3, "4b").quantization is None
+    assert read_tag(qwen3, "4bit").quantization == "4bit"
+    assert (read_tag(qwen3, "8b-4bit").size, read_tag(qwen3, "8b-4bit").quantization) == (
+        8.0,
+        "4bit",
+    )
+    # A quantization with a '-' of its own, after a size or alone.
+    assert read_tag(qwen3, "8b-ud-iq1_m").quantization == "UD-IQ1_M"
+    assert read_tag(qwen3, "UD-IQ1-M").quantization == "UD-IQ1_M"
+    # "30b" is the MoE model's total: the tag does not say the active size, nor does the reading.
+    assert (read_tag(qwen3, "30b").size, read_tag(qwen3, "30b").activated) == (30.0, None)
+    assert read_tag(qwen3, "latest") == read_tag(qwen3, " LATEST ") == Tag()
 
 
 def test_size_labels_read_as_ollama_writes_them() -> None:

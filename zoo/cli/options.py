@@ -149,8 +149,10 @@ def model_request(
 ) -> Request:
     """The Request for a model reference and the flags, with the settings file's defaults.
 
-    A tag and a flag that say different things are a usage error; a tag the family does not
-    have names the tags it has (the catalog is read only when there is a tag to check).
+    The tag is read against the family as the gateway reads it (``zoo.reference.read_tag``);
+    a tag and a flag that say different things are a usage error; a tag the family does not
+    have names the tags it has. The catalog is read only when there is a tag (or an active
+    size, which a Request cannot carry) to check.
     """
     from zoo import config as settings
     from zoo import reference as ref
@@ -158,9 +160,12 @@ def model_request(
 
     wanted = ref.parse_reference(model)
     asked_size = None if size is None else ref.parse_size(str(size))
-    wanted = ref.merge_flags(wanted, asked_size, quantization)
-    if wanted.tag is not None or wanted.active is not None:
-        wanted = ref.check_tag(wanted, _family(wanted.name))
+    if wanted.tag is not None or (asked_size is not None and asked_size.active is not None):
+        family = _family(wanted.name)
+        wanted = ref.read_reference(wanted, family)
+        wanted = ref.check_tag(ref.merge_flags(wanted, asked_size, quantization), family)
+    else:
+        wanted = ref.merge_flags(wanted, asked_size, quantization)
     file = settings.load()
     size_setting = file.model(wanted.name, "size") if wanted.size is None else None
     return Request(

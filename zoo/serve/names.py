@@ -1,11 +1,10 @@
 """A request's ``model`` string -> the ModelEntry the gateway serves for it.
 
 Clients name models the way Ollama taught them: an exact name or alias from the gateway
-config first, then ``family:tag`` where the tag is a size (``8b``, ``0.135b``, ``135m``, MoE
-``30b-a3b``), a quantization (``q4_k_m``, ``Q4_1``), both (``36b-q4_k_m``) or ``latest``,
-and a bare family name. Tags are read against the family's own specs (sizes in billions,
-quantization names compared case-insensitively with '-' and '_' alike), so a tag that names
-nothing the family has is a UsageError listing what it does have, not a guess.
+config first, then ``family:tag`` or ``entry:tag`` with a tag as ``zoo.reference`` reads it
+(``8b``, ``135m``, ``30b-a3b``, ``q4_k_m``, ``36b-q4_k_m``, ``latest``: the grammar the CLI
+reads too, against the family's own specs), and a bare family name. A tag that names nothing
+the family has is the same UsageError as on the command line, listing what the family has.
 
 A request that narrows a configured entry or names a catalog family outside the config gets a
 new entry named canonically (``qwen3:8b-Q4_K_M``, whatever case or order the client typed), so
@@ -17,15 +16,39 @@ entry may be served (downloaded already, ``allow_download``) is the caller's dec
 from __future__ import annotations
 
 import difflib
-import math
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from zoo.catalog.model import format_size
 from zoo.errors import NotFoundError, UsageError
+
+# The tag grammar and its reading against a family are zoo.reference's, the CLI's too; these
+# names are re-exported for the gateway's config checks (zoo.serve.config).
+from zoo.quantization import canonical as _canonical_quant
+from zoo.reference import (
+    Tag,
+    matching_builds,
+    parse_parameters,
+    quantization_names,
+    read_tag,
+    same_size,
+    size_label,
+    size_tag,
+)
 from zoo.serve.types import ModelEntry
+
+__all__ = [
+    "MAX_NAME",
+    "Tag",
+    "build_problem",
+    "matching_builds",
+    "parse_parameters",
+    "quantization_names",
+    "read_tag",
+    "resolve_name",
+    "same_size",
+]
 
 if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
@@ -34,93 +57,6 @@ if TYPE_CHECKING:
 # Longer than any name anyone types; past it, no did-you-mean (difflib is quadratic in the
 # length, and the text comes from any client).
 MAX_NAME = 200
-# Parameter counts as tags write them: "8b", "0.135b", "135m", "1t"; the unit is required.
-_UNITS = {"k": 1e-6, "m": 1e-3, "b": 1.0, "t": 1e3}
-_COUNT = r"(\d{1,6}(?:\.\d{1,6})?|\.\d{1,6})([kmbt])"
-_SIZE = re.compile(rf"{_COUNT}(?:-a{_COUNT})?", re.IGNORECASE | re.ASCII)
-
-
-@dataclass(frozen=True)
-class Tag:
-    """What a tag asks for; None: any. ``quantization`` is spelt as the catalog spells it."""
-
-    size: float | None = None  # billions of parameters
-    activated: float | None = None  # MoE: billions active per token (``30b-a3b``)
-    quantization: str | None = None
-
-    def label(self) -> str:
-        """The canonical tag: ``36b-Q4_K_M``, ``30b-a3b``, ``Q4_1``; "" for no constraint."""
-        words = []
-        if self.size is not None:
-            words.append(format_size(self.size) + "b")
-        if self.activated is not None:
-            words.append("a" + format_size(self.activated) + "b")
-        if self.quantization is not None:
-            words.append(self.quantization)
-        return "-".join(words)
-
-
-def parse_parameters(text: str) -> tuple[float, float | None] | None:
-    """``"30b-a3b"`` -> (30.0, 3.0), ``"135m"`` -> (0.135, None); None when not a size."""
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        return None
-    size = float(match.group(1)) * _UNITS[match.group(2).lower()]
-    if match.group(3) is None:
-        return size, None
-    return size, float(match.group(3)) * _UNITS[match.group(4).lower()]
-
-
-def same_size(a: float, b: float) -> bool:
-    # 135m is 135 * 1e-3, which need not be the float 0.135 to the last bit.
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def _canonical_quant(name: str) -> str:
-    return name.strip().upper().replace("-", "_")
-
-
-def matching_builds(
-    family: Family,
-    *,
-    format: str | None = None,
-    size: float | None = None,
-    activated: float | None = None,
-    quantization: str | None = None,
-) -> list[tuple[int, str]]:
-    """Every (spec index, quantization) of ``family`` that fits the constraints, in spec order."""
-    wanted = _canonical_quant(quantization) if quantization is not None else None
-    return [
-        (index, quant)
-        for index, spec in enumerate(family.specs)
-        if (format is None or spec.format == format)
-        and (size is None or same_size(spec.size, size))
-        and (
-            activated is None
-            or (spec.activated_size is not None and same_size(spec.activated_size, activated))
-        )
-        for quant in spec.quantizations
-        if wanted is None or _canonical_quant(quant) == wanted
-    ]
-
-
-def size_labels(family: Family, format: str | None = None) -> list[str]:
-    """The family's sizes as tags write them (``0.6b``, ``30b-a3b``), in spec order."""
-    labels = []
-    for spec in family.specs:
-        if format is None or spec.format == format:
-            labels.append(format_size(spec.size) + "b")
-            if spec.activated_size is not None:
-                labels.append(f"{format_size(spec.size)}b-a{format_size(spec.activated_size)}b")
-    return list(dict.fromkeys(labels))
-
-
-def quantization_names(family: Family, format: str | None = None) -> list[str]:
-    return list(
-        dict.fromkeys(
-            q for s in family.specs if format is None or s.format == format for q in s.quantizations
-        )
-    )
 
 
 def build_problem(
@@ -158,45 +94,6 @@ def build_problem(
             f"(has: {', '.join(names)})"
         )
     return None
-
-
-def read_tag(family: Family, tag: str, *, format: str | None = None) -> Tag:
-    """The build ``tag`` names in ``family`` (restricted to ``format``), or a UsageError.
-
-    Tried in order: ``latest``, a size, a quantization, then ``size-quantization`` split at
-    each '-' (quantizations such as ``UD-Q4_K_XL`` hold a '-' themselves). The first reading
-    the family has wins, so an ambiguous tag means what the earlier spec means.
-    """
-    text = tag.strip()
-    if text.lower() == "latest":
-        return Tag()
-    if not text:
-        raise UsageError(f"{family.name}: an empty tag", hint="write NAME or NAME:TAG")
-    readings: list[tuple[str, str | None]] = [(text, None), ("", text)]
-    readings += [(text[:i], text[i + 1 :]) for i, c in enumerate(text) if c == "-"]
-    for size_text, quant_text in readings:
-        parsed = parse_parameters(size_text) if size_text else (None, None)
-        if parsed is None:
-            continue
-        size, activated = parsed
-        builds = matching_builds(
-            family, format=format, size=size, activated=activated, quantization=quant_text
-        )
-        if builds:
-            index, quant = builds[0]
-            return Tag(
-                size=family.specs[index].size if size is not None else None,
-                activated=family.specs[index].activated_size if activated is not None else None,
-                quantization=quant if quant_text is not None else None,
-            )
-    sizes = ", ".join(size_labels(family, format)) or "none"
-    quants = ", ".join(quantization_names(family, format)) or "none"
-    within = f" {format}" if format else ""
-    raise UsageError(
-        f"{family.name}{within} has no build {tag!r}",
-        hint=f"tags are SIZE, QUANTIZATION or SIZE-QUANTIZATION; sizes: {sizes}; "
-        f"quantizations: {quants}",
-    )
 
 
 def resolve_name(
@@ -335,11 +232,8 @@ def _canonical(
     sizes = {specs[i].size for i, _ in asked}
     if len(sizes) == 1 and len({specs[i].size for i, _ in own}) > 1:
         size = specs[asked[0][0]].size
-        word = format_size(size) + "b"
         active = {specs[i].activated_size for i, _ in asked}
-        if len(active) == 1 and (only := active.pop()) is not None:
-            word += f"-a{format_size(only)}b"
-        words.append(word)
+        words.append(size_tag(size, active.pop() if len(active) == 1 else None))
     quants = {_canonical_quant(q) for _, q in asked}
     if len(quants) == 1 and len({_canonical_quant(q) for _, q in own}) > 1:
         quantization = asked[0][1]
@@ -352,7 +246,7 @@ def _describe(entry: ModelEntry) -> str:
     if entry.format:
         words.append(entry.format)
     if entry.size is not None:
-        words.append(format_size(entry.size) + "b")
+        words.append(size_label(entry.size))
     if entry.quantization:
         words.append(entry.quantization)
     return " ".join(words)
