@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 Say = Callable[[str], None]
 API_KEY_ENV = "ZOO_API_KEY"
+EXIT_WAIT_S = 2.0
 
 
 def _stderr(line: str) -> None:
@@ -179,8 +180,16 @@ def stop_launched(running: Running) -> None:
 
 def server_exited(endpoint: Endpoint) -> str | None:
     """Why the server this chat launched is gone (its status and last log lines), or None."""
+    import subprocess
+
     running = endpoint.running
-    if running is None or running.server is None or running.server.poll() is None:
+    if running is None or running.server is None:
+        return None
+    try:
+        # Asked right after the connection broke: a killed engine's sockets close before its
+        # process is done exiting, so give it a moment to be seen gone.
+        running.server.wait(timeout=EXIT_WAIT_S)
+    except subprocess.TimeoutExpired:
         return None
     return (
         f"the {running.instance.engine} server exited with status {running.server.returncode} "

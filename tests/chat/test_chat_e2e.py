@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -238,3 +239,20 @@ def test_unknown_model_is_one_line(env: dict[str, str]) -> None:
     assert done.returncode != 0
     assert done.stdout == ""
     assert done.stderr.startswith("zoo: error:") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_engine_that_dies_mid_chat_ends_it_with_one_line(env: dict[str, str]) -> None:
+    term = Terminal([sys.executable, "-m", "zoo", "run", MODEL, *LAUNCH], env)
+    try:
+        term.expect(PROMPT, timeout=300)
+        [running] = instances(env)
+        os.killpg(int(running["pgid"]), signal.SIGKILL)  # type: ignore[call-overload]
+        term.type("Hello?")
+        shown = term.expect("zoo: error:", timeout=60) + term.expect("\n", timeout=60)
+        status = term.proc.wait(timeout=60)
+    finally:
+        term.close()
+    assert status == 1
+    assert "zoo: error: the llamacpp server exited with status -9" in shown, shown
+    assert "Traceback" not in term.seen
+    assert instances(env) == []
