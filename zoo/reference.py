@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 from zoo.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from zoo.catalog.model import Family, Spec
 
 # Ollama's word for "no particular tag".
@@ -274,6 +276,25 @@ def read_tag(family: Family, tag: str, *, format: str | None = None) -> Tag:
         if found is not None:
             return found
     raise no_build(family, _plain(text), format=format)
+
+
+def reference_with_flags(
+    model: str,
+    size: str | float | None,
+    quantization: str | None,
+    family: Callable[[str], Family],
+) -> Reference:
+    """What ``model`` (a reference such as ``qwen3:8b``) and the ``--size``/``--quantization``
+    flags ask for together, the one reading every command makes: the tag read against the
+    family (looked up with ``family`` only when there is a tag, or an active size to check),
+    the flags merged in (a contradiction is a usage error), the catalog's floats and spelling."""
+    wanted = parse_reference(model)
+    asked_size = None if size is None else parse_size(str(size))
+    if wanted.tag is None and (asked_size is None or asked_size.active is None):
+        return merge_flags(wanted, asked_size, quantization)
+    found = family(wanted.name)
+    wanted = read_reference(wanted, found)
+    return check_tag(merge_flags(wanted, asked_size, quantization), found)
 
 
 def read_reference(reference: Reference, family: Family) -> Reference:

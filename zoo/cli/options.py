@@ -158,14 +158,7 @@ def model_request(
     from zoo import reference as ref
     from zoo.resolve import Request
 
-    wanted = ref.parse_reference(model)
-    asked_size = None if size is None else ref.parse_size(str(size))
-    if wanted.tag is not None or (asked_size is not None and asked_size.active is not None):
-        family = _family(wanted.name)
-        wanted = ref.read_reference(wanted, family)
-        wanted = ref.check_tag(ref.merge_flags(wanted, asked_size, quantization), family)
-    else:
-        wanted = ref.merge_flags(wanted, asked_size, quantization)
+    wanted = ref.reference_with_flags(model, size, quantization, _family)
     file = settings.load()
     size_setting = file.model(wanted.name, "size") if wanted.size is None else None
     return Request(

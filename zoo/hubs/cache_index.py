@@ -254,10 +254,13 @@ def wanted(
     """A model reference (``qwen3:8b``) and the flags, as ``zoo rm`` takes them: without the
     settings file's launch defaults, since what is removed follows what is cached."""
     from zoo import reference as ref
+    from zoo.registry import catalog_with_plugins
 
     hub = None if hub == "auto" else hub
-    parsed = ref.parse_size(str(size)) if size is not None else None
-    found = ref.merge_flags(ref.parse_reference(model), parsed, quantization)
+    # The tag read as `zoo launch` and the gateway read it (against the family's builds).
+    found = ref.reference_with_flags(
+        model, size, quantization, lambda name: catalog_with_plugins().get(name)
+    )
     return Wanted(found.name, format, found.size, found.active, found.quantization, hub)
 
 
@@ -265,12 +268,13 @@ def selected_claims(catalog: Catalog, all_claims: Sequence[Claim], request: Want
     """The claims of ``request``'s family its filters (format, size, quantization, hub)
     select; an unknown name, and a filter the family has nothing for, are errors."""
     from zoo import quantization as quant
+    from zoo import reference as ref
 
     family = catalog.get(request.model)
     mine = [c for c in all_claims if c.family == family.name]
 
     def same(a: float | None, b: float | None) -> bool:
-        return b is None or (a is not None and abs(a - b) < 1e-9)
+        return b is None or (a is not None and ref.same_size(a, b))
 
     filters: list[tuple[str, object, Callable[[Claim], str], Callable[[Claim], bool]]] = [
         ("format", request.format, lambda c: c.format, lambda c: c.format == request.format),
