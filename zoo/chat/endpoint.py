@@ -68,7 +68,8 @@ def open_endpoint(request: Request, *, constrained: bool, say: Say = _stderr) ->
     family = plan.family
     if family.kind != kinds.LLM:
         raise UsageError(
-            f"{family.name} is a {family.kind} model: zoo run talks to language models",
+            f"{family.name} is {'an' if family.kind[:1] in 'aeiou' else 'a'} {family.kind} "
+            "model: zoo run talks to language models",
             hint=f"serve it with `zoo launch {family.name}`",
         )
     found = _running_instance(plan, constrained=constrained, say=say)
