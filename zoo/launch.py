@@ -284,13 +284,10 @@ def _download_words(plan: Plan, hubs: Mapping[str, Hub], timeout: float) -> str:
 
 
 def _cache_folder(plan: Plan, hubs: Mapping[str, Hub]) -> str | None:
-    """The folder the plan's first hub caches into, for hubs that have one (``cache_root``)."""
-    cache_root = getattr(hubs.get(plan.hub), "cache_root", None)
-    if not callable(cache_root):
-        return None
-    with contextlib.suppress(Exception):
-        return str(cache_root())
-    return None
+    """The folder the plan's first hub caches into (``Hub.cache_root``), if it has one."""
+    hub = hubs.get(plan.hub)
+    root = hub.cache_root() if hub is not None else None
+    return str(root) if root is not None else None
 
 
 def _home_short(path: str | None) -> str | None:

@@ -230,6 +230,9 @@ def hub_rules() -> dict[str, Rule]:
         "planned_root": Rule(
             _instance(Path, "a Path or None", optional=True), fallback=lambda _: None
         ),
+        "cache_root": Rule(
+            _instance(Path, "a Path or None", optional=True), fallback=lambda _: None
+        ),
         "cache_entries": Rule(
             _sequence_of(CacheEntry, "a sequence of CacheEntry"), fallback=lambda _: ()
         ),

@@ -205,6 +205,11 @@ class Hub(abc.ABC):
         """What this hub has cached (``zoo cache list``); hubs without a cache return ()."""
         return ()
 
+    def cache_root(self) -> Path | None:
+        """The folder this hub caches into (the one line a launch prints before downloading
+        says where files go); None for a hub without one folder."""
+        return None
+
     def remove(self, repo: str, revision: str | None = None) -> Sequence[CacheEntry]:
         """Delete ``repo`` (one revision, or all) from the cache; returns what was removed."""
         return ()

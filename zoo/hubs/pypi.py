@@ -78,6 +78,9 @@ class PyPIHub(Hub):
     def root(self) -> Path:
         return cache_dir() / "pypi"
 
+    def cache_root(self) -> Path:
+        return self.root()
+
     def _folder(self, package: str, version: str | None) -> Path:
         check_package(package, version)
         return self.root() / package.lower().replace("_", "-") / (version or "latest")
