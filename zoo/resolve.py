@@ -424,6 +424,7 @@ def _judge(
                 rates,
                 efficiency=caps.decode_efficiency,
                 token_overhead_s=caps.token_overhead_s,
+                context_tokens=context,
             )
         candidate = Candidate(
             engine=engine.name,
@@ -551,15 +552,25 @@ def _rank(host: Host, request: Request) -> Callable[[_Judged], tuple[float, ...]
         caps = j.engine.capabilities_for(host)
         at_home = 1.0 if host.kind in caps.preferred_on else 0.0
         on_accelerator = c.device != "cpu" or host.kind == "cpu"
+        good = score >= quant.GOOD_QUALITY
         # Unknown speed (a GPU without data-sheet figures) counts as usable: no guess.
         usable = c.decode_tps is None or c.decode_tps >= usable_speed
-        # Among usable candidates the largest size wins; when none is usable, the fastest.
-        bigger_or_faster = c.size if usable else (c.decode_tps or 0.0)
+        # Speed is bought with a smaller model, never with fewer than 4 bits: a 4-bit
+        # candidate that is usable beats everything, then any 4-bit one (the fastest when
+        # none is usable), and only where no 4-bit one fits do the lower bits compete, by
+        # size then precision (what fits, as before) after being usable.
+        if usable:
+            bigger_or_faster = c.size
+        elif good:
+            bigger_or_faster = c.decode_tps or 0.0
+        else:
+            bigger_or_faster = c.size
         # Negated: sorted() puts the smallest first, and we want the best first.
         return (
-            -float(usable),
+            -float(usable and good),
             -float(on_accelerator),
-            -float(score >= quant.GOOD_QUALITY),
+            -float(good),
+            -float(usable),
             -bigger_or_faster,
             -score,
             -at_home,
@@ -658,16 +669,17 @@ def _plan(
         f"host: {describe_host(host)}",
         (
             f"order: a usable speed first (an estimated {usable:g} tokens/s or more, "
-            "--min-speed; when nothing reaches it, the fastest), then on the GPU where there "
-            "is one, quality of 4 bits or better, the largest size, then BF16 where the "
-            "hardware has it, then F16, then the highest-precision quantization that fits; "
-            "GPU engines on GPUs, MLX on Apple silicon, llama.cpp on plain CPUs"
+            "--min-speed) at 4 bits or better, bought with a smaller model, never with fewer "
+            "bits; then on the GPU where there is one, quality of 4 bits or better (the "
+            "fastest when none is usable), the largest size, then BF16 where the hardware "
+            "has it, then F16, then the highest-precision quantization that fits; GPU "
+            "engines on GPUs, MLX on Apple silicon, llama.cpp on plain CPUs"
         ),
         f"chosen: {_describe(best)} on {c.device}: {c.reason}",
     ]
     if best.speed is not None:
         reasons.append(f"speed: {describe_speed(best.speed)}")
-    faster = _faster_choice_missed(best, ordered, usable)
+    faster = _faster_choice_missed(best, ordered, usable, host)
     if faster:
         reasons.append(faster)
     better = _better_but_dropped(best, ordered, host, request)
@@ -746,11 +758,27 @@ def describe_speed(speed: SpeedEstimate) -> str:
     )
 
 
-def _faster_choice_missed(best: _Judged, ordered: Sequence[_Judged], usable: float) -> str:
-    """When the choice is slower than usable, say so: nothing here reaches the speed."""
-    tps = best.candidate.decode_tps
+def _faster_choice_missed(
+    best: _Judged, ordered: Sequence[_Judged], usable: float, host: Host
+) -> str:
+    """When the choice is slower than usable, say so, and why it was chosen all the same."""
+    c = best.candidate
+    tps = c.decode_tps
     if tps is None or tps >= usable:
         return ""
+    if _precision(c.quantization, c.format, c.device or "cpu", host) < quant.GOOD_QUALITY:
+        return (
+            f"slow here: no candidate reaches {usable:g} tokens/s on this host and none of "
+            "4 bits or better fits, so the largest and most precise that fits was chosen"
+        )
+    fastest = max((j.candidate.decode_tps or 0.0 for j in ordered if j.candidate.kept), default=0.0)
+    if fastest >= usable:
+        # Only a candidate of fewer than 4 bits would reach it: quality was kept.
+        return (
+            f"slow here: only quantizations of fewer than 4 bits reach {usable:g} tokens/s "
+            "on this host, so 4 bits or better were kept and the fastest of those chosen "
+            "(a smaller model or --quantization trades that; --min-speed 0 prefers size)"
+        )
     return (
         f"slow here: no candidate reaches {usable:g} tokens/s on this host, so the fastest "
         "was chosen (--min-speed 0 prefers quality and size instead)"

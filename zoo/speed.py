@@ -6,13 +6,19 @@ that long before its compute does (batch 1, as a person chatting uses it):
     seconds per token = bytes read per token / (bandwidth × engine efficiency)
                         + the engine's fixed cost per token
     bytes read per token = weights × active share (MoE: activated_size / size)
-                           + the KV cache of a half-full context
+                           + the KV cache of a conversation so far (CHAT_TOKENS, at most
+                             half the planned context)
 
 Prefill (reading the prompt) is bound by compute: ``2 × active parameters`` FLOPs per token
 over the device's FLOP/s times the engine's efficiency. Bandwidths come from ``zoo.hardware``
 (data sheets for GPUs, a measurement for this machine's CPUs). Several GPUs: an engine that
 splits layers reads them one GPU after the other (one GPU's bandwidth); one that splits
-tensors reads them side by side (the sum).
+tensors reads them side by side (the sum, less TENSOR_PARALLEL_LOSS for the all-reduce
+between layers).
+
+The engines' ``decode_efficiency`` and ``token_overhead_s`` (``zoo.engine.Capabilities``) are
+fitted per engine by bench/speed_estimate.py; the KV cache share matters for long chats, not
+for these short ones, so its assumption is a typical conversation rather than the worst one.
 
 These are estimates for choosing (``zoo.resolve``'s usable-speed rule, ``--min-speed``) and
 for showing; bench/speed_estimate.py records their error against measured tokens/s.
@@ -31,6 +37,13 @@ from zoo.host import Host
 DEFAULT_MIN_SPEED = 8.0
 # The engine's share of peak FLOP/s while reading a prompt.
 PREFILL_EFFICIENCY = 0.4
+# Tokens already in the context when a typical answer is decoded (a few turns of chat): the
+# KV cache read per token. A half-full 8K context (the planned default) would count 4K tokens
+# of KV for every answer, more than a chat has, and penalise candidates with a large cache.
+CHAT_TOKENS = 2048
+# What tensor parallelism loses to the all-reduce between layers at batch 1 (vLLM's TP=2
+# decodes ~1.7x, not 2x, as fast as one GPU): the sum of bandwidths is scaled by this.
+TENSOR_PARALLEL_LOSS = 0.85
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,8 @@ def device_rates(host: Host, device: str, gpus: int, gpu_split: str) -> tuple[fl
         return None
     flops = sum(g.flops or 0.0 for g in used)
     if gpu_split == "tensor-parallel":
-        return sum(g.bandwidth or 0.0 for g in used), flops
+        total = sum(g.bandwidth or 0.0 for g in used)
+        return (total * TENSOR_PARALLEL_LOSS if len(used) > 1 else total), flops
     return min(g.bandwidth or 0.0 for g in used), flops
 
 
@@ -79,15 +93,20 @@ def estimate_speed(
     *,
     efficiency: float,
     token_overhead_s: float,
+    context_tokens: int | None = None,
 ) -> SpeedEstimate | None:
     """The estimate for weights of ``weights_bytes`` and a KV cache of ``kv_cache_bytes`` (the
-    whole planned context) on a device with ``rates``; None when the rates are unknown."""
+    whole planned context of ``context_tokens``) on a device with ``rates``; None when the
+    rates are unknown. Without ``context_tokens`` half the cache is counted."""
     if rates is None:
         return None
     bandwidth, flops = rates
     if bandwidth <= 0 or not math.isfinite(weights_bytes):
         return None
-    per_token = int(weights_bytes * active_share(spec) + kv_cache_bytes / 2)
+    kv_share = 0.5
+    if context_tokens and context_tokens > 0:
+        kv_share = min(0.5, CHAT_TOKENS / context_tokens)
+    per_token = int(weights_bytes * active_share(spec) + kv_cache_bytes * kv_share)
     seconds = per_token / (bandwidth * max(efficiency, 1e-3)) + max(token_overhead_s, 0.0)
     decode = 1.0 / seconds if seconds > 0 else math.inf
     prefill = None

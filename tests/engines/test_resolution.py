@@ -31,27 +31,40 @@ def plan_for(
     return with_command(plan, engines[plan.engine], hubs={})
 
 
-# (profile, model) -> (engine, format, quantization, device)
+# (profile, model) -> (engine, format, quantization, device), under the rule: a usable speed
+# (8 tokens/s, estimated) at 4 bits or better, then 4 bits or better (the fastest when none is
+# usable), then size, then precision. The comments give the estimates that decide.
 TABLE = [
     ("cpu-8g", "smollm2-135m-instruct", ("llamacpp", "ggufv2", "Q4_1", "cpu")),
-    ("cpu-8g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "q4_1", "cpu")),
-    # No BF16 on this CPU: F16 first (the card's guide), BF16 would fall back to FP32.
-    ("cpu-24g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "f16", "cpu")),
+    # One size (8B) at 20 GB/s: nothing reaches 8 tok/s (q4_0 ~2 tok/s): the fastest file of
+    # 4 bits or better (not the fastest of all, a 1-bit one).
+    ("cpu-8g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "q4_0", "cpu")),
+    # 40 GB/s: F16 (the most precise that fits) would decode at ~1 tok/s, q4_0 at ~4; only
+    # 1-bit files reach 8, and speed is never bought below 4 bits.
+    ("cpu-24g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "q4_0", "cpu")),
     ("cpu-24g", "seed-coder-8b-instruct", ("transformers", "pytorch", "none", "cpu")),
+    # No 36B file of 4 bits or better fits 19 GiB; below 4 bits none is usable either, so
+    # the largest and most precise that fits, as before (not the fastest 1-bit file).
     ("cpu-24g", "seed-oss", ("llamacpp", "ggufv2", "Q3_K_M", "cpu")),
-    # A CPU with AVX512-BF16/AMX gets the BF16 file.
-    ("cpu-64g-bf16", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "bf16", "cpu")),
+    # A CPU with AVX512-BF16/AMX at 150 GB/s: BF16 (~4 tok/s) and 8-bit (~7) are too slow,
+    # Q6_K (~10 tok/s) is the most precise usable one.
+    ("cpu-64g-bf16", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "q6_k_m", "cpu")),
     ("rtx4090-24g", "seed-coder-8b-instruct", ("vllm", "pytorch", "none", "cuda")),
     # GPTQ Int4 keeps 16-bit embeddings (4.6 bits: 19.3 GiB of weights), too much with a KV
-    # cache on 24 GB; the largest GGUF that fits on the GPU wins.
+    # cache on 24 GB; the largest GGUF that fits on the GPU wins (~40 tok/s).
     ("rtx4090-24g", "seed-oss", ("llamacpp", "ggufv2", "Q4_K_S", "cuda")),
     ("rtx4090-24g", "smollm2-135m-instruct", ("llamacpp", "ggufv2", "Q4_1", "cuda")),
     # 16 GiB T4: F16 does not fit; a hybrid 8-bit does, on the GPU.
     ("t4-16g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "f16_q8_0", "cuda")),
     ("h100-80g", "seed-oss", ("vllm", "pytorch", "none", "cuda")),
     ("h100-80g", "seed-coder-8b-reasoning", ("vllm", "pytorch", "none", "cuda")),
+    # 36B on an M2 Pro's 200 GB/s: no 4-bit file reaches 8 tok/s (MLX's 4-bit ~5, llama.cpp's
+    # IQ4_XS about the same): the fastest, MLX's by a hair (its engine reads Metal a little
+    # better); only 1-3-bit files would be usable.
     ("m2-32g", "seed-oss", ("mlx", "mlx", "4bit", "metal")),
-    ("m2-32g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "bf16", "metal")),
+    # 8B BF16 (~6 tok/s) misses 8 tok/s; BF16 with 8-bit weights (~8.4) is the most precise
+    # usable one.
+    ("m2-32g", "seed-coder-8b-reasoning", ("llamacpp", "ggufv2", "bf16_q8_0", "metal")),
     ("m2-32g", "smollm2-135m-instruct", ("llamacpp", "ggufv2", "Q4_1", "metal")),
 ]
 
@@ -297,7 +310,7 @@ def test_plan_json_shape(catalog, engines):
         options=LaunchOptions(port=8123, api_key="sk-secret"),
     )
     data = json.loads(json.dumps(plan.to_json()))
-    assert data["version"] == 2
+    assert data["version"] == 3
     assert data["kind"] == "llm"
     assert set(data) == {
         "version",
@@ -323,9 +336,12 @@ def test_plan_json_shape(catalog, engines):
         "command_env",
         "proxied",
         "proxy_command",
+        "speed",
+        "min_speed",
         "reasons",
         "candidates",
     }
+    assert data["min_speed"] == 8 and data["speed"]["decode_tokens_per_second"] > 8
     assert data["engine"] == "llamacpp" and data["sources"][0]["hub"] == "pypi"
     assert set(data["sources"][0]) == {"hub", "repo", "revision", "files", "reason"}
     assert set(data["memory"]) == {
@@ -352,13 +368,20 @@ def test_plan_json_shape(catalog, engines):
         "memory_bytes",
         "device",
         "hub",
+        "decode_tps",
+        "prefill_tps",
     }
 
 
 def test_candidates_for_engines_model(catalog, engines):
     listed = candidates(catalog, Request("seed-oss"), engines, BUILTIN_PROFILES["m2-32g"])
     kept = [c for c in listed if c.kept]
-    assert kept[0].engine == "mlx"
+    assert kept[0].engine == "mlx"  # the fastest 4-bit candidate (TABLE)
+    # Without the speed rule too: MLX is the natural choice on a Mac.
+    sized = candidates(
+        catalog, Request("seed-oss", min_speed=0), engines, BUILTIN_PROFILES["m2-32g"]
+    )
+    assert sized[0].engine == "mlx"
     assert {c.engine for c in kept} == {"mlx", "llamacpp"}
     assert all(not c.kept for c in listed[len(kept) :])
 

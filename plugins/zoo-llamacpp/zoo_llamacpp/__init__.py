@@ -47,6 +47,12 @@ class LlamaCppEngine(Engine):
         # llama.cpp spreads the layers over every visible GPU by itself (split mode "layer").
         gpu_split="layers",
         overhead_bytes=300 * 1024**2,
+        # Fitted by bench/speed_estimate.py on a 2-core x86 VM (bench/RESULTS.md): the tiny
+        # model's and SmolLM2's tokens/s give the server's fixed cost per token and the
+        # share of the measured RAM bandwidth it reads weights at (0.43 there, under other
+        # load; ~0.5-0.7 is typical of llama.cpp on GPUs, so one figure serves all devices).
+        decode_efficiency=0.45,
+        token_overhead_s=0.0001,
         runtime_module="xllamacpp",
         kinds=(LLM, EMBEDDING, RERANK),
         notes="GGUF everywhere: CPU, CUDA (all layers offloaded) and Metal.",

@@ -29,6 +29,11 @@ class MlxEngine(Engine):
         requirements=(f"mlx=={MLX_VERSION}", MLX_LM),
         preferred_on=("apple",),
         overhead_bytes=512 * 1024**2,
+        # Apple's unified memory read by Metal kernels, a lazy graph evaluated per token (not
+        # measured here: no Mac; llama.cpp's fitted share, a little above it as MLX is on
+        # Apple silicon, and a Python loop's fixed cost per token).
+        decode_efficiency=0.5,
+        token_overhead_s=0.002,
         runtime_module="mlx_lm",
         # mlx_lm.server has no context-length option (0.32.2): it uses the model's own.
         honours_context=False,
@@ -44,6 +49,9 @@ class MlxEngine(Engine):
             opt_in="mlx-cpu",
             variant="cpu",
             overhead_bytes=512 * 1024**2,
+            # MLX's CPU backend is far less tuned than its Metal one (not measured here).
+            decode_efficiency=0.3,
+            token_overhead_s=0.01,
             runtime_module="mlx_lm",
             honours_context=False,
             notes="MLX's CPU backend on Linux: opt in with ZOO_ENGINE_OPT_IN=mlx-cpu.",

