@@ -11,10 +11,8 @@ change it (CPU model, core count, RAM); ``ZOO_MEMORY_BANDWIDTH`` (GB/s) override
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -145,6 +143,9 @@ def measure_bandwidth(size: int = _PROBE_BYTES, repeats: int = _PROBE_REPEATS) -
     best of ``repeats`` rounds, each thread timed by its own CPU time so that other load on
     the machine does not lower the figure. ctypes calls release the GIL, so the threads run
     side by side; a single core reaches only a fraction of what all of them do on a server."""
+    import ctypes  # here, not at the top: only a measurement needs them (CLI start-up)
+    import threading
+
     threads = max(1, min(os.cpu_count() or 1, _PROBE_THREADS))
     share = max(size // threads, _PROBE_MIN_SHARE)
     try:
@@ -180,10 +181,10 @@ def measure_bandwidth(size: int = _PROBE_BYTES, repeats: int = _PROBE_REPEATS) -
 
 
 def _memchr() -> Any:
-    import ctypes.util
+    import ctypes
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-    scan = libc.memchr
+    # The running process's own symbols include libc's (Linux, macOS): no library search.
+    scan = ctypes.CDLL(None).memchr
     scan.restype = ctypes.c_void_p
     scan.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t)
     return scan

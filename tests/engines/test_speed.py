@@ -277,3 +277,12 @@ def test_min_speed_moves_the_bar(catalog: Catalog, engines: dict[str, Engine]) -
     assert patient.spec.size > usual.spec.size
     assert patient.speed is not None and patient.speed.decode_tokens_per_second >= 3
     assert patient.min_speed == 3
+
+
+def test_every_builtin_profile_carries_its_rates() -> None:
+    """Plans for the reference profiles (docs, `--host-profile`) always show a speed."""
+    for name, host in BUILTIN_PROFILES.items():
+        assert host.memory_bandwidth and host.cpu_flops, name
+        assert all(g.bandwidth and g.flops for g in host.gpus), name
+        again = Host.from_json(json.loads(json.dumps(host.to_json())))
+        assert again.memory_bandwidth == host.memory_bandwidth, name
