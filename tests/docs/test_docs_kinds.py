@@ -21,7 +21,7 @@ import pytest
 
 from zoo import kinds
 from zoo.catalog.catalog import load_catalog
-from zoo.catalog.model import Family
+from zoo.catalog.model import Family, context_label
 from zoo.docs import kind_sections, rst
 from zoo.docs.context import DocsContext, EngineInfo
 from zoo.docs.family_page import render_family
@@ -82,7 +82,7 @@ def test_an_embedding_page_states_its_vector_facts_and_no_llm_fields(
         assert rst_problems(page) == []
         assert ":Dimensions: 768\n" in page
         assert ":Matryoshka dimensions: 512, 256, 128, 64\n" in page
-        assert ":Max input tokens: 8,192 tokens\n" in page
+        assert ":Max input tokens: 8K tokens\n" in page
         assert ":Pooling: mean\n" in page
         # The trailing space of a prompt matters: it is shown inside quotes.
         assert ':Query prompt: ``"search_query: "``' in page
@@ -100,7 +100,7 @@ def test_a_rerank_page_has_the_curl_of_the_kinds_route_and_body(
     page = render_family(catalog[RERANKER], ctx)
     assert rst_problems(page) == []
     assert ":Reranker type: cross-encoder" in page
-    assert ":Max input tokens: 8,192 tokens" in page
+    assert ":Max input tokens: 8K tokens" in page
     (curl,) = [b for b in _blocks(page, "shell") if b.startswith("curl")]
     assert f"http://127.0.0.1:8080{kinds.KINDS['rerank'].main_route} " in curl
     body = json.loads(curl.split("-d '", 1)[1].rsplit("'", 1)[0])
@@ -204,7 +204,9 @@ def test_pages_state_every_fact_of_xinferences_embedding_and_rerank_pages(
                     assert f" parameters{MARK}\n" in page, family.name
                 if "embedding.pooling" in unverified:
                     assert re.search(rf"^:Pooling: \w+{re.escape(MARK)}$", page, re.M), family.name
-            assert f":Max input tokens: {entry['max_tokens']:,} tokens" in page, family.name
+            assert f":Max input tokens: {context_label(entry['max_tokens'])} tokens" in page, (
+                family.name
+            )
             for language in family.languages:
                 assert language in page.split(":Languages:", 1)[1].split("\n", 1)[0]
             for spec in entry["model_specs"]:
@@ -434,9 +436,9 @@ def test_the_index_and_kind_pages_show_kinds(
         for family in catalog.values():
             assert (f"<model-{family.name}>" in page) == (family.kind == kind), family.name
     row = pages["index.rst"].split(f"<model-{EMBEDDING}>`\n", 1)[1]
-    assert row.startswith("     - :ref:`embedding <kind-embedding>`\n")
+    assert row.startswith("     - :ref:`embedding model <kind-embedding>`\n")
     embedding = pages["kind-embedding.rst"].split(f"<model-{EMBEDDING}>`\n", 1)[1]
-    assert embedding.startswith("     - 768\n     - 512, 256, 128, 64\n     - 8,192\n")
+    assert embedding.startswith("     - 768\n     - 512, 256, 128, 64\n     - 8K\n")
 
 
 def test_the_matrix_says_which_kinds_each_engine_serves(

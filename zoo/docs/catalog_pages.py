@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from zoo import kinds
-from zoo.catalog.model import FORMATS, Family
+from zoo.catalog.model import FORMATS, Family, context_label
 from zoo.docs import rst
 from zoo.docs.context import DocsContext, EngineInfo
 from zoo.docs.family_page import ability_label, family_label
 from zoo.docs.kind_sections import kind_label, kind_plural, kind_title
+from zoo.docs.sizes import smallest_download
 
 INDEX_LABEL = "models-index"
 MATRIX_LABEL = "models-matrix"
@@ -49,29 +50,57 @@ def summary(description: str) -> str:
     return first
 
 
-def _family_rows(families: Sequence[Family], with_kind: bool) -> list[list[str]]:
+def _family_rows(families: Sequence[Family]) -> list[list[str]]:
     return [
         [
             rst.ref(f.name, family_label(f.name)),
-            *([rst.ref(f.kind, kind_label(f.kind))] if with_kind else []),
             ", ".join(f.abilities),
-            f"{f.context_length:,}",
+            context_label(f.context_length),
             rst.text(summary(f.description)) if f.description else "",
         ]
         for f in families
     ]
 
 
-def _family_table(families: Sequence[Family], with_kind: bool = False) -> str:
-    if with_kind:
-        return rst.list_table(
-            ["Model", "Kind", "Abilities", "Context", "Description"],
-            _family_rows(families, True),
-            "20 10 15 10 45",
-        )
+def sizes_words(family: Family) -> str:
+    """The family's parameter sizes, smallest first: "0.5B, 1.5B, 7B"."""
+    sizes = sorted({(s.size, s.size_label) for s in family.specs})
+    return ", ".join(f"{label}B" for _, label in sizes)
+
+
+def smallest_words(family: Family) -> str:
+    found = smallest_download(family)
+    if found is None:
+        return "—"
+    spec, quantization, download = found
+    return f"{rst.text(download.words())} ({rst.literal(quantization)}, {spec.size_label}B)"
+
+
+def _index_table(families: Sequence[Family]) -> str:
+    """The models index: what a reader picks a model by, one row per family."""
+    rows = [
+        [
+            rst.ref(f.name, family_label(f.name)),
+            rst.ref(kind_title(f.kind), kind_label(f.kind)),
+            sizes_words(f),
+            ", ".join(rst.literal(fmt) for fmt in f.formats),
+            smallest_words(f),
+            context_label(f.context_length),
+            rst.text(summary(f.description)) if f.description else "",
+        ]
+        for f in families
+    ]
+    return rst.list_table(
+        ["Model", "Kind", "Sizes", "Formats", "Smallest download", "Context", "Description"],
+        rows,
+        "16 10 10 14 12 8 30",
+    )
+
+
+def _family_table(families: Sequence[Family]) -> str:
     return rst.list_table(
         ["Model", "Abilities", "Context", "Description"],
-        _family_rows(families, False),
+        _family_rows(families),
         "20 20 10 50",
     )
 
@@ -117,7 +146,11 @@ def render_index(
             "By ability (language models): "
             + (", ".join(rst.ref(a, ability_label(a)) for a in abilities) or "none")
             + ".\n",
-            _family_table(families, with_kind=True),
+            (
+                "*Smallest download* is the smallest quantization's files (estimated where "
+                'marked "~"); *Context* is the longest the family takes.\n'
+            ),
+            _index_table(families),
             "\n".join(toctree) + "\n",
         ]
     )
@@ -197,7 +230,7 @@ def _kind_table(kind: str, members: Sequence[Family]) -> str:
                 rst.ref(f.name, family_label(f.name)),
                 f"{f.embedding.dimensions:,}" if f.embedding else "",
                 ", ".join(str(d) for d in f.embedding.matryoshka_dimensions) if f.embedding else "",
-                f"{f.context_length:,}",
+                context_label(f.context_length),
                 _languages(f),
                 rst.text(summary(f.description)) if f.description else "",
             ]
@@ -213,7 +246,7 @@ def _kind_table(kind: str, members: Sequence[Family]) -> str:
             [
                 rst.ref(f.name, family_label(f.name)),
                 rst.text((f.rerank.type if f.rerank else "") or ""),
-                f"{f.context_length:,}",
+                context_label(f.context_length),
                 _languages(f),
                 rst.text(summary(f.description)) if f.description else "",
             ]

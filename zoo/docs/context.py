@@ -122,6 +122,9 @@ class DocsContext:
     """Engines (sorted by name) and how to name and link each hub."""
 
     engines: tuple[EngineInfo, ...] = ()
+    # The engines themselves, by name, for resolution on the reference hosts
+    # (``zoo.docs.host_fit``); empty: pages leave that table out.
+    runtime_engines: Mapping[str, Engine] = field(default_factory=dict)
     hub_names: Mapping[str, str] = field(default_factory=dict)
     # hub -> function(repo) -> URL or None; hubs without one use the fallbacks above.
     hub_urls: Mapping[str, Callable[[str], str | None]] = field(default_factory=dict)
@@ -134,6 +137,7 @@ class DocsContext:
         hubs = get_hubs(pm)
         return cls(
             engines=tuple(EngineInfo.from_engine(engines[name]) for name in sorted(engines)),
+            runtime_engines={name: engines[name] for name in sorted(engines)},
             hub_names={name: hub.display_name or name for name, hub in hubs.items()},
             hub_urls={name: hub.web_url for name, hub in hubs.items()},
         )

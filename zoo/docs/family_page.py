@@ -20,18 +20,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zoo import kinds
-from zoo.catalog.model import Disputed, Family, Source, Spec, format_size
+from zoo.catalog.model import Disputed, Family, Source, Spec, context_label, format_size
 from zoo.docs import rst
 from zoo.docs.context import DocsContext, EngineInfo
+from zoo.docs.host_fit import HOST_WORDS, host_fits
 from zoo.docs.kind_sections import (
     UNVERIFIED_NOTE,
     kind_fields,
+    kind_label,
     kind_plural,
+    kind_title,
     unverified_family_facts,
     usage_section,
 )
-from zoo.memory import GIB, estimate, gib
+from zoo.docs.sizes import bytes_words, spec_downloads
+from zoo.memory import estimate, gib
 from zoo.quantization import info
+from zoo.speed import tokens_per_second
 
 # Memory on the pages is for this much context (or the family's maximum, if smaller): enough
 # for a chat, and a figure a user can compare with their GPU or RAM.
@@ -67,27 +72,189 @@ def ability_label(ability: str) -> str:
 
 
 def render_family(family: Family, ctx: DocsContext) -> str:
-    """The RST page of ``family``; the same input always gives the same text."""
+    """The RST page of ``family``; the same input always gives the same text.
+
+    What a newcomer asks comes first: the command to try it, one table of every spec and
+    quantization with its download, memory and engines, the sampling defaults and what runs
+    on a few reference machines; then each spec in detail, then the internal facts (stop
+    tokens, architectures, chat template) under "Details".
+    """
     parts = [
         rst.label_line(family_label(family.name)),
         rst.heading(family.name, "=", overline=True),
     ]
     if family.description:
         parts.append(rst.text(family.description) + "\n")
-    parts.append(_family_fields(family) if _is_llm(family) else _pooling_fields(family))
+    parts.append(_try_it(family))
+    parts.append(_summary_fields(family))
+    parts.append(_summary_table(family, ctx))
+    generation = _generation_section(family)
+    if generation:
+        parts.append(generation)
+    hosts = _hosts_section(family, ctx)
+    if hosts:
+        parts.append(hosts)
     if family.fim is not None and _is_llm(family):
         parts.append(_fim_section(family))
     if not _is_llm(family):
         served = any(family.kind in e.kinds() for e in ctx.engines)
         parts.append(usage_section(family, served))
     parts.append(rst.heading("Specifications", "-"))
-    parts.append(_memory_note(family))
     for index, spec in enumerate(family.specs, start=1):
         parts.append(_spec_section(family, spec, index, ctx))
+    parts.append(_details_section(family))
     notes = _notes_section(family, "\n".join(parts))
     if notes:
         parts.append(notes)
     return "\n".join(parts)
+
+
+def run_command(family: Family) -> str:
+    """The one command to try the model: ``zoo run`` chats with a language model; other
+    kinds are served (``zoo launch``) and called through their route."""
+    return f"zoo run {family.name}" if _is_llm(family) else f"zoo launch {family.name}"
+
+
+def _try_it(family: Family) -> str:
+    if _is_llm(family):
+        intro = (
+            "Talk to it in the terminal (zoo picks the spec, quantization and engine that run "
+            "best on your machine, downloads it and starts it):\n"
+        )
+    else:
+        intro = "Serve it (zoo picks the spec, quantization and engine for your machine):\n"
+    return intro + "\n" + rst.code_block(run_command(family), "shell")
+
+
+def _summary_fields(family: Family) -> str:
+    context_name = "Context length" if _is_llm(family) else "Max input tokens"
+    rows = [
+        ("Kind", rst.ref(kind_title(family.kind), kind_label(family.kind))),
+        (context_name, f"{context_label(family.context_length)} tokens"),
+    ]
+    if _is_llm(family):
+        rows.append(
+            ("Abilities", ", ".join(rst.ref(a, ability_label(a)) for a in family.abilities))
+        )
+    else:
+        rows.extend(row for row in kind_fields(family) if row[0] != "Kind")
+    rows += [
+        ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
+        ("License", rst.text(family.license or "")),
+        ("Homepage", rst.link(family.homepage, family.homepage) if family.homepage else ""),
+    ]
+    return rst.field_list(_disputed(family, rows))
+
+
+def _summary_table(family: Family, ctx: DocsContext) -> str:
+    """Every spec and quantization in one table: download, memory, engines."""
+    context = min(family.context_length, DOCS_CONTEXT_TOKENS)
+    kind = family.kind
+    rows = []
+    for index, spec in enumerate(family.specs, start=1):
+        downloads = spec_downloads(spec)
+        title = f"{spec.format}, {spec.size_label}B"
+        if spec.activated_size is not None:
+            title += f" ({format_size(spec.activated_size)}B active)"
+        # Smallest first, as ``zoo show`` lists them: the first row that fits is the pick.
+        for quant in sorted(spec.quantizations, key=lambda q: downloads[q].bytes):
+            download = downloads[quant]
+            file_bytes = download.bytes if download.recorded else None
+            memory = estimate(family, spec, quant, context, DOCS_OVERHEAD_BYTES, file_bytes)
+            engines = [
+                e.display_name + (" (experimental)" if e.experimental(spec.format) else "")
+                for e in ctx.engines
+                if e.runs(spec.format, quant, kind)
+            ]
+            rows.append(
+                [
+                    rst.ref(title, _spec_label(family, index)),
+                    rst.literal(quant),
+                    download.words(),
+                    bytes_words(memory.total_bytes),
+                    ", ".join(engines) or "—",
+                ]
+            )
+    table = rst.list_table(
+        ["Spec", "Quantization", "Download", "Est. memory", "Engines"], rows, "25 15 15 15 30"
+    )
+    return "\n".join([rst.heading("Specs at a glance", "-"), _memory_note(family), table])
+
+
+def _generation_section(family: Family) -> str:
+    """The sampling defaults ``zoo run`` sends, as the model card gives them."""
+    generation = family.generation
+    if generation is None:
+        return ""
+    fields = [(name, rst.literal(str(value))) for name, value in generation.options().items()]
+    if generation.system_prompt:
+        fields.append(("system prompt", rst.text(generation.system_prompt)))
+    if not fields:
+        return ""
+    source = (
+        f" ({rst.link('source', generation.source)})"
+        if generation.source and generation.source.startswith(("https://", "http://"))
+        else ""
+    )
+    return "\n".join(
+        [
+            rst.heading("Generation defaults", "-"),
+            f"``zoo run`` sends these unless you set others; they are the model card's{source}:\n",
+            rst.field_list(fields),
+        ]
+    )
+
+
+def _hosts_section(family: Family, ctx: DocsContext) -> str:
+    """What the automatic choice would run on a few reference machines."""
+    fits = host_fits(family, ctx)
+    if not fits:
+        return ""
+    rows = []
+    for fit in fits:
+        host = f"{rst.literal(fit.profile)} ({rst.text(HOST_WORDS.get(fit.profile, ''))})"
+        best = fit.best
+        if best is None:
+            rows.append([host, "does not run here: " + rst.text(fit.reason), "—", "—"])
+            continue
+        choice = (
+            f"{rst.literal(best.quantization)} {rst.text(best.format)} "
+            f"{format_size(best.size)}B with {rst.text(ctx_engine_name(ctx, best.engine))}"
+            f" on {_DEVICE_WORDS.get(best.device or '', 'an unknown device')}"
+        )
+        memory = bytes_words(best.memory_bytes) if best.memory_bytes is not None else "?"
+        rows.append([host, choice, memory, rst.text(tokens_per_second(best.decode_tps))])
+    header = ["Machine", "Choice", "Est. memory", "Est. speed"]
+    if not _is_llm(family):
+        # Decoding speed says nothing about a model that reads its input and answers once.
+        header, rows = header[:3], [row[:3] for row in rows]
+    return "\n".join(
+        [
+            rst.heading("Where it runs", "-"),
+            (
+                "What ``zoo run`` and ``zoo launch`` would choose on a few reference machines "
+                "(``--host-profile``), with the memory that engine needs (its own overhead, "
+                "so it can differ from the table above)"
+                + (" and the estimated decoding speed" if _is_llm(family) else "")
+                + f" for {context_label(min(family.context_length, DOCS_CONTEXT_TOKENS))} "
+                "tokens; ``zoo show`` and ``zoo launch --dry-run`` say it for your machine.\n"
+            ),
+            rst.list_table(header, rows),
+        ]
+    )
+
+
+_DEVICE_WORDS = {"cpu": "the CPU", "cuda": "the GPU", "metal": "the GPU (Metal)"}
+
+
+def ctx_engine_name(ctx: DocsContext, name: str) -> str:
+    return next((e.display_name for e in ctx.engines if e.name == name), name)
+
+
+def _details_section(family: Family) -> str:
+    """The facts engines and zoo use, that a reader rarely needs: after the specs."""
+    fields = _family_fields(family) if _is_llm(family) else _pooling_fields(family)
+    return rst.heading("Details", "-") + "\n" + fields
 
 
 def _unverified(marked: bool) -> str:
@@ -161,13 +328,8 @@ def _pooling_fields(family: Family) -> str:
             family,
             [
                 ("Model name", rst.literal(family.name)),
-                *kind_fields(family),
-                ("Max input tokens", f"{family.context_length:,} tokens"),
-                ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
                 ("Formats", ", ".join(rst.literal(f) for f in family.formats)),
                 ("Architectures", ", ".join(rst.literal(a) for a in family.architectures)),
-                ("License", rst.text(family.license or "")),
-                ("Homepage", rst.link(family.homepage, family.homepage) if family.homepage else ""),
             ],
         )
     )
@@ -181,22 +343,13 @@ def _family_fields(family: Family) -> str:
             for tag in (family.reasoning_start_tag, family.reasoning_end_tag)
             if tag
         )
-    homepage = rst.link(family.homepage, family.homepage) if family.homepage else ""
     return rst.field_list(
         _disputed(
             family,
             [
                 ("Model name", rst.literal(family.name)),
-                ("Context length", f"{family.context_length:,} tokens"),
-                ("Languages", ", ".join(rst.text(lang) for lang in family.languages)),
-                (
-                    "Abilities",
-                    ", ".join(rst.ref(a, ability_label(a)) for a in family.abilities),
-                ),
                 ("Formats", ", ".join(rst.literal(f) for f in family.formats)),
                 ("Architectures", ", ".join(rst.literal(a) for a in family.architectures)),
-                ("License", rst.text(family.license or "")),
-                ("Homepage", homepage),
                 ("Tool-call parser", rst.literal(family.tool_parser) if family.tool_parser else ""),
                 ("Reasoning tags", reasoning),
                 ("Stop strings", ", ".join(rst.literal(s) for s in family.stop)),
@@ -393,9 +546,9 @@ def _quantization_table(
     engines: tuple[EngineInfo, ...],
     ctx: DocsContext,
 ) -> str:
-    """One row per quantization: memory, and per hub whatever differs between rows."""
-    context = min(family.context_length, DOCS_CONTEXT_TOKENS)
-    header = ["Quantization", "Weights", "Est. memory"]
+    """One row per quantization with whatever differs between rows: engines, each hub's
+    repository and files (sizes and memory are in the summary table); none if nothing does."""
+    header = ["Quantization"]
     kind = family.kind
     per_engine = len(
         {tuple(e.runs(spec.format, q, kind) for e in engines) for q in spec.quantizations}
@@ -427,12 +580,7 @@ def _quantization_table(
 
     rows = []
     for quant in spec.quantizations:
-        memory = estimate(family, spec, quant, context, DOCS_OVERHEAD_BYTES)
-        row = [
-            rst.literal(quant),
-            _bytes_words(memory.weights_bytes),
-            _bytes_words(memory.total_bytes),
-        ]
+        row = [rst.literal(quant)]
         if show_engines:
             row.append(
                 ", ".join(e.display_name for e in engines if e.runs(spec.format, quant, kind))
@@ -449,6 +597,8 @@ def _quantization_table(
             files = view.source.files_for(quant) if quant in view.repos else ()
             row.append(rst.line_block([rst.literal(f) for f in files]) if files else "—")
         rows.append(row)
+    if len(header) == 1:
+        return ""
     return rst.list_table(header, rows)
 
 
@@ -456,24 +606,23 @@ def _files_unverified(source: Source) -> bool:
     return any(f in _SHOWN_IN_TABLE for f in source.unverified)
 
 
-def _bytes_words(n: int) -> str:
-    """GiB with one decimal; below 1 GiB in MiB, so small models' quantizations differ."""
-    return gib(n) if n >= GIB else f"{round(n / 1024**2):,} MiB"
-
-
 def _memory_note(family: Family) -> str:
-    context = min(family.context_length, DOCS_CONTEXT_TOKENS)
+    context = context_label(min(family.context_length, DOCS_CONTEXT_TOKENS))
+    download = (
+        "*Download* is what the hub's files take, as recorded in the catalog's lock, or "
+        'estimated from the size and bits per weight where marked "~"; '
+    )
     if not _is_llm(family):
         return (
-            "In the tables below, *Weights* is the estimated download size and *Est. memory* "
-            f"adds zoo's working allowance for {context:,} tokens of input (estimated like a "
+            download + "*Est. memory* adds to the weights "
+            f"zoo's working allowance for {context} tokens of input (estimated like a "
             "language model's KV cache, so it errs on the large side) and "
             f"{gib(DOCS_OVERHEAD_BYTES)} of engine overhead; ``zoo launch --dry-run`` shows "
             "the estimate for your machine.\n"
         )
     return (
-        "In the tables below, *Weights* is the estimated download size and *Est. memory* "
-        f"adds the KV cache for {context:,} tokens of context and {gib(DOCS_OVERHEAD_BYTES)} "
+        download + "*Est. memory* adds to the weights "
+        f"the KV cache for {context} tokens of context and {gib(DOCS_OVERHEAD_BYTES)} "
         "of engine overhead; ``zoo launch --dry-run`` shows the estimate for your machine "
         "and context.\n"
     )
@@ -519,7 +668,8 @@ def _launch_section(family: Family, spec: Spec, engines: tuple[EngineInfo, ...])
         else f"serves {kind_plural(family.kind)} in this format"
     )
     intro = (
-        "Launch it with one of the engines (pick another quantization from the table):\n"
+        "Launch this spec with one of the engines (*Specs at a glance* above compares its "
+        "quantizations):\n"
         if engines
         else f"Launch it (zoo picks an engine once one that {what} is installed):\n"
     )

@@ -14,6 +14,11 @@ Settings (``conf.py``):
 - ``zoo_use_plugins``: read engine capabilities and hub links from installed plugins
   (default ``True``); ``False`` renders pages without engine data.
 
+The extension also turns off docutils' smart quotes (``smartquotes = False``): the pages name
+command-line options in running text, and ``--model`` must never print as "–model", a dash
+a reader cannot paste into a shell. And it ranks search results with
+``zoo.docs.search_rank`` (model pages first) unless ``html_search_scorer`` is set.
+
 Directives: ``.. zoo-spec-reference::`` (every spec-file field, from the JSON Schema) and
 ``.. zoo-cli-reference::`` (every command, from the typer app).
 """
@@ -113,11 +118,28 @@ class CliReference(_GeneratedRst):
         return render_cli_reference()
 
 
+def rank_model_pages(app: Sphinx) -> None:
+    """``builder-inited``: zoo's search scorer, unless the site has its own."""
+    if app.config.html_search_scorer:
+        return
+    from zoo.docs.search_rank import write_scorer
+
+    scorer = write_scorer(Path(app.doctreedir), app.config.zoo_models_dir)
+    app.config.html_search_scorer = str(scorer)
+
+
+def _no_smart_quotes(app: Sphinx, config: Any) -> None:
+    """``config-inited``: options stay as typed (``--model``, not an en dash)."""
+    config.smartquotes = False
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("config-inited", _no_smart_quotes)
     app.add_config_value("zoo_catalog_paths", None, "env", [list, type(None)])
     app.add_config_value("zoo_models_dir", "models", "env", [str])
     app.add_config_value("zoo_use_plugins", True, "env", [bool])
     app.connect("builder-inited", generate_model_pages)
+    app.connect("builder-inited", rank_model_pages)
     app.add_directive("zoo-spec-reference", SpecReference)
     app.add_directive("zoo-cli-reference", CliReference)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
