@@ -375,9 +375,21 @@ class LaunchCommand(TyperCommand):
     to the engine untouched)."""
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        from zoo.errors import UsageError
+
         end = args.index("--") if "--" in args else len(args)
-        ours = ["--explain-all" if a == "--explain=all" else a for a in args[:end]]
-        return super().parse_args(ctx, [*ours, *args[end:]])
+        ours = ["--explain-all" if a.lower() == "--explain=all" else a for a in args[:end]]
+        rest = super().parse_args(ctx, [*ours, *args[end:]])
+        # Extra words reach the engine only after `--`: a stray one before it (`--explain
+        # all`, a typo) is a mistake, not an engine argument.
+        after = max(len(args) - end - 1, 0)
+        stray = ctx.args[: len(ctx.args) - after]
+        if stray:
+            raise UsageError(
+                f"unexpected argument {stray[0]!r}",
+                hint="engine arguments go after `--`, e.g. zoo launch MODEL -- --threads 4",
+            )
+        return rest
 
 
 def register(app: typer.Typer) -> None:
