@@ -180,35 +180,66 @@ def describe_download(plan: Plan, *, hubs: Mapping[str, Hub] | None = None) -> F
     return describe_plan(plan, hubs=hubs if hubs is not None else _hubs())
 
 
-def running_instance(plan: Plan, request: Request) -> Instance | None:
-    """A ready instance of the plan's model that serves what ``request`` asked for, if any:
-    the same family, and the engine, format, quantization and port where the request or its
-    options named them (an automatic choice matches whatever is running), and the size where
-    one was asked."""
+def instances_of(plan: Plan, request: Request) -> list[Instance]:
+    """The running instances of what ``request`` asks for, newest first: the plan's family,
+    and the engine, format, quantization, size and context where the request named them (an
+    automatic choice matches whatever runs). The one rule for "this model is running", for
+    ``zoo launch`` and ``zoo run`` alike."""
     from zoo import quantization as quant
     from zoo.errors import ZooError
     from zoo.runtime import state
 
+    if request.context_length is not None:
+        return []  # instances do not record the context they were given
     several_sizes = len({s.size for s in plan.family.specs}) > 1
     try:
         instances = state.list_instances()
     except ZooError:  # an unreadable state folder: the launch itself reports it
-        return None
-    port = plan.options.port
-    for inst in reversed(instances):  # the newest first
+        return []
+    return [
+        inst
+        for inst in reversed(instances)
+        if inst.status == "running"
+        and inst.model == plan.family.name
+        and request.engine in (None, inst.engine)
+        and request.format in (None, inst.format)
+        and (request.quantization is None or quant.same(request.quantization, inst.quantization))
+        and (request.size is None or _same_size(request.size, inst.size, several_sizes))
+    ]
+
+
+def running_instance(plan: Plan, request: Request) -> Instance | None:
+    """A running instance of what ``request`` asks (``instances_of``) that also serves as the
+    launch options ask: the port and address where given, the served name, no engine
+    arguments of its own, and the same API key (checked by asking the instance with it: the
+    key is never stored) or none on either side. Else None: the launch starts a new one."""
+    options = plan.options
+    for inst in instances_of(plan, request):
         if (
-            inst.status == "running"
-            and inst.model == plan.family.name
-            and request.engine in (None, inst.engine)
-            and request.format in (None, inst.format)
-            and (
-                request.quantization is None or quant.same(request.quantization, inst.quantization)
-            )
-            and port in (None, inst.port)
-            and (request.size is None or _same_size(request.size, inst.size, several_sizes))
+            options.port in (None, inst.port)
+            and options.host == inst.host
+            and options.served_name in (None, inst.served_name)
+            and not options.extra_args
+            and _same_key(inst, options.api_key)
         ):
             return inst
     return None
+
+
+def _same_key(inst: Instance, api_key: str | None) -> bool:
+    if api_key is None or not inst.api_key:
+        return api_key is None and not inst.api_key
+    import httpx
+
+    try:
+        answer = httpx.get(
+            f"{inst.endpoint}/models",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=3.0,
+        )
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
 
 
 def _same_size(asked: float, running: float | None, several_sizes: bool) -> bool:

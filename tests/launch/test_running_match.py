@@ -4,7 +4,9 @@ record reads "running" as a real one does)."""
 
 from __future__ import annotations
 
+import http.server
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -34,6 +36,7 @@ def record(
     quantization: str,
     port: int,
     size: float | None = None,
+    api_key: bool = False,
 ) -> None:
     state.add(
         state.Instance(
@@ -51,7 +54,7 @@ def record(
             log_path="/dev/null",
             started_at=time.time(),
             detached=True,
-            api_key=False,
+            api_key=api_key,
             size=size,
         )
     )
@@ -91,3 +94,58 @@ def test_a_dead_instance_is_not_running(server: subprocess.Popen[bytes]) -> None
     server.kill()
     server.wait()
     assert running(Request(model="qwen3")) is None
+
+
+def test_the_launch_options_must_match_how_it_serves(server: subprocess.Popen[bytes]) -> None:
+    record(server, "qwen3", "Q4_K_M", 8100)
+    asked = Request(model="qwen3")
+
+    def with_options(**options: object) -> state.Instance | None:
+        profile = load_host_profile("cpu-24g")
+        plan = launch.plan(asked, LaunchOptions(**options), host=profile)  # type: ignore[arg-type]
+        return launch.running_instance(plan, asked)
+
+    assert with_options() is not None
+    assert with_options(host="0.0.0.0") is None  # asked public, it listens on loopback
+    assert with_options(api_key="k") is None  # asked for a key, it wants none
+    assert with_options(served_name="other") is None
+    assert with_options(extra_args=("--threads", "1")) is None
+    # A context asked is not recorded, so it cannot be told: a new one is started.
+    assert running(Request(model="qwen3", context_length=2048)) is None
+
+
+class _KeyedModels(http.server.BaseHTTPRequestHandler):
+    """/v1/models that answers 200 to the key "right" only, as a keyed engine does."""
+
+    def do_GET(self) -> None:
+        ok = self.headers.get("Authorization") == "Bearer right"
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_keyed_instance_is_the_same_only_for_the_key_it_takes(
+    server: subprocess.Popen[bytes],
+) -> None:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeyedModels)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        record(server, "qwen3", "Q4_K_M", port, api_key=True)
+        asked = Request(model="qwen3")
+        profile = load_host_profile("cpu-24g")
+
+        def with_key(key: str | None) -> state.Instance | None:
+            plan = launch.plan(asked, LaunchOptions(api_key=key), host=profile)
+            return launch.running_instance(plan, asked)
+
+        assert with_key("right") is not None
+        assert with_key("wrong") is None
+        assert with_key(None) is None  # it wants a key the launch would not give clients
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from zoo.plan import Plan
     from zoo.resolve import Request
     from zoo.runtime.launcher import Running
-    from zoo.runtime.state import Instance
 
 Say = Callable[[str], None]
 API_KEY_ENV = "ZOO_API_KEY"
@@ -72,7 +71,7 @@ def open_endpoint(request: Request, *, constrained: bool, say: Say = _stderr) ->
             "model: zoo run talks to language models",
             hint=f"serve it with `zoo launch {family.name}`",
         )
-    found = _running_instance(plan, constrained=constrained, say=say)
+    found = _running_instance(plan, request, say=say)
     if found is None and not constrained:
         found = _gateway(family)
     if found is not None:
@@ -82,16 +81,13 @@ def open_endpoint(request: Request, *, constrained: bool, say: Say = _stderr) ->
         yield endpoint
 
 
-def _running_instance(plan: Plan, *, constrained: bool, say: Say) -> Endpoint | None:
+def _running_instance(plan: Plan, request: Request, *, say: Say) -> Endpoint | None:
+    from zoo import launch
     from zoo.chat.client import ChatClient
-    from zoo.runtime import state
 
     env_key = os.environ.get(API_KEY_ENV) or None
-    for instance in reversed(state.list_instances()):  # the newest first
-        if instance.model != plan.family.name or instance.status != "running":
-            continue
-        if constrained and not _matches(instance, plan):
-            continue
+    # The launch's own rule for "this model runs" (family, and what the request named).
+    for instance in launch.instances_of(plan, request):
         if instance.api_key and env_key is None:
             say(
                 f"zoo run: instance {instance.id} of {instance.model} wants an API key "
@@ -109,14 +105,6 @@ def _running_instance(plan: Plan, *, constrained: bool, say: Say) -> Endpoint | 
                     api_key=key,
                 )
     return None
-
-
-def _matches(instance: Instance, plan: Plan) -> bool:
-    return (instance.engine, instance.quantization, instance.format) == (
-        plan.engine,
-        plan.quantization,
-        plan.spec.format,
-    )
 
 
 def _gateway(family: Family) -> Endpoint | None:
@@ -147,10 +135,9 @@ def _launched(plan: Plan, say: Say) -> Iterator[Endpoint]:
         from zoo.errors import NotFoundError
 
         raise NotFoundError(f"engine {plan.engine!r} is not installed")
-    say(
-        f"zoo run: starting {plan.family.name} ({plan.engine}, {plan.spec.format} "
-        f"{plan.quantization}) for this chat; it stops when the chat ends"
-    )
+    # The one line `zoo launch` says before a download, then that this instance is the chat's.
+    say(launch.plan_line(plan, engines=engines))
+    say(f"zoo run: starting {plan.family.name} for this chat; it stops when the chat ends")
     files = launch.model_files(plan, launch.fetch(plan))
     launch.prepare_environment(plan, say)
     running = launcher.start_instance(plan, engines[plan.engine], files, say=_quiet(say), tied=True)

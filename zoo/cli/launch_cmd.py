@@ -173,7 +173,7 @@ def launch(
     if running is not None:
         from zoo.runtime.launcher import running_banner
 
-        typer.echo(running_banner(running))
+        typer.echo(running_banner(running, plan.family))
         return
     launching.run(plan)
 

@@ -29,6 +29,7 @@ from zoo.runtime.invocation import Invocation, ModelFiles, invocation
 from zoo.runtime.process import ServerError
 
 if TYPE_CHECKING:
+    from zoo.catalog.model import Family
     from zoo.engine import Engine
     from zoo.plan import Plan
 
@@ -281,10 +282,11 @@ def banner(running: Running) -> str:
         f"{inst.model} ({inst.engine}, {inst.format} {inst.quantization}) is ready "
         f"after {running.ready_s:.1f} s  [instance {inst.id}]"
     )
-    return "\n".join([heading, *_endpoint_lines(inst)])
+    family = running.invocation.context.family if running.invocation else None
+    return "\n".join([heading, *_endpoint_lines(inst, family)])
 
 
-def running_banner(inst: state.Instance) -> str:
+def running_banner(inst: state.Instance, family: Family | None = None) -> str:
     """What ``zoo launch`` prints for a model that is already running, instead of starting it
     again: the same endpoint lines as a fresh start, and how to get a second one."""
     heading = (
@@ -292,20 +294,40 @@ def running_banner(inst: state.Instance) -> str:
         f"[instance {inst.id}]"
     )
     hint = f"  (--new starts another instance; `zoo stop {inst.id}` stops this one)"
-    return "\n".join([heading, *_endpoint_lines(inst), hint])
+    return "\n".join([heading, *_endpoint_lines(inst, family), hint])
 
 
-def _endpoint_lines(inst: state.Instance) -> list[str]:
+# The question the banner's curl asks a language model.
+TRY_QUESTION = "What is the capital of France?"
+
+
+def try_body(inst: state.Instance, family: Family | None) -> dict[str, object]:
+    """The request the banner's curl sends: the kind's example, and for a language model whose
+    spec has generation defaults, a question asked with them (the system prompt and sampling
+    the card recommends), so the first thing a user pastes gets a sensible answer."""
+    model_kind = kinds.KINDS.get(inst.kind, kinds.KINDS[kinds.LLM])
+    defaults = family.generation if family is not None and inst.kind == kinds.LLM else None
+    if defaults is None:
+        return {"model": inst.served_name, **model_kind.example}
+    messages = [{"role": "user", "content": TRY_QUESTION}]
+    if defaults.system_prompt:
+        messages.insert(0, {"role": "system", "content": defaults.system_prompt})
+    return {"model": inst.served_name, "messages": messages, **defaults.options()}
+
+
+def _endpoint_lines(inst: state.Instance, family: Family | None = None) -> list[str]:
+    import shlex
+
     auth = ' -H "Authorization: Bearer $ZOO_API_KEY"' if inst.api_key else ""
     host = process.url_host(inst.host)
     model_kind = kinds.KINDS.get(inst.kind, kinds.KINDS[kinds.LLM])
-    body = json.dumps({"model": inst.served_name, **model_kind.example})
+    body = json.dumps(try_body(inst, family), ensure_ascii=False)
     return [
         f"  endpoint: http://{host}:{inst.port}/v1",
         f"  model:    {inst.served_name}",
         (
             f"  try:      curl http://{host}:{inst.port}{model_kind.main_route}"
-            f" -H 'Content-Type: application/json'{auth} -d '{body}'"
+            f" -H 'Content-Type: application/json'{auth} -d {shlex.quote(body)}"
         ),
     ]
 
