@@ -154,3 +154,24 @@ def test_model_completions() -> None:
     assert "qwen3:30b-a3b" in tags and "qwen3:q4_k_m" in tags
     assert all(t.startswith("qwen3:") for t in tags)
     assert model_completions("QWEN3:235") == ["qwen3:235b-a22b"]
+
+
+def test_the_standard_protocol_without_the_completion_word() -> None:
+    """`eval "$(_ZOO_COMPLETE=source_bash zoo)"`, as click documents it, works too."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    zoo = Path(sys.executable).with_name("zoo")
+    env = {**os.environ, "_ZOO_COMPLETE": "source_bash"}
+    script = subprocess.run([str(zoo)], env=env, capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0 and "_zoo_completion()" in script.stdout
+    env = {
+        **os.environ,
+        "_ZOO_COMPLETE": "complete_bash",
+        "COMP_WORDS": "zoo launch smollm2-135",
+        "COMP_CWORD": "2",
+    }
+    names = subprocess.run([str(zoo)], env=env, capture_output=True, text=True, timeout=60)
+    assert "smollm2-135m-instruct" in names.stdout.split()

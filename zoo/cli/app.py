@@ -146,6 +146,10 @@ BROKEN_PIPE = 1
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run one command line and exit with its status; every error is reported here."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args and os.environ.get("_ZOO_COMPLETE"):
+        # The shell's completion protocol without the `completion` word (the standard
+        # `eval "$(_ZOO_COMPLETE=source_bash zoo)"`): answered by that command.
+        args = ["completion"]
     # Words after `--` go to the engine's server unchanged: a `--json` there is not zoo's.
     ours = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in ours or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
