@@ -436,7 +436,7 @@ def test_the_index_and_kind_pages_show_kinds(
         for family in catalog.values():
             assert (f"<model-{family.name}>" in page) == (family.kind == kind), family.name
     row = pages["index.rst"].split(f"<model-{EMBEDDING}>`\n", 1)[1]
-    assert row.startswith("     - :ref:`embedding model <kind-embedding>`\n")
+    assert row.startswith("     - :ref:`embedding <kind-embedding>`\n")
     embedding = pages["kind-embedding.rst"].split(f"<model-{EMBEDDING}>`\n", 1)[1]
     assert embedding.startswith("     - 768\n     - 512, 256, 128, 64\n     - 8K\n")
 

@@ -39,11 +39,13 @@ def test_a_model_page_opens_with_zoo_run_then_the_summary_table(fixture_catalog,
     for field in (":Stop token ids:", ":Architectures:", ":Stop strings:", ":Tool-call parser:"):
         assert page.index(field) > details, field
     assert ":Context length: 512K tokens\n" in page  # one context format
-    summary = page[glance:specs]
-    for spec in family.specs:
+    summary = page[glance : page.index("Where it runs\n")]
+    for index, spec in enumerate(family.specs, start=1):
+        ref = f"   * - :ref:`{spec.format}, {spec.size_label}B <model-seed-oss-spec-{index}>`\n"
+        rows = summary.split(ref, 1)[1].split("   * - :ref:", 1)[0]
         for quant in spec.quantizations:
-            assert f"   * - :ref:`{spec.format}, {spec.size_label}B <" in summary
-            assert f"     - ``{quant}``\n" in summary, (spec.format, quant)
+            assert f"     - ``{quant}``\n" in rows, (spec.format, quant)
+        assert rows.count("     - ``") == len(spec.quantizations)
 
 
 def test_downloads_are_the_locks_bytes_where_recorded_else_marked_estimates() -> None:
@@ -140,7 +142,7 @@ def test_the_index_shows_kind_sizes_formats_and_the_smallest_download(
         spec, quant, download = found
         every = [d.bytes for s in family.specs for d in spec_downloads(s).values()]
         assert download.bytes == min(every)
-        assert f"``{quant}``, {spec.size_label}B)" in row
+        assert f"``{quant}`` ({spec.size_label}B)" in row
         for fmt in family.formats:
             assert f"``{fmt}``" in row
         assert f"     - {context_label(family.context_length)}\n" in row

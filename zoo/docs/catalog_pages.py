@@ -73,7 +73,7 @@ def smallest_words(family: Family) -> str:
     if found is None:
         return "—"
     spec, quantization, download = found
-    return f"{rst.text(download.words())} ({rst.literal(quantization)}, {spec.size_label}B)"
+    return f"{rst.text(download.words())} {rst.literal(quantization)} ({spec.size_label}B)"
 
 
 def _index_table(families: Sequence[Family]) -> str:
@@ -81,7 +81,7 @@ def _index_table(families: Sequence[Family]) -> str:
     rows = [
         [
             rst.ref(f.name, family_label(f.name)),
-            rst.ref(kind_title(f.kind), kind_label(f.kind)),
+            rst.ref(f.kind, kind_label(f.kind)),
             sizes_words(f),
             ", ".join(rst.literal(fmt) for fmt in f.formats),
             smallest_words(f),
@@ -90,10 +90,12 @@ def _index_table(families: Sequence[Family]) -> str:
         ]
         for f in families
     ]
+    # "auto": the browser sizes the columns to their content and wraps the description, so
+    # the table fits the page's width (fixed or equal percentages made it overflow).
     return rst.list_table(
         ["Model", "Kind", "Sizes", "Formats", "Smallest download", "Context", "Description"],
         rows,
-        "16 10 10 14 12 8 30",
+        "auto",
     )
 
 

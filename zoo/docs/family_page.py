@@ -156,8 +156,11 @@ def _summary_table(family: Family, ctx: DocsContext) -> str:
         title = f"{spec.format}, {spec.size_label}B"
         if spec.activated_size is not None:
             title += f" ({format_size(spec.activated_size)}B active)"
-        # Smallest first, as ``zoo show`` lists them: the first row that fits is the pick.
-        for quant in sorted(spec.quantizations, key=lambda q: downloads[q].bytes):
+        # Smallest first, as ``zoo show`` lists them; the spec is named (and linked) on its
+        # first row only: the rows below are its quantizations, and a link per row would be
+        # thousands of references for Sphinx to resolve over the catalog.
+        ordered = sorted(spec.quantizations, key=lambda q: downloads[q].bytes)
+        for row_index, quant in enumerate(ordered):
             download = downloads[quant]
             file_bytes = download.bytes if download.recorded else None
             memory = estimate(family, spec, quant, context, DOCS_OVERHEAD_BYTES, file_bytes)
@@ -168,7 +171,7 @@ def _summary_table(family: Family, ctx: DocsContext) -> str:
             ]
             rows.append(
                 [
-                    rst.ref(title, _spec_label(family, index)),
+                    rst.ref(title, _spec_label(family, index)) if row_index == 0 else "",
                     rst.literal(quant),
                     download.words(),
                     bytes_words(memory.total_bytes),
