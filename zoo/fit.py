@@ -7,15 +7,17 @@ decision is made here: fit, memory, speed and the choice come from ``zoo.resolve
 (the recommended row is its first kept candidate, which is what ``resolve`` picks: both rank
 with the same key), download sizes from the lock (``zoo.resolve.recorded_downloads``) or
 ``zoo.memory.weights_bytes``, "downloaded" from ``zoo.hubs.download.cached_plan`` (no request:
-files in the cache and nothing else). Heavy modules are imported inside the functions, so
-``zoo list`` without ``--fits`` pays nothing for them.
+files in the cache and nothing else). The Request comes from the caller (the CLI builds it
+with ``zoo.cli.options.model_request``, as ``zoo launch`` does, so the settings file and a
+reference's tag decide here too); ``default_request`` is the plain one for other callers.
+Heavy modules are imported inside the functions, so ``zoo list`` without ``--fits`` pays
+nothing for them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,10 +27,6 @@ if TYPE_CHECKING:
     from zoo.hubs.base import Hub
     from zoo.plan import Candidate
     from zoo.resolve import Request
-
-# Read the way ``zoo.launch.plan`` reads it (zoo.launch.HUB_ENV), so "downloaded" and the
-# recommendation consider the hubs a launch would.
-_HUB_ENV = "ZOO_HUB"
 
 
 @dataclass(frozen=True)
@@ -73,11 +71,6 @@ class QuantRow:
         }
 
 
-def default_hub(environ: Mapping[str, str] | None = None) -> str | None:
-    value = (os.environ if environ is None else environ).get(_HUB_ENV, "").strip()
-    return value or None
-
-
 def download_bytes(spec: Spec, quantization: str) -> tuple[int, bool]:
     """The bytes a download of ``quantization`` takes and whether that is an estimate: the
     lock's recorded size from the first source that has one, else the weights' estimate."""
@@ -114,10 +107,24 @@ def estimated_range(specs: Iterable[tuple[str, float, Iterable[str]]]) -> list[i
     return [min(sizes), max(sizes)] if sizes else [0, 0]
 
 
-def _request(family: Family, min_speed: float | None, environ: Mapping[str, str] | None) -> Request:
+def default_request(family: Family) -> Request:
+    """The Request of a plain ``zoo launch NAME`` without the settings file's per-model
+    defaults: its hub and speed settings only (``zoo.config``), for callers outside the CLI."""
+    from zoo import config
     from zoo.resolve import Request
 
-    return Request(model=family.name, default_hub=default_hub(environ), min_speed=min_speed)
+    file = config.load()
+    return Request(
+        model=family.name,
+        default_hub=config.default_hub(file).value,
+        min_speed=config.min_speed(None, file).value,
+    )
+
+
+def _broad(request: Request) -> Request:
+    """The request without what narrows the choice (engine, format, size, quantization):
+    every row of a table is judged, with the hubs, context and speed the request sets."""
+    return replace(request, engine=None, format=None, size=None, quantization=None)
 
 
 def judged(
@@ -126,19 +133,18 @@ def judged(
     engines: Mapping[str, Engine],
     hubs: Mapping[str, Hub] | None,
     *,
-    min_speed: float | None = None,
-    environ: Mapping[str, str] | None = None,
+    request: Request,
 ) -> list[Candidate]:
-    """Every (spec, quantization, engine) of ``family`` judged on ``host``, kept first, best
-    first (``zoo.resolve.candidates``); empty when no engine is installed."""
+    """Every (spec, quantization, engine) of ``family`` that ``request`` wants, judged on
+    ``host``, kept first, best first (``zoo.resolve.candidates``); empty when no engine is
+    installed."""
     from zoo.catalog.catalog import Catalog
     from zoo.resolve import candidates
 
     if not engines:
         return []
     catalog = Catalog(families={family.name: family})
-    request = _request(family, min_speed, environ)
-    return candidates(catalog, request, engines, host, hubs=hubs)
+    return candidates(catalog, replace(request, model=family.name), engines, host, hubs=hubs)
 
 
 def fits(
@@ -147,10 +153,11 @@ def fits(
     engines: Mapping[str, Engine],
     hubs: Mapping[str, Hub] | None,
     *,
-    min_speed: float | None = None,
+    request: Request,
 ) -> bool:
-    """Whether anything of ``family`` runs on ``host`` (``zoo list --fits``)."""
-    found = judged(family, host, engines, hubs, min_speed=min_speed)
+    """Whether ``zoo launch`` of ``request`` finds something to run on ``host`` (``zoo list
+    --fits``)."""
+    found = judged(family, host, engines, hubs, request=request)
     return bool(found) and found[0].kept
 
 
@@ -159,16 +166,19 @@ def is_downloaded(
     spec: Spec,
     quantization: str,
     hubs: Mapping[str, Hub],
-    environ: Mapping[str, str] | None = None,
+    *,
+    hub: str | None = None,
+    default_hub: str | None = None,
 ) -> bool:
     """Whether the files a launch of (spec, quantization) takes are all in the cache of one of
-    the hubs it would download from, in their order (no network request)."""
+    the hubs it would download from (``hub``: only that one; else ``default_hub`` first), in
+    their order (no network request)."""
     from zoo import quantization as quant
     from zoo.hubs.download import cached_plan
     from zoo.plan import Plan, PlannedSource
     from zoo.resolve import file_selection, hub_order
 
-    order, locked, _ = hub_order(spec, quantization, None, default_hub(environ), hubs)
+    order, locked, _ = hub_order(spec, quantization, hub, default_hub, hubs)
     if not order:
         return False
     sources = []
@@ -198,10 +208,14 @@ def is_downloaded(
         return False
 
 
-def any_downloaded(family: Family, hubs: Mapping[str, Hub]) -> bool:
+def any_downloaded(
+    family: Family, hubs: Mapping[str, Hub], *, default_hub: str | None = None
+) -> bool:
     """Whether some quantization of ``family`` is in a hub cache (``zoo list --downloaded``)."""
     return any(
-        is_downloaded(family, spec, q, hubs) for spec in family.specs for q in spec.quantizations
+        is_downloaded(family, spec, q, hubs, default_hub=default_hub)
+        for spec in family.specs
+        for q in spec.quantizations
     )
 
 
@@ -217,15 +231,18 @@ def family_rows(
     engines: Mapping[str, Engine],
     hubs: Mapping[str, Hub],
     *,
-    min_speed: float | None = None,
+    request: Request | None = None,
     check_cache: bool = True,
-    environ: Mapping[str, str] | None = None,
 ) -> list[QuantRow]:
     """Every (spec, quantization) of ``family`` on ``host``: specs by size (in the family's
-    order among equals), each spec's rows by download size, the recommended one marked."""
+    order among equals), each spec's rows by download size, the one ``zoo launch`` of
+    ``request`` would choose marked (its engine, format, size and quantization narrow that
+    choice, not the rows; default: ``default_request``)."""
     from zoo.resolve import hub_order
 
-    found = judged(family, host, engines, hubs, min_speed=min_speed, environ=environ)
+    request = request if request is not None else default_request(family)
+    broad = _broad(request)
+    found = judged(family, host, engines, hubs, request=broad)
     best: dict[tuple[str, float, str], Candidate] = {}
     for candidate in found:
         key = _key(candidate.format, candidate.size, candidate.quantization)
@@ -236,7 +253,10 @@ def family_rows(
             not held.kept and held.memory_bytes is None and candidate.memory_bytes is not None
         ):
             best[key] = candidate
-    chosen = found[0] if found and found[0].kept else None
+    # The choice is resolution's for the whole request (kept first, best first, as
+    # ``resolve`` ranks them): the broad list's first is that only when nothing narrows it.
+    choice = found if request == broad else judged(family, host, engines, hubs, request=request)
+    chosen = choice[0] if choice and choice[0].kept else None
     recommended = (
         _key(chosen.format, chosen.size, chosen.quantization) if chosen is not None else None
     )
@@ -247,7 +267,7 @@ def family_rows(
         for q in spec.quantizations:
             key = _key(spec.format, spec.size, q)
             judged_here = best.get(key)
-            order, _, why_none = hub_order(spec, q, None, default_hub(environ), hubs)
+            order, _, why_none = hub_order(spec, q, request.hub, request.default_hub, hubs)
             size, estimated = download_bytes(spec, q)
             spec_rows.append(
                 QuantRow(
@@ -270,7 +290,16 @@ def family_rows(
                     memory_bytes=judged_here.memory_bytes if judged_here is not None else None,
                     decode_tps=judged_here.decode_tps if judged_here is not None else None,
                     downloaded=(
-                        is_downloaded(family, spec, q, hubs, environ) if check_cache else None
+                        is_downloaded(
+                            family,
+                            spec,
+                            q,
+                            hubs,
+                            hub=request.hub,
+                            default_hub=request.default_hub,
+                        )
+                        if check_cache
+                        else None
                     ),
                     recommended=key == recommended,
                 )

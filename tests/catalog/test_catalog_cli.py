@@ -19,6 +19,7 @@ SUMMARY_KEYS = [
     "abilities",
     "formats",
     "sizes",
+    "parameters",  # [total, active] billions per spec size (active: MoE only)
     "context_length",
     "languages",
     "location",

@@ -6,7 +6,7 @@ away (adding keys is compatible). Tests pin these shapes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ def family_summary(family: Family) -> dict[str, Any]:
         "abilities": list(family.abilities),
         "formats": list(family.formats),
         "sizes": sizes(family),
+        "parameters": _parameters((spec.size, spec.activated_size) for spec in family.specs),
         "context_length": family.context_length,
         "languages": list(family.languages),
         "location": _location(family.location),
@@ -54,6 +55,9 @@ def summary_from_data(data: Mapping[str, Any], location: str | None) -> dict[str
         "abilities": list(data.get("abilities") or ()),
         "formats": list(dict.fromkeys(spec["format"] for spec in specs)),
         "sizes": [_size_label(size) for size in sorted({float(spec["size"]) for spec in specs})],
+        "parameters": _parameters(
+            (float(spec["size"]), _float_or_none(spec.get("activated_size"))) for spec in specs
+        ),
         "context_length": int(data["context_length"]),
         "languages": list(data["languages"]),
         "location": location,
@@ -61,6 +65,17 @@ def summary_from_data(data: Mapping[str, Any], location: str | None) -> dict[str
             (str(spec["format"]), float(spec["size"]), _quantizations(spec)) for spec in specs
         ),
     }
+
+
+def _parameters(pairs: Iterable[tuple[float, float | None]]) -> list[list[float | None]]:
+    """[total, active] billions of each spec size (active null unless a mixture of experts),
+    smallest first: what ``zoo list --size 30B-A3B`` compares."""
+    unique = set(pairs)
+    return [list(pair) for pair in sorted(unique, key=lambda p: (p[0], p[1] or 0.0))]
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _quantizations(spec: Mapping[str, Any]) -> list[str]:

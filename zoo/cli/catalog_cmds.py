@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from zoo.cli.options import HostProfileOption, MinSpeedOption, OptInOption
+from zoo.cli.options import HostProfileOption, MinSpeedOption, OptInOption, complete_model
 from zoo.kinds import EMBEDDING, LLM, RERANK
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from zoo.catalog.model import Family
     from zoo.catalog.problems import Problem
     from zoo.fit import QuantRow
+    from zoo.resolve import Request
 
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
 COMMANDS: tuple[str, ...] = ("list", "show", "search", "validate", "schema")
@@ -117,9 +118,13 @@ def _table(summaries: list[dict[str, Any]]) -> None:
 
 SIZE_HELP = (
     "Only families with a spec of this size, in billions of parameters: 8B (or 8, 135M), "
-    "a range 7-9 (7B-9B), or a bound <10, <=10, >30, >=30."
+    "30B-A3B (a mixture of experts), a range 7-9 (7B-9B), or a bound <10, <=10, >30, >=30."
 )
-_SIZE_BOUND = re.compile(r"^(<=|>=|<|>)?\s*([0-9.]+[bmt]?)$", re.IGNORECASE)
+_SIZE_BOUND = re.compile(r"^(<=|>=|<|>)\s*([0-9.]+[bmt]?)$", re.IGNORECASE)
+_RANGE = re.compile(r"^([0-9.]+[bmt]?)\s*-\s*([0-9.]+[bmt]?)$", re.IGNORECASE)
+
+# Total and active billions of parameters (active None: not a mixture of experts).
+SizeTest = Callable[[float, "float | None"], bool]
 
 
 def _billions(word: str) -> float | None:
@@ -128,47 +133,82 @@ def _billions(word: str) -> float | None:
     return billions(word)
 
 
-def size_filter(text: str) -> Callable[[float], bool]:
-    """``--size``'s test for a spec size in billions (the syntax is SIZE_HELP's)."""
+def size_filter(text: str) -> SizeTest:
+    """``--size``'s test for a spec's (total, active) size in billions (SIZE_HELP's syntax):
+    one size as ``zoo launch --size`` reads it (``zoo.reference.parse_size``: 8B, 30B-A3B),
+    ranges and bounds of total sizes."""
     from zoo.errors import UsageError
+    from zoo.reference import parse_size, same_size
 
-    words = text.strip().split("-")
-    if len(words) == 2:
-        low, high = _billions(words[0]), _billions(words[1])
+    text = text.strip()
+    ranged = _RANGE.match(text)
+    if ranged:
+        low, high = _billions(ranged.group(1)), _billions(ranged.group(2))
         if low is not None and high is not None and low <= high:
-            return lambda size: low - 1e-9 <= size <= high + 1e-9
-    bound = _SIZE_BOUND.match(text.strip())
-    value = _billions(bound.group(2)) if bound else None
-    if bound is None or value is None or value <= 0:
-        raise UsageError(f"--size {text!r} is not a size", hint="e.g. 8B, 135M, 7-9, <10 or >=30")
-    tests: dict[str, Callable[[float], bool]] = {
-        "": lambda size: abs(size - value) < 1e-9,
-        "<": lambda size: size < value - 1e-9,
-        "<=": lambda size: size <= value + 1e-9,
-        ">": lambda size: size > value + 1e-9,
-        ">=": lambda size: size >= value - 1e-9,
+            return lambda size, _active: low - 1e-9 <= size <= high + 1e-9
+    bound = _SIZE_BOUND.match(text)
+    if bound is None:
+        try:
+            one = parse_size(text)
+        except UsageError as error:
+            raise UsageError(
+                f"--size {text!r} is not a size", hint="e.g. 8B, 135M, 30B-A3B, 7-9, <10 or >=30"
+            ) from error
+        return lambda size, active: (
+            same_size(size, one.total)
+            and (one.active is None or (active is not None and same_size(active, one.active)))
+        )
+    value = _billions(bound.group(2))
+    if value is None or value <= 0:
+        raise UsageError(
+            f"--size {text!r} is not a size", hint="e.g. 8B, 135M, 30B-A3B, 7-9, <10 or >=30"
+        )
+    tests: dict[str, SizeTest] = {
+        "<": lambda size, _active: size < value - 1e-9,
+        "<=": lambda size, _active: size <= value + 1e-9,
+        ">": lambda size, _active: size > value + 1e-9,
+        ">=": lambda size, _active: size >= value - 1e-9,
     }
-    return tests[bound.group(1) or ""]
+    return tests[bound.group(1)]
+
+
+def _settings_request(name: str, min_speed: float | None = None) -> Request:
+    """The Request ``zoo launch NAME`` makes: the reference's tag, the settings file's
+    defaults (hub, min_speed, ``[models."NAME"]``), the same function."""
+    from zoo.cli.options import model_request
+
+    return model_request(name, None, None, None, None, None, None, min_speed=min_speed)
 
 
 def _only_downloaded(catalog: Catalog, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from zoo import config
     from zoo.fit import any_downloaded
     from zoo.plugins import get_hubs
 
     hubs = get_hubs()
-    return [s for s in summaries if any_downloaded(catalog.get(s["name"]), hubs)]
+    hub = config.default_hub().value
+    return [s for s in summaries if any_downloaded(catalog.get(s["name"]), hubs, default_hub=hub)]
 
 
 def _only_fitting(
     catalog: Catalog, summaries: list[dict[str, Any]], host_profile: str | None
 ) -> list[dict[str, Any]]:
     from zoo.cli.options import planning_host
+    from zoo.errors import UsageError
     from zoo.fit import fits
     from zoo.plugins import get_engines, get_hubs
 
     host = planning_host(host_profile, None)
     engines, hubs = get_engines(), get_hubs()
-    return [s for s in summaries if fits(catalog.get(s["name"]), host, engines, hubs)]
+
+    def runs(name: str) -> bool:
+        try:
+            request = _settings_request(name)
+            return fits(catalog.get(name), host, engines, hubs, request=request)
+        except UsageError:  # the settings file asks what the family lacks: launch fails too
+            return False
+
+    return [s for s in summaries if runs(s["name"])]
 
 
 def register(app: typer.Typer) -> None:
@@ -219,7 +259,7 @@ def register(app: typer.Typer) -> None:
             if (ability is None or ability in summary["abilities"])
             and (fmt is None or fmt in summary["formats"])
             and (kind is None or summary["kind"] == kind)
-            and (sized is None or any(sized(float(s)) for s in summary["sizes"]))
+            and (sized is None or any(sized(*pair) for pair in summary["parameters"]))
         ]
         # The costly filters last, on what is left: only they build families and ask hubs.
         if downloaded:
@@ -242,7 +282,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("show")
     def show(
-        name: Annotated[str, typer.Argument(help="The family's name (see `zoo list`).")],
+        name: Annotated[
+            str,
+            typer.Argument(
+                help="The family's name, optionally with a tag: qwen3, qwen3:8b (see `zoo list`).",
+                autocompletion=complete_model,
+            ),
+        ],
         host_profile: HostProfileOption = None,
         min_speed: MinSpeedOption = None,
         opt_in: OptInOption = None,
@@ -250,15 +296,29 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show everything the catalog knows about one model family, and per quantization its
         download size, the memory and speed estimated here, whether it fits and is downloaded,
-        and which one `zoo launch` would choose (marked *)."""
+        and which one `zoo launch` would choose (marked *). With a tag (qwen3:8b), only the
+        builds it names."""
         from zoo.catalog.views import JSON_VERSION, family_detail
         from zoo.cli.options import planning_host
         from zoo.fit import family_rows
         from zoo.plugins import get_engines, get_hubs
+        from zoo.reference import matching_builds, parse_reference, reference_with_flags
 
-        family = _load().get(name)
+        family = _load().get(parse_reference(name).name)
+        request = _settings_request(name, min_speed)
         host = planning_host(host_profile, opt_in)
-        rows = family_rows(family, host, get_engines(), get_hubs(), min_speed=min_speed)
+        rows = family_rows(family, host, get_engines(), get_hubs(), request=request)
+        wanted = reference_with_flags(name, None, None, lambda _name: family)
+        if wanted.tag is not None:  # the builds the tag names, as the launch reads it
+            named = set(
+                matching_builds(
+                    family,
+                    size=wanted.size,
+                    activated=wanted.active,
+                    quantization=wanted.quantization,
+                )
+            )
+            rows = [r for r in rows if (r.spec, r.quantization) in named]
         if as_json:
             detail = family_detail(family)
             chosen = next((r for r in rows if r.recommended), None)
@@ -269,7 +329,7 @@ def register(app: typer.Typer) -> None:
             }
             _print_json({"version": JSON_VERSION, "family": detail})
             return
-        _show(family, rows, host.name)
+        _show(family, rows, host.name, model=name.strip())
 
     @app.command("search")
     def search(
@@ -396,7 +456,7 @@ def _safe(text: str) -> str:
     return "\n".join(one_line(line) for line in text.split("\n"))
 
 
-def _show(family: Family, rows: list[QuantRow], host_name: str) -> None:
+def _show(family: Family, rows: list[QuantRow], host_name: str, *, model: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -444,18 +504,32 @@ def _show(family: Family, rows: list[QuantRow], host_name: str) -> None:
     for label, value in facts:
         if value:
             info.add_row(label, _safe(value))
-    console.print(info)
+    _print_trimmed(console, info)
     console.print()
     console.file.flush()
-    typer.echo(_quantization_tables(family, rows, host_name))
+    typer.echo(_quantization_tables(family, rows, host_name, model=model))
     _show_recorded(console, family)
 
 
-def _quantization_tables(family: Family, rows: list[QuantRow], host_name: str) -> str:
+def _print_trimmed(console: Any, renderable: Any) -> None:
+    """``renderable`` as rich lays it out, without the spaces it pads each line to the table's
+    width with (they wrap copied text and show in diffs)."""
+    with console.capture() as captured:
+        console.print(renderable)
+    lines = captured.get().split("\n")
+    console.file.write("\n".join(line.rstrip() for line in lines))
+    console.file.flush()
+
+
+def _quantization_tables(
+    family: Family, rows: list[QuantRow], host_name: str, *, model: str
+) -> str:
     """Per spec, its quantizations by download size: download (~ where estimated), memory and
     decode speed estimated on the host, whether it fits and is downloaded; the row ``zoo
     launch`` would choose marked "*". Repository ids have their template filled in: in the
-    spec's heading when every quantization shares one, else in each row."""
+    spec's heading when every quantization shares one, else in each row. Only language
+    models have a SPEED column: decode tokens/s say nothing of an embedding model or a
+    reranker, which generate no tokens."""
     import shutil
     import textwrap
 
@@ -466,12 +540,13 @@ def _quantization_tables(family: Family, rows: list[QuantRow], host_name: str) -
     from zoo.speed import tokens_per_second
 
     width = shutil.get_terminal_size((100, 24)).columns
+    generates = family.kind == LLM
     chosen = next((r for r in rows if r.recommended), None)
     if chosen is not None:
         pick = f"{chosen.format} {chosen.size_label}B {chosen.quantization} with {chosen.engine}"
-        intro = f"On {host_name}, `zoo launch {family.name}` chooses {pick} (*)."
+        intro = f"On {host_name}, `zoo launch {model}` chooses {pick} (*)."
     else:
-        intro = f"Nothing of {family.name} runs on {host_name}."
+        intro = f"Nothing of {model} runs on {host_name}."
     lines = textwrap.wrap(_safe(intro), width, break_on_hyphens=False)
     for group in group_by_spec(rows):
         first = group[0]
@@ -483,7 +558,7 @@ def _quantization_tables(family: Family, rows: list[QuantRow], host_name: str) -
             Column("QUANTIZATION", wrap=False),
             Column("DOWNLOAD", wrap=False, right=True),
             Column("MEMORY", wrap=False, right=True),
-            Column("SPEED", wrap=False, right=True),
+            *([Column("SPEED", wrap=False, right=True)] if generates else []),
             Column("FITS", wrap=False),
             Column("CACHED", wrap=False),
         ]
@@ -495,7 +570,11 @@ def _quantization_tables(family: Family, rows: list[QuantRow], host_name: str) -
                 _safe(row.quantization),
                 f"~{download}" if row.download_estimated else download,
                 gib(row.memory_bytes) if row.memory_bytes is not None else "",
-                tokens_per_second(row.decode_tps) if row.memory_bytes is not None else "",
+                *(
+                    [tokens_per_second(row.decode_tps) if row.memory_bytes is not None else ""]
+                    if generates
+                    else []
+                ),
                 "yes" if row.fits else "no",
                 {True: "yes", False: "no", None: ""}[row.downloaded],
             ]
@@ -537,7 +616,7 @@ def _show_recorded(console: Any, family: Family) -> None:
     if table.row_count:
         console.print()
         console.print("Checked against the hubs (zoo catalog check):", style="bold")
-        console.print(table)
+        _print_trimmed(console, table)
 
 
 def kind_facts(family: Family) -> list[tuple[str, str]]:
