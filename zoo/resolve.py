@@ -35,7 +35,7 @@ from zoo.catalog.model import Family, Source, Spec, format_size
 from zoo.engine import Engine, Match
 from zoo.errors import NotFoundError, UsageError
 from zoo.host import Host
-from zoo.memory import MemoryEstimate, estimate, gib
+from zoo.memory import MemoryEstimate, estimate, gib, gib_pair
 from zoo.plan import (
     Candidate,
     Environment,
@@ -518,11 +518,12 @@ def _judge(
     where = _device_words(device)
     if device == "cuda" and budget.gpus:
         where = f"GPU memory on {budget.gpus} GPU{'s' if budget.gpus > 1 else ''}"
+    # Enough decimals that a need just over the budget never reads as equal to it.
+    need, have = gib_pair(memory.total_bytes, budget.bytes)
     if memory.total_bytes > budget.bytes:
         return verdict(
             False,
-            f"needs {gib(memory.total_bytes)}, more than the {gib(budget.bytes)} of {where} "
-            "usable here",
+            f"needs {need}, more than the {have} of {where} usable here",
             memory,
             device,
             planned,
@@ -530,7 +531,7 @@ def _judge(
         )
     return verdict(
         True,
-        f"{check.reason}; needs {gib(memory.total_bytes)} of {gib(budget.bytes)} {where}",
+        f"{check.reason}; needs {need} of {have} {where}",
         memory,
         device,
         planned,

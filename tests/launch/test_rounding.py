@@ -40,3 +40,30 @@ def test_a_memory_reason_groups_by_its_budget_however_precisely_it_is_printed() 
     close = f"needs {GIB + 1:,} bytes, more than the {GIB:,} bytes of RAM usable here"
     assert _reason_key(close) == "needs more than the 1.0 GiB of RAM usable here"
     assert _reason_key("gptq needs a CUDA GPU") == "gptq needs a CUDA GPU"
+
+
+def test_the_launch_never_says_needs_x_more_than_x() -> None:
+    """Through resolution: a host whose budget is a hair below the need says two amounts."""
+    from dataclasses import replace
+
+    from zoo.host import BUILTIN_PROFILES
+    from zoo.plugins import get_engines, get_hubs
+    from zoo.registry import catalog_with_plugins
+    from zoo.resolve import Request, candidates, memory_budget
+
+    catalog, engines, hubs = catalog_with_plugins(), get_engines(), get_hubs()
+    base = BUILTIN_PROFILES["cpu-24g"]
+    request = Request(model="qwen3", size=30.0, quantization="Q4_0", engine="llamacpp")
+    need = candidates(catalog, request, engines, base, hubs=hubs)[0].memory_bytes
+    assert need is not None
+    low, high = 1, 256 * GIB  # the largest RAM whose budget is still below the need
+    while high - low > 1:
+        middle = (low + high) // 2
+        fits = memory_budget(replace(base, ram_bytes=middle), "cpu") >= need
+        low, high = (low, middle) if fits else (middle, high)
+    edge = replace(base, ram_bytes=low, name="edge")
+    assert gib(need) == gib(memory_budget(edge, "cpu"))  # one decimal each would read alike
+    (dropped,) = candidates(catalog, request, engines, edge, hubs=hubs)
+    assert not dropped.kept
+    shown = dropped.reason.removeprefix("needs ").split(", more than the ")
+    assert shown[0] != shown[1].split(" of ")[0]
