@@ -12,6 +12,7 @@ change it (CPU model, core count, RAM); ``ZOO_MEMORY_BANDWIDTH`` (GB/s) override
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -71,6 +72,8 @@ GPU_RATES: dict[str, tuple[float, float]] = {
 }
 
 BANDWIDTH_ENV = "ZOO_MEMORY_BANDWIDTH"
+# Which measurement the cached figure came from; a new method measures again.
+MEASURE_METHOD = "read-threads-v2"
 _CACHE_FILE = "host-bandwidth.json"
 # Larger than most CPUs' last-level cache, small enough to read in a few hundredths of a
 # second; one thread per core up to 16 (more rarely adds bandwidth), each reading at least
@@ -110,9 +113,17 @@ def measured_bandwidth(key: str, cache: Path) -> float | None:
         try:
             value = float(override)
         except ValueError:
-            value = 0.0
-        if value > 0:
-            return value * GB
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            from zoo.errors import UsageError
+
+            raise UsageError(
+                f"{BANDWIDTH_ENV}={override[:40]!r} is not a memory bandwidth",
+                hint="give GB/s as a positive number, e.g. 20, or unset it to measure",
+            )
+        return value * GB
+    # A figure measured another way is not this one's: the method is part of the key.
+    key = f"{MEASURE_METHOD} {key}"
     path = cache / _CACHE_FILE
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))

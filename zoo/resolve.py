@@ -755,7 +755,7 @@ def describe_speed(speed: SpeedEstimate) -> str:
     return (
         f"{tokens_per_second(speed.decode_tokens_per_second)} decoding{reading} "
         f"(an estimate: {speed.bytes_per_token / 1e9:.2g} GB read per token at "
-        f"{speed.bandwidth / 1e9:.3g} GB/s)"
+        f"{speed.bandwidth / 1e9:,.0f} GB/s)"
     )
 
 

@@ -125,6 +125,8 @@ def tokens_per_second(value: float | None) -> str:
     """A speed as people read it: "~35 tok/s", "~0.8 tok/s", "?" when unknown."""
     if value is None:
         return "?"
+    if value < 0.1:
+        return "<0.1 tok/s"
     if value >= 10:
         return f"~{value:.0f} tok/s"
     return f"~{value:.1f} tok/s"

@@ -15,6 +15,7 @@ from zoo import quantization as quant
 from zoo.catalog.catalog import Catalog
 from zoo.catalog.model import Source, Spec
 from zoo.engine import Capabilities, Engine
+from zoo.errors import UsageError
 from zoo.host import BUILTIN_PROFILES, GIB, Gpu, Host, detect_host
 from zoo.plugin_contract import capabilities_problems
 from zoo.resolve import Request, resolve
@@ -139,14 +140,20 @@ def test_bandwidth_is_measured_once_then_cached(
     first = hardware.measured_bandwidth("cpu A", tmp_path)
     assert first is not None and 0.1 * GB < first < 10_000 * GB
     saved = json.loads((tmp_path / "host-bandwidth.json").read_text())
-    assert saved["key"] == "cpu A" and saved["bytes_per_second"] == first
+    key = f"{hardware.MEASURE_METHOD} cpu A"
+    assert saved["key"] == key and saved["bytes_per_second"] == first
     # A second call reads the cache: a planted figure comes back, nothing is measured.
     (tmp_path / "host-bandwidth.json").write_text(
-        json.dumps({"key": "cpu A", "bytes_per_second": 1.5e9})
+        json.dumps({"key": key, "bytes_per_second": 1.5e9})
     )
     assert hardware.measured_bandwidth("cpu A", tmp_path) == 1.5e9
     # Another CPU (key) is measured afresh.
     assert hardware.measured_bandwidth("cpu B", tmp_path) != 1.5e9
+    # So is a figure an older way of measuring cached (the method is part of the key).
+    (tmp_path / "host-bandwidth.json").write_text(
+        json.dumps({"key": "cpu A", "bytes_per_second": 1.5e9})
+    )
+    assert hardware.measured_bandwidth("cpu A", tmp_path) != 1.5e9
 
 
 def test_bandwidth_override_and_unwritable_cache(
@@ -155,7 +162,11 @@ def test_bandwidth_override_and_unwritable_cache(
     monkeypatch.setenv(hardware.BANDWIDTH_ENV, "42")
     assert hardware.measured_bandwidth("any", tmp_path) == 42 * GB
     assert not (tmp_path / "host-bandwidth.json").exists()  # the override measures nothing
-    monkeypatch.setenv(hardware.BANDWIDTH_ENV, "nonsense")
+    for nonsense in ("nonsense", "inf", "nan", "-3", "0"):
+        monkeypatch.setenv(hardware.BANDWIDTH_ENV, nonsense)
+        with pytest.raises(UsageError, match="is not a memory bandwidth"):
+            hardware.measured_bandwidth("any", tmp_path)
+    monkeypatch.delenv(hardware.BANDWIDTH_ENV)
     blocked = tmp_path / "file"
     blocked.write_text("")  # a file where the cache folder should be: never an error
     assert (hardware.measured_bandwidth("any", blocked) or 0) > 0

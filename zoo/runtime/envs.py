@@ -293,6 +293,10 @@ def ensure_env(
     return env_status(environment)
 
 
+def _packages(count: int) -> str:
+    return f"{count} package{'' if count == 1 else 's'}"
+
+
 # pip's lines that say what it is doing, and how the status line words them.
 _STEPS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"^Collecting (\S+)"), lambda m: f"collecting {m[1]}"),
@@ -300,11 +304,11 @@ _STEPS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"^\s*Building wheel for (\S+)"), lambda m: f"building {m[1]}"),
     (
         re.compile(r"^Installing collected packages: (.+)$"),
-        lambda m: f"installing {len(m[1].split(','))} packages",
+        lambda m: f"installing {_packages(len(m[1].split(',')))}",
     ),
     (
         re.compile(r"^Successfully installed (.+)$"),
-        lambda m: f"installed {len(m[1].split())} packages",
+        lambda m: f"installed {_packages(len(m[1].split()))}",
     ),
     (re.compile(r"^\s*Successfully uninstalled (\S+)"), lambda m: f"removed {m[1]}"),
 )
