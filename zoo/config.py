@@ -12,7 +12,7 @@ What it may hold (every key optional)::
 
     [models."qwen3"]             # defaults for one family
     quantization = "Q4_K_M"
-    engine = "llama.cpp"
+    engine = "llamacpp"          # as `zoo engines` names them
     size = "8B"
     format = "ggufv2"
     context = 16384
@@ -24,11 +24,14 @@ list is what ``$ZOO_ENGINE_OPT_IN`` would say when that variable is not set; ``-
 The API key itself never goes in this file (``api_key`` is refused): the file is usually
 readable by others, and keys in dotfiles end up in backups and screenshots. A key file that its
 group or others can read is refused too. A mistake in the file is one line naming the file, the
-line (found by scanning the text: tomllib gives no positions) and the key.
+line (found by scanning the text: tomllib gives no positions) and the key; so is a per-model
+default the family or the engines do not have, when a command uses it (``zoo.cli.options``).
+A file over ``MAX_BYTES``, or nested too deeply for the parser, is refused in one line too.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -46,6 +49,9 @@ API_KEY_ENV = "ZOO_API_KEY"
 OPT_IN_ENV = "ZOO_ENGINE_OPT_IN"
 
 DEFAULT_HOST = "127.0.0.1"
+# zoo's settings fit in a few hundred bytes; a file far larger is a mistake (a log or a model
+# pointed at by ZOO_CONFIG), and is refused before it is read into memory.
+MAX_BYTES = 1024 * 1024
 
 # key -> (the Python types it may have, what to call them in a message)
 _Types = tuple[tuple[type, ...], str]
@@ -151,12 +157,26 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     if cached is None:
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(f"the settings file {path} is not a file")
+        if info.st_size > MAX_BYTES:
+            raise _too_large(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open("rb") as stream:
+                # Read one byte past the limit: a file that grew since stat is refused too.
+                raw = stream.read(MAX_BYTES + 1)
+            if len(raw) > MAX_BYTES:
+                raise _too_large(path)
+            text = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"cannot read the settings file {path}: {error}") from None
         cached = _loaded[key] = parse(text, path)
     return cached
+
+
+def _too_large(path: Path) -> ConfigError:
+    return ConfigError(
+        f"the settings file {path} is larger than {MAX_BYTES // 1024 // 1024} MiB",
+        hint="zoo's settings take a few lines; is ZOO_CONFIG pointing at the right file?",
+    )
 
 
 def parse(text: str, path: Path) -> Config:
@@ -171,6 +191,10 @@ def parse(text: str, path: Path) -> Config:
         where = f"{path}:{found.group(1)}" if found else str(path)
         reason = re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)", "", message)
         raise ConfigError(f"{where}: not valid TOML: {reason}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a hostile or broken file
+        # (``hub = [[[[...]]]]``) exhausts the stack rather than failing to parse.
+        raise ConfigError(f"{path}: not valid TOML: values nested too deeply") from None
     lines = key_lines(text)
 
     def fail(keys: tuple[str, ...], message: str, hint: str | None = None) -> ConfigError:
@@ -212,9 +236,10 @@ def _value(key: str, value: Any, fail: Any) -> Any:
     if key == "port" and not 0 < value < 65536:
         raise fail((key,), f"port {value} is not a TCP port")
     if key == "min_speed":
-        if value < 0:
-            raise fail((key,), "min_speed must be 0 or more tokens/s")
-        return float(value)
+        try:
+            return check_min_speed(value, what=key)
+        except UsageError as error:
+            raise fail((key,), error.args[0], hint=error.hint) from None
     if key == "opt_in":
         names = value.split(",") if isinstance(value, str) else value
         if not all(isinstance(n, str) for n in names):
@@ -299,6 +324,18 @@ def opt_ins(config: Config | None = None, environ: Mapping[str, str] | None = No
         return Setting(names, f"env {OPT_IN_ENV}")
     found = (config or load(environ=environ)).get("opt_in")
     return found if found is not None else Setting((), "default")
+
+
+def check_min_speed(value: float, *, what: str = "--min-speed") -> float:
+    """The one rule for a usable speed, for ``--min-speed`` and the file's ``min_speed``: a
+    finite number of tokens/s, 0 or more (0: any speed; a huge one: nothing counts as usable,
+    so the fastest choice is taken). nan and inf would make every comparison say nothing."""
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(
+            f"{what} {value:g} is not a number of tokens/s, 0 or more",
+            hint="0 accepts any speed",
+        )
+    return float(value)
 
 
 def min_speed(flag: float | None, config: Config | None = None) -> Setting:

@@ -92,6 +92,15 @@ class Reference:
         return f"{self.name}:{self.tag}" if self.tag else self.name
 
 
+def _shown(text: str) -> str:
+    # What a user typed (or a gateway client sent), as an error shows it: control characters
+    # escaped, so a stray \x07 or \x1b[ cannot ring or repaint the terminal. Quoted names use
+    # repr, which escapes them too.
+    from zoo.catalog.problems import one_line
+
+    return one_line(text)
+
+
 # --- sizes -----------------------------------------------------------------------------------
 
 
@@ -328,7 +337,7 @@ def check_tag(reference: Reference, family: Family) -> Reference:
 
 def no_build(family: Family, wanted: Tag, *, format: str | None = None) -> UsageError:
     """The error for a tag the family has no build of: the part it lacks, and its tags."""
-    within = f" in {format}" if format else ""
+    within = f" in {_shown(format)}" if format else ""
     sizes, quantizations = family_tags(family, format=format)
     hint = (
         f"sizes: {', '.join(sizes) or 'none'}; quantizations: {', '.join(quantizations) or 'none'}"
@@ -339,7 +348,8 @@ def no_build(family: Family, wanted: Tag, *, format: str | None = None) -> Usage
         return UsageError(f"{family.name} has no size {asked}{within}", hint=hint)
     at = f" for size {asked}" if asked is not None else ""
     return UsageError(
-        f"{family.name} has no quantization {wanted.quantization}{at}{within}", hint=hint
+        f"{family.name} has no quantization {_shown(wanted.quantization or '')}{at}{within}",
+        hint=hint,
     )
 
 
@@ -372,7 +382,7 @@ def merge_flags(reference: Reference, size: Size | None, quantization: str | Non
     if size is not None:
         if reference.size is not None and not same_size(reference.size, size.total):
             raise UsageError(
-                f"{reference.text} asks for {size_label(reference.size)} but --size says "
+                f"{_shown(reference.text)} asks for {size_label(reference.size)} but --size says "
                 f"{size_label(size.total)}",
                 hint="give the size once: in the tag or with --size",
             )
@@ -383,7 +393,7 @@ def merge_flags(reference: Reference, size: Size | None, quantization: str | Non
             and not same_size(reference.active, size.active)
         ):
             raise UsageError(
-                f"{reference.text} asks for a{size_label(reference.active)} active but "
+                f"{_shown(reference.text)} asks for a{size_label(reference.active)} active but "
                 f"--size says a{size_label(size.active)}"
             )
         reference = replace(reference, size=size.total, active=active)
@@ -392,8 +402,8 @@ def merge_flags(reference: Reference, size: Size | None, quantization: str | Non
             reference.quantization, quantization
         ):
             raise UsageError(
-                f"{reference.text} asks for {reference.quantization} but --quantization says "
-                f"{quantization}",
+                f"{_shown(reference.text)} asks for {_shown(reference.quantization)} but "
+                f"--quantization says {_shown(quantization)}",
                 hint="give the quantization once: in the tag or with --quantization",
             )
         reference = replace(reference, quantization=quantization)

@@ -99,9 +99,12 @@ def _shown(name: str, setting: Setting) -> str:
         return f"{DEFAULT_MIN_SPEED:g} tok/s"
     if name == "min_speed":
         return f"{value:g} tok/s"
+    from zoo.catalog.problems import one_line
+
+    # The file's strings may hold control characters (TOML's \u0007): shown escaped.
     if isinstance(value, tuple):
-        return ", ".join(value) or "(none)"
-    return str(value)
+        return one_line(", ".join(value)) or "(none)"
+    return one_line(str(value))
 
 
 def _json_value(name: str, setting: Setting) -> Any:

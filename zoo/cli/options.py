@@ -54,11 +54,21 @@ HubOption = Annotated[
 ContextOption = Annotated[
     int | None, typer.Option("--context", help="Context length in tokens to plan for.")
 ]
+
+
+def _check_min_speed(value: float | None) -> float | None:
+    # A callback, so every command with --min-speed checks it by the settings file's rule.
+    from zoo.config import check_min_speed
+
+    return None if value is None else check_min_speed(value)
+
+
 MinSpeedOption = Annotated[
     float | None,
     typer.Option(
         "--min-speed",
         help="Tokens/s a choice must reach to count as usable (estimated; default 8, 0: any).",
+        callback=_check_min_speed,
     ),
 ]
 HostProfileOption = Annotated[
@@ -152,7 +162,8 @@ def model_request(
     The tag is read against the family as the gateway reads it (``zoo.reference.read_tag``);
     a tag and a flag that say different things are a usage error; a tag the family does not
     have names the tags it has. The catalog is read only when there is a tag (or an active
-    size, which a Request cannot carry) to check.
+    size, which a Request cannot carry) to check. A ``[models."NAME"]`` default the family or
+    the engines lack is a ConfigError naming the file's line (``_check_file_defaults``).
     """
     from zoo import config as settings
     from zoo import reference as ref
@@ -161,7 +172,7 @@ def model_request(
     wanted = ref.reference_with_flags(model, size, quantization, _family)
     file = settings.load()
     size_setting = file.model(wanted.name, "size") if wanted.size is None else None
-    return Request(
+    request = Request(
         model=wanted.name,
         engine=engine if engine is not None else _model_default(file, wanted.name, "engine"),
         format=format if format is not None else _model_default(file, wanted.name, "format"),
@@ -177,6 +188,77 @@ def model_request(
         default_hub=settings.default_hub(file).value,
         min_speed=settings.min_speed(min_speed, file).value,
     )
+    given = {
+        "engine": engine,
+        "format": format,
+        "size": wanted.size,
+        "quantization": wanted.quantization,
+        "context": context,
+    }
+    from_file = {
+        key: found
+        for key in given
+        if given[key] is None and (found := file.model(wanted.name, key)) is not None
+    }
+    if from_file:
+        _check_file_defaults(request, from_file)
+    return request
+
+
+# The settings' names of the Request's fields the file can set, in the order resolution checks
+# them (an engine before a format, a size before the quantizations of that size).
+_REQUEST_FIELDS = {
+    "engine": "engine",
+    "format": "format",
+    "size": "size",
+    "quantization": "quantization",
+    "context": "context_length",
+}
+
+
+def _check_file_defaults(request: Request, from_file: dict[str, Setting]) -> None:
+    """A ``[models."NAME"]`` default the family or the engines lack is the file's mistake: say
+    so with its line, by resolution's own checks, added one default at a time to what the
+    flags and the tag asked (a mistake in those is reported by the plan, as without a file)."""
+    from dataclasses import replace
+
+    from zoo import resolve
+    from zoo.config import ConfigError
+    from zoo.errors import ZooError
+    from zoo.plugins import get_engines
+
+    try:
+        family = _family(request.model)
+    except ZooError:
+        return  # an unknown model: the plan names it
+    engines = get_engines()
+
+    def check(asked: Request) -> None:
+        # resolve's own checks (private names there): one rule, not a copy that drifts.
+        resolve._validate(family, asked, engines)
+        resolve._context_length(family, asked)
+
+    cleared: dict[str, Any] = {_REQUEST_FIELDS[key]: None for key in from_file}
+    asked = replace(request, **cleared)
+    try:
+        check(asked)
+    except ZooError:
+        return
+    for key, field in _REQUEST_FIELDS.items():
+        if key not in from_file:
+            continue
+        asked = replace(asked, **{field: getattr(request, field)})
+        try:
+            check(asked)
+        except ZooError as error:
+            from zoo.catalog.problems import one_line
+
+            where = from_file[key].source.removeprefix("file ")
+            # resolve shows some values unquoted; the file's are escaped here (one_line).
+            raise ConfigError(
+                f"{where}: [models.{family.name}] {key}: {one_line(error.args[0])}",
+                hint=error.hint,
+            ) from None
 
 
 def _family(name: str) -> Family:
