@@ -175,3 +175,22 @@ def test_the_standard_protocol_without_the_completion_word() -> None:
     }
     names = subprocess.run([str(zoo)], env=env, capture_output=True, text=True, timeout=60)
     assert "smollm2-135m-instruct" in names.stdout.split()
+
+
+def test_broken_shell_variables_offer_nothing_quietly() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    zoo = Path(sys.executable).with_name("zoo")
+    env = {
+        **os.environ,
+        "_ZOO_COMPLETE": "complete_bash",
+        "COMP_WORDS": "zoo show qwe",
+        "COMP_CWORD": "abc",
+    }
+    done = subprocess.run(
+        [str(zoo), "completion"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "", "")

@@ -95,7 +95,11 @@ def answer(instruction: str) -> str:
     if action == "source":
         return script(shell)
     completer = _completer(shell, None)
-    args, _ = completer.get_completion_args()
+    try:
+        args, _ = completer.get_completion_args()
+    except (ValueError, IndexError):  # a shell's variables gone wrong (COMP_CWORD=abc)
+        return ""  # nothing to offer: an error would land in the user's prompt
+
     completer.cli = _command_for(args)
     return str(completer.complete())
 
