@@ -132,7 +132,7 @@ def resolve(
     ``env_probe`` for engine environments, and the launch ``options`` the plan will carry.
     """
     family = catalog.get(request.model)
-    _validate(family, request, engines)
+    validate_request(family, request, engines)
     if not engines:
         formats = ", ".join(
             dict.fromkeys(s.format for s in family.specs if request.format in (None, s.format))
@@ -142,7 +142,7 @@ def resolve(
             hint="engines are plugins, e.g. pip install zoo-launcher-llamacpp; see `zoo plugins`",
         )
     options = options or LaunchOptions()
-    context = _context_length(family, request)
+    context = context_length(family, request)
     judged = _judge_all(family, request, engines, host, context, hubs, options)
     kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host, request))
     if not kept:
@@ -164,8 +164,8 @@ def candidates(
     """Every (spec, quantization, engine) of the request's family judged on ``host``: those
     kept first, best first (``zoo engines --model``)."""
     family = catalog.get(request.model)
-    _validate(family, request, engines)
-    context = _context_length(family, request)
+    validate_request(family, request, engines)
+    context = context_length(family, request)
     judged = _judge_all(family, request, engines, host, context, hubs, LaunchOptions())
     kept = sorted((j for j in judged if j.wanted and j.candidate.kept), key=_rank(host, request))
     rest = [j for j in judged if j.wanted and not j.candidate.kept]
@@ -302,13 +302,15 @@ def recorded_downloads(spec: Spec, source: Source) -> tuple[RecordedDownload, ..
     return tuple(found)
 
 
-def _validate(family: Family, request: Request, engines: Mapping[str, Engine]) -> None:
+def validate_request(family: Family, request: Request, engines: Mapping[str, Engine]) -> None:
+    """Refuse, in one line, what ``family`` cannot be asked: an unknown engine, a format, size
+    or quantization it does not have (the settings file's defaults are checked by this too)."""
     if request.engine is not None and request.engine not in engines:
         names = ", ".join(sorted(engines)) or "none installed"
         raise NotFoundError(f"unknown engine {request.engine!r}", hint=f"engines: {names}")
     if request.format is not None and request.format not in family.formats:
         raise UsageError(
-            f"{family.name} has no {request.format} format (has: {', '.join(family.formats)})"
+            f"{family.name} has no {request.format!r} format (has: {', '.join(family.formats)})"
         )
     specs = [s for s in family.specs if request.format in (None, s.format)]
     if request.size is not None and not any(_same_size(s.size, request.size) for s in specs):
@@ -332,7 +334,8 @@ def _same_size(a: float, b: float) -> bool:
     return abs(a - b) < 1e-9
 
 
-def _context_length(family: Family, request: Request) -> int:
+def context_length(family: Family, request: Request) -> int:
+    """The context to plan for: the request's (checked against the family's), or the default."""
     if request.context_length is None:
         return min(family.context_length, DEFAULT_CONTEXT)
     if request.context_length <= 0:

@@ -92,7 +92,7 @@ def _help(capsys: pytest.CaptureFixture[str], command: str) -> str:
     ("setting", "said"),
     [
         ('quantization = "ZZZ"', "has no quantization 'ZZZ'"),
-        ('format = "nope"', "has no nope format"),
+        ('format = "nope"', "has no 'nope' format"),
         ('size = "999B"', "has no size 999"),
         ("context = 99999999", "supports a context of at most"),
     ],

@@ -149,8 +149,6 @@ def launch(
         ready_timeout=ready_timeout,
     )
     check_launch_options(options)
-    if min_speed is not None and not min_speed >= 0:
-        raise UsageError(f"--min-speed {min_speed} must be 0 or more tokens per second")
     request = model_request(model, engine, format, size, quantization, hub, context, min_speed)
     plan = launching.plan(request, options, host=target)
     # Only instances on this machine: a plan for another host (--host-profile) has none.

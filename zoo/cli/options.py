@@ -235,8 +235,8 @@ def _check_file_defaults(request: Request, from_file: dict[str, Setting]) -> Non
 
     def check(asked: Request) -> None:
         # resolve's own checks (private names there): one rule, not a copy that drifts.
-        resolve._validate(family, asked, engines)
-        resolve._context_length(family, asked)
+        resolve.validate_request(family, asked, engines)
+        resolve.context_length(family, asked)
 
     cleared: dict[str, Any] = {_REQUEST_FIELDS[key]: None for key in from_file}
     asked = replace(request, **cleared)
