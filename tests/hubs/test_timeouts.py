@@ -122,8 +122,12 @@ def test_the_cli_gives_one_line_instead_of_hanging(
     )
     assert time.monotonic() - started < 30
     assert done.returncode == 1, done.stderr
+    # The plan in one line before the download (its size unknown: the hub did not answer),
+    # then the error in one line.
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "sent no answer within 1 s" in lines[0], done.stderr
+    assert len(lines) == 2, done.stderr
+    assert lines[0].startswith("zoo: toy Q4_0 on llama.cpp") and "size unknown" in lines[0]
+    assert lines[1].startswith("zoo: error:") and "sent no answer within 1 s" in lines[1]
 
 
 def test_a_file_download_that_never_answers_fails_within_the_timeout(
