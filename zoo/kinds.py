@@ -20,6 +20,11 @@ LLM = "llm"
 EMBEDDING = "embedding"
 RERANK = "rerank"
 
+# What a language model can do, the schema's abilities (spec.schema.json,
+# properties.abilities.items.enum), restated so that listings need neither the schema file nor
+# jsonschema; a test keeps them equal.
+ABILITIES = ("generate", "chat", "reasoning", "tools", "vision", "fim", "audio", "omni", "hybrid")
+
 
 @dataclass(frozen=True)
 class Kind:

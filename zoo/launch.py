@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
     from zoo.engine import Engine
     from zoo.host import Host
-    from zoo.hubs.base import FetchResult, Hub
+    from zoo.hubs.base import FetchResult, Hub, ProgressCallback
     from zoo.hubs.download import FetchListing
     from zoo.plan import LaunchOptions, Plan
     from zoo.runtime.invocation import ModelFiles
@@ -146,9 +146,13 @@ def model_files(plan: Plan, fetched: FetchResult) -> ModelFiles:
 
 
 def fetch(
-    plan: Plan, *, hubs: Mapping[str, Hub] | None = None, progress: bool = True
+    plan: Plan,
+    *,
+    hubs: Mapping[str, Hub] | None = None,
+    progress: bool | ProgressCallback = True,
 ) -> FetchResult:
-    """Download (or find in the cache) the plan's files through one of its hubs."""
+    """Download (or find in the cache) the plan's files through one of its hubs; ``progress``
+    as ``zoo.hubs.download.fetch_plan`` takes it (on stderr, none, or a callback's)."""
     from zoo.hubs.download import fetch_plan
 
     return fetch_plan(plan, progress=progress, hubs=hubs if hubs is not None else _hubs())

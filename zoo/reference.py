@@ -270,6 +270,21 @@ def find_build(family: Family, wanted: Tag, *, format: str | None = None) -> Tag
     )
 
 
+def build_tag(family: Family, spec_index: int, quantization: str) -> str | None:
+    """The tag that names exactly this build (``135m-q8_0``), or None when a tag cannot: the
+    same size and quantization in an earlier spec of another format wins the reading."""
+    spec = family.specs[spec_index]
+    tag = f"{spec_tag(spec)}-{quantization.lower()}"
+    try:
+        wanted = read_tag(family, tag)
+    except UsageError:  # a quantization whose spelling reads as something else
+        return None
+    first = matching_builds(
+        family, size=wanted.size, activated=wanted.activated, quantization=wanted.quantization
+    )[:1]
+    return tag if first == [(spec_index, quantization)] else None
+
+
 def read_tag(family: Family, tag: str, *, format: str | None = None) -> Tag:
     """The build ``tag`` names in ``family`` (restricted to ``format``), or a UsageError.
 

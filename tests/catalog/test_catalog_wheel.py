@@ -52,6 +52,12 @@ def test_the_wheel_ships_the_catalog_and_an_installed_zoo_lists_it(tmp_path: Pat
     locks = sorted(p.name for p in (ROOT / "specs" / "locks").glob("*.json"))
     assert sorted(n.rsplit("/", 1)[-1] for n in shipped if "/locks/" in n) == locks
     assert "zoo/catalog/spec.schema.json" in names
+    # The web UI's templates and static files ship too: nothing is built at install time.
+    ui = ROOT / "zoo" / "serve" / "ui"
+    for folder in ("templates", "static"):
+        files = sorted(p.name for p in (ui / folder).iterdir() if p.is_file())
+        assert files, folder
+        assert {f"zoo/serve/ui/{folder}/{f}" for f in files} <= set(names), folder
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

@@ -132,9 +132,9 @@ def test_list_abilities_are_the_schemas(
     kinds_catalog: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from zoo.catalog.schema import schema
-    from zoo.cli import catalog_cmds
+    from zoo.kinds import ABILITIES
 
-    assert tuple(schema()["properties"]["abilities"]["items"]["enum"]) == catalog_cmds.ABILITIES
+    assert tuple(schema()["properties"]["abilities"]["items"]["enum"]) == ABILITIES
     # Abilities that became kinds point at --kind instead of listing nothing.
     for ability, hint in (("embed", "--kind embedding"), ("rerank", "--kind rerank")):
         code, out, err = zoo(capsys, "list", "--ability", ability)

@@ -17,6 +17,7 @@ from zoo.reference import (
     Size,
     Tag,
     billions,
+    build_tag,
     check_tag,
     family_tags,
     merge_flags,
@@ -278,3 +279,35 @@ def test_size_option_accepts_units(capsys: pytest.CaptureFixture[str]) -> None:
     assert '"size": 0.135' in out
     code, _, err = _zoo(capsys, "launch", "smollm2-135m-instruct", "--size", "36x", "--dry-run")
     assert code == 2 and "--size '36x' is not a size" in err
+
+
+def test_build_tags_name_exactly_their_build(families: dict[str, Family]) -> None:
+    """The web UI loads a build by ``build_tag``: over the whole catalog, a tag given reads
+    back to that build alone, and a build without one has an earlier twin the tag would name
+    (same size and quantization in another format)."""
+    from zoo.reference import matching_builds
+
+    untagged = 0
+    for family in families.values():
+        for index, spec in enumerate(family.specs):
+            for name in spec.quantizations:
+                tag = build_tag(family, index, name)
+                if tag is None:
+                    untagged += 1
+                    twins = matching_builds(
+                        family,
+                        size=spec.size,
+                        activated=spec.activated_size,
+                        quantization=name,
+                    )
+                    assert twins[0] != (index, name), (family.name, index, name)
+                    continue
+                wanted = read_tag(family, tag)
+                found = matching_builds(
+                    family,
+                    size=wanted.size,
+                    activated=wanted.activated,
+                    quantization=wanted.quantization,
+                )
+                assert found[0] == (index, name), (family.name, tag)
+    assert untagged < sum(len(s.quantizations) for f in families.values() for s in f.specs)

@@ -372,14 +372,20 @@ def test_keys_are_required_and_compared_exactly(catalog) -> None:  # type: ignor
 
 
 def test_keys_are_compared_in_constant_time() -> None:
-    """Read from the code: the comparison is hmac.compare_digest, never ``==``."""
+    """Read from the code: keys, session keys and CSRF tokens are compared with
+    hmac.compare_digest (``zoo.serve.ui.session``), which the auth middleware uses, never
+    ``==``."""
     import inspect
 
     from zoo.serve import app
+    from zoo.serve.ui import session
 
-    source = inspect.getsource(app._Auth)
-    assert "hmac.compare_digest" in source
-    assert " == sent" not in source and "sent ==" not in source
+    auth = inspect.getsource(app._Auth)
+    assert "matching_key(" in auth and "same_token(" in auth
+    assert " == sent" not in auth and "sent ==" not in auth
+    for compare in (session.matching_key, session.same_token):
+        source = inspect.getsource(compare)
+        assert "hmac.compare_digest" in source and "==" not in source
 
 
 # ---- routes and names ----------------------------------------------------------------------

@@ -666,8 +666,9 @@ async def test_snapshot_shape(make: Any, backend: FakeBackend, clock: Clock) -> 
         "pinned": True,
         "load_seconds": None,
         "last_error": None,
+        "instance_id": None,
     }
-    async with s.lease("a"):
+    async with s.lease("a") as upstream:
         snap = state(s, "a")
         assert (snap.status, snap.in_flight, snap.memory_bytes, snap.place) == (
             "ready",
@@ -675,6 +676,7 @@ async def test_snapshot_shape(make: Any, backend: FakeBackend, clock: Clock) -> 
             2 * GB,
             PLACE,
         )
+        assert snap.instance_id == upstream.instance_id
         assert snap.load_seconds == 0.0 and s.counters["a"].loads == 1
     assert state(s, "a").last_used == clock.now
 

@@ -41,6 +41,22 @@ def family_summary(family: Family) -> dict[str, Any]:
     }
 
 
+def summary_matches(
+    summary: Mapping[str, Any],
+    *,
+    kind: str | None = None,
+    ability: str | None = None,
+    fmt: str | None = None,
+) -> bool:
+    """Whether a ``family_summary`` passes the listing's cheap filters (None: any), the ones
+    ``zoo list`` and the web UI's models page share."""
+    return (
+        (kind is None or summary["kind"] == kind)
+        and (ability is None or ability in summary["abilities"])
+        and (fmt is None or fmt in summary["formats"])
+    )
+
+
 def summary_from_data(data: Mapping[str, Any], location: str | None) -> dict[str, Any]:
     """``family_summary`` computed from validated spec data, without building the Family.
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from zoo.cli.options import HostProfileOption, MinSpeedOption, OptInOption, complete_model
-from zoo.kinds import EMBEDDING, LLM, RERANK
+from zoo.kinds import ABILITIES, EMBEDDING, LLM, RERANK
 
 if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 # Top-level command names this module adds (lets the CLI skip loading plugins for them).
 COMMANDS: tuple[str, ...] = ("list", "show", "search", "validate", "schema")
 
-# The schema's abilities (spec.schema.json, properties.abilities.items.enum), restated so that
-# `zoo list --ability` needs neither the schema file nor jsonschema; a test keeps them equal.
-ABILITIES = ("generate", "chat", "reasoning", "tools", "vision", "fim", "audio", "omni", "hybrid")
 # Abilities that are model kinds in zoo (Xinference's "embed" and "rerank" abilities).
 _KIND_ABILITIES = {"embed": EMBEDDING, "rerank": RERANK}
 
@@ -242,7 +239,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the model families in the catalog, with their download sizes (the smallest to
         the largest quantization; estimated from bits per weight where no lock records them)."""
-        from zoo.catalog.views import JSON_VERSION
+        from zoo.catalog.views import JSON_VERSION, summary_matches
         from zoo.kinds import KIND_NAMES
 
         if fmt is not None:
@@ -256,9 +253,7 @@ def register(app: typer.Typer) -> None:
         summaries = [
             summary
             for summary in catalog.summaries()
-            if (ability is None or ability in summary["abilities"])
-            and (fmt is None or fmt in summary["formats"])
-            and (kind is None or summary["kind"] == kind)
+            if summary_matches(summary, kind=kind, ability=ability, fmt=fmt)
             and (sized is None or any(sized(*pair) for pair in summary["parameters"]))
         ]
         # The costly filters last, on what is left: only they build families and ask hubs.

@@ -21,6 +21,7 @@ download is checked against them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from zoo.hubs.base import (
     Hub,
     HubError,
     HubUnreachableError,
+    ProgressCallback,
     RemoteFile,
 )
 from zoo.hubs.locked import check_against_lock, locked_files, plan_lock
@@ -298,15 +300,19 @@ def _locked_listing(plan: Plan, hubs: Mapping[str, Hub], why: str) -> FetchListi
 
 def fetch_plan(
     plan: Plan,
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
     *,
     hubs: Mapping[str, Hub],
 ) -> FetchResult:
-    """Download what ``plan`` needs (reusing caches) and return where the files are."""
+    """Download what ``plan`` needs (reusing caches) and return where the files are.
+
+    ``progress``: True draws it on stderr, False shows none, a callable gets the hub's
+    ``(file, bytes done, bytes total)`` reports itself (the web UI's download jobs); a cache
+    hit reports nothing.
+    """
     from dataclasses import replace
 
     from zoo.hubs import reachability
-    from zoo.hubs.progress import make_progress
 
     order, skipped, found = _pick(plan, hubs)
     if found is not None:
@@ -317,12 +323,8 @@ def fetch_plan(
         hub = hubs[name]
         try:
             request = _request(plan, name, hub, offline=hub.offline())
-            reporter = make_progress(progress, len(request.files))
-            if reporter is None:
-                result = hub.fetch(request)
-            else:
-                with reporter:
-                    result = hub.fetch(request, reporter)
+            with _reporter(progress, len(request.files)) as reporter:
+                result = hub.fetch(request) if reporter is None else hub.fetch(request, reporter)
         except HubUnreachableError as error:
             reachability.remember(hub, False)
             failures.append(str(error))
@@ -334,6 +336,20 @@ def fetch_plan(
         why = f"{reason} ({'; '.join(failures)})" if failures else reason
         return replace(result, reason=why)
     raise HubError("; ".join(failures) or f"no hub could fetch {plan.family.name}")
+
+
+def _reporter(
+    progress: bool | ProgressCallback, total_files: int
+) -> AbstractContextManager[ProgressCallback | None]:
+    """The callback a fetch reports to, in the context that draws it (None: no progress)."""
+    from contextlib import nullcontext
+
+    from zoo.hubs.progress import make_progress
+
+    if callable(progress):
+        return nullcontext(progress)  # the caller shows it: nothing to start or stop here
+    drawn = make_progress(progress, total_files)
+    return nullcontext(None) if drawn is None else drawn
 
 
 def _check_lock(plan: Plan, result: FetchResult) -> None:

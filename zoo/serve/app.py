@@ -1,7 +1,8 @@
-"""The gateway's HTTP app: OpenAI routes, Ollama routes, health, status and metrics.
+"""The gateway's HTTP app: OpenAI routes, Ollama routes, health, status, metrics, the web UI.
 
 Every route but ``/health`` needs a key when keys are configured (``Authorization: Bearer``,
-or Ollama clients' same header); a key may be scoped to some models. Errors are OpenAI-shaped
+or Ollama clients' same header, or the web UI's session cookie with its CSRF token on state
+changes); a key may be scoped to some models. Errors are OpenAI-shaped
 JSON. Answers stream through as the engine sends them, with the lease on the model held until
 the last byte (or until the client goes away, which closes the upstream request too).
 """
@@ -9,7 +10,6 @@ the last byte (or until the client goes away, which closes the upstream request 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -22,10 +22,19 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from zoo.kinds import EMBEDDING, KINDS, RERANK
+from zoo.serve.body import read_json
 from zoo.serve.config import ApiKey
-from zoo.serve.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
+from zoo.serve.errors import (
+    BrowserRefused,
+    Forbidden,
+    GatewayError,
+    InvalidRequest,
+    Unauthorized,
+)
 from zoo.serve.gateway import Gateway, open_leases, served_models, stream_with
 from zoo.serve.types import ModelEntry
+from zoo.serve.ui import access
+from zoo.serve.ui.session import COOKIE, CSRF_HEADER, Session, Sessions, matching_key, same_token
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,9 +51,11 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] | None = None) -> Starlet
     """The ASGI app for ``gateway``; ``keys``, when given, replace ``gateway.api_keys`` (the
     keys checked on each request, so that a config reload revokes and adds keys)."""
     from zoo.serve.ollama import ollama_routes
+    from zoo.serve.ui import site
 
     if keys is not None:
         gateway.api_keys = tuple(keys)
+    ui = site.Ui(gateway, Sessions())
 
     async def chat(request: Request) -> Response:
         return await _openai(gateway, request, "/v1/chat/completions", route="chat")
@@ -72,6 +83,13 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] | None = None) -> Starlet
         states = [s.to_json() for s in gateway.scheduler.snapshot()]
         return JSONResponse({"version": 1, "models": states, "started_at": gateway.started_at})
 
+    async def root(request: Request) -> Response:
+        # Ollama clients probe the root before anything else and expect text; a browser
+        # (asking for HTML) gets the web UI.
+        if request.method == "GET" and access.wants_html(request.scope.get("headers", ())):
+            return await site.home(ui, request)
+        return Response("zoo serve is running", media_type="text/plain")
+
     async def metrics(request: Request) -> Response:
         body, content_type = gateway.metrics.render(gateway.scheduler)
         return Response(body, media_type=content_type)
@@ -91,13 +109,13 @@ def build_app(gateway: Gateway, keys: Sequence[ApiKey] | None = None) -> Starlet
         Route("/status", status, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *ollama_routes(_OllamaSide(gateway)),
-        # Ollama clients probe the root before anything else.
-        Route("/", _running, methods=["GET", "HEAD"]),
+        *site.routes(ui),
+        Route("/", root, methods=["GET", "HEAD"]),
     ]
     app = Starlette(
         routes=routes, exception_handlers={GatewayError: _error, HTTPException: _http_error}
     )
-    app.add_middleware(_Auth, gateway=gateway)
+    app.add_middleware(_Auth, gateway=gateway, sessions=ui.sessions)
     app.add_middleware(_LeaveWhenGone)
     return app
 
@@ -119,26 +137,6 @@ async def _http_error(request: Request, error: Exception) -> Response:
         code, message = "method_not_allowed", f"{path} takes {allowed}, not {request.method}"
     fields = {"message": message, "type": "invalid_request_error", "code": code, "param": None}
     return JSONResponse({"error": fields}, status_code=status, headers=error.headers)
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 saying what is wrong with it."""
-    from zoo.serve.body import read_body
-
-    raw = await read_body(request)
-    try:
-        body = json.loads(raw or b"{}")
-    except RecursionError as error:  # nested deeper than Python's parser goes
-        raise InvalidRequest("the request body is nested too deeply") from error
-    except ValueError as error:
-        raise InvalidRequest(f"the request body is not JSON: {error}") from error
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    return body
-
-
-async def _running(request: Request) -> Response:
-    return Response("zoo serve is running", media_type="text/plain")
 
 
 async def _openai(
@@ -225,39 +223,113 @@ def _allowed(request: Request | None, entry: ModelEntry) -> bool:
 
 class _Auth:
     """Requires one of the gateway's keys on every route but /health (constant-time
-    comparison). The keys are read per request: a reload's new keys count at once."""
+    comparison). The keys are read per request: a reload's new keys count at once.
 
-    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+    A request carries its key as ``Authorization: Bearer``; a browser instead carries the web
+    UI's session cookie (``zoo.serve.ui.session``), which counts only with the session's CSRF
+    token on a state change. The UI's routes also refuse a foreign Host (DNS rebinding) and a
+    foreign Origin on state changes (``zoo.serve.ui.access``), and send a browser without a
+    session to the login form.
+    """
+
+    def __init__(self, app: ASGIApp, gateway: Gateway, sessions: Sessions) -> None:
         self.app = app
         self.gateway = gateway
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        keys = self.gateway.api_keys
-        if scope["type"] != "http" or not keys or scope["path"] == "/health":
+        if scope["type"] != "http" or scope["path"] == "/health":
             await self.app(scope, receive, send)
             return
-        sent = _bearer(scope.get("headers", ()))
-        # Bytes, not str: compare_digest refuses str with non-ASCII characters (a TypeError,
-        # a 500 for any client sending such a header).
-        match = next(
-            (
-                k
-                for k in keys
-                if sent is not None and hmac.compare_digest(k.key.encode(), sent.encode("latin-1"))
-            ),
-            None,
-        )
-        if match is None:
-            error = Unauthorized("a valid API key is required (Authorization: Bearer KEY)")
-            response = JSONResponse(error.body(), status_code=error.status)
-            await response(scope, receive, send)
+        headers, method, path = scope.get("headers", ()), scope["method"], scope["path"]
+        scope["zoo.sessions"] = self.sessions
+        ui = access.is_ui(path, method, headers)
+        unsafe = method not in access.SAFE_METHODS
+        problem = access.host_problem(headers, self.gateway.bind_host) if ui else None
+        if problem is None and ui and unsafe:
+            problem = access.origin_problem(headers)
+        if problem is not None:
+            await _refuse(BrowserRefused(problem), scope, receive, send)
             return
-        scope["zoo.key"] = match
-        token = _caller_key.set(match)
+        keys = self.gateway.api_keys
+        sent = _bearer(headers)
+        key: ApiKey | None = None
+        session: Session | None = None
+        if sent is not None and keys:
+            key = matching_key(sent, keys)
+            if key is None:
+                await _refuse(_NO_KEY, scope, receive, send)
+                return
+        elif sent is None:
+            session = self.sessions.get(_cookie(headers, COOKIE))
+            if session is not None and keys:
+                key = matching_key(session.key, keys)
+                if key is None:  # its key was taken out of the config: the session ends
+                    self.sessions.logout(session.token)
+                    session = None
+            if keys and key is None and not (ui and access.is_public(path)):
+                if ui and method in ("GET", "HEAD"):
+                    await _to_login(scope, receive, send)
+                else:
+                    await _refuse(_NO_KEY, scope, receive, send)
+                return
+            # A cookie is sent by the browser on its own: a state change it authorises must
+            # also carry the token only this origin's pages know. Without keys, the UI's own
+            # state changes carry the gateway's anonymous token.
+            expected: str | None = None
+            if ui and access.is_public(path):
+                expected = None  # the login form: Origin-checked above, it has no token yet
+            elif session is not None and keys:
+                expected = session.csrf
+            elif ui:
+                expected = self.sessions.anonymous_csrf
+            sent_token = access.header(headers, CSRF_HEADER.encode())
+            if unsafe and expected is not None and not same_token(sent_token, expected):
+                error = BrowserRefused(f"this request needs the page's CSRF token ({CSRF_HEADER})")
+                await _refuse(error, scope, receive, send)
+                return
+        scope["zoo.key"] = key
+        scope["zoo.session"] = session
+        token = _caller_key.set(key)
         try:
             await self.app(scope, receive, send)
         finally:
             _caller_key.reset(token)
+
+
+_NO_KEY = Unauthorized("a valid API key is required (Authorization: Bearer KEY)")
+
+
+async def _refuse(error: GatewayError, scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(error.body(), status_code=error.status)
+    await response(scope, receive, send)
+
+
+async def _to_login(scope: Scope, receive: Receive, send: Send) -> None:
+    from urllib.parse import quote
+
+    from starlette.responses import RedirectResponse
+
+    target = scope["path"] + (
+        f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
+    )
+    response = RedirectResponse(f"/ui/login?next={quote(target, safe='')}", status_code=303)
+    await response(scope, receive, send)
+
+
+def _cookie(headers: Sequence[tuple[bytes, bytes]], name: str) -> str | None:
+    from http.cookies import CookieError, SimpleCookie
+
+    raw = access.header(headers, b"cookie")
+    if not raw:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
 
 
 class _LeaveWhenGone:

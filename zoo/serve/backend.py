@@ -64,6 +64,21 @@ class LocalBackend:
     def engines(self) -> Mapping[str, Engine]:
         return self._engines
 
+    @property
+    def hubs(self) -> Mapping[str, Hub]:
+        return self._hubs
+
+    @property
+    def host(self) -> Host:
+        """The machine models are planned for."""
+        return self._host
+
+    def log_path(self, instance_id: str) -> Path | None:
+        """The engine log of an instance this backend started and has not stopped."""
+        with self._lock:
+            loaded = self._loaded.get(instance_id)
+        return Path(loaded.running.instance.log_path) if loaded is not None else None
+
     def plan(self, entry: ModelEntry) -> Plan:
         """The plan ``zoo launch`` would make for ``entry`` here (cached per entry)."""
         from zoo import launch

@@ -1,11 +1,13 @@
 """Reading a request body with a bound: refused from its Content-Length before a byte is
-read when it announces more, and read only up to the bound when it does not (chunked)."""
+read when it announces more, and read only up to the bound when it does not (chunked); and
+reading it as the JSON object every POST route takes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
-from zoo.serve.errors import TooLarge
+from zoo.serve.errors import InvalidRequest, TooLarge
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -28,6 +30,20 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
             raise _too_large(limit)
         pieces.append(piece)
     return b"".join(pieces)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying what is wrong with it."""
+    raw = await read_body(request)
+    try:
+        body = json.loads(raw or b"{}")
+    except RecursionError as error:  # nested deeper than Python's parser goes
+        raise InvalidRequest("the request body is nested too deeply") from error
+    except ValueError as error:
+        raise InvalidRequest(f"the request body is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return body
 
 
 def _too_large(limit: int) -> TooLarge:

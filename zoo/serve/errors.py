@@ -54,6 +54,12 @@ class Forbidden(GatewayError):
     kind = "permission_error"
 
 
+class BrowserRefused(Forbidden):
+    """A browser request the web UI refuses: a foreign Host or Origin, a missing CSRF token."""
+
+    code = "browser_request_refused"
+
+
 class TooBusy(GatewayError):
     status = 429
     code = "too_many_requests"

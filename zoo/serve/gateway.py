@@ -48,21 +48,29 @@ class Gateway:
     # served on request because they were downloaded).
     config_names: frozenset[str] = frozenset()
     started_at: float = field(default_factory=time.time)
+    # The address it listens on: the web UI refuses foreign Host headers on a loopback one.
+    bind_host: str = "127.0.0.1"
 
-    def entry(self, name: object) -> ModelEntry:
-        """The entry a request names (its name, an alias, or a catalog tag form)."""
+    def lookup(self, name: object) -> ModelEntry:
+        """The entry ``name`` reads as (its name, an alias, or a catalog tag form), changing
+        nothing: a catalog model outside the config is not added (``entry`` does that)."""
         from zoo.errors import NotFoundError
         from zoo.serve.names import resolve_name
 
         if not isinstance(name, str) or not name.strip():
             raise InvalidRequest("the request names no model: set `model`")
         try:
-            entry = resolve_name(name, self.entries, self.catalog, discovered=True)
+            return resolve_name(name, self.entries, self.catalog, discovered=True)
         # A ZooError's str ends with its hint (the did-you-mean) already.
         except NotFoundError as error:
             raise ModelNotFound(str(error)) from error
         except ZooError as error:
             raise InvalidRequest(str(error)) from error
+
+    def entry(self, name: object) -> ModelEntry:
+        """The entry a request names, to serve it: a catalog model outside the config joins
+        the served ones when it is downloaded (or downloads are allowed)."""
+        entry = self.lookup(name)
         if entry.name not in self.entries:
             # A catalog model the config does not list: servable once downloaded, or with
             # --allow-download (a request must not start a 70 GB download by surprise).

@@ -57,6 +57,8 @@ class ModelState:
     pinned: bool
     load_seconds: float | None
     last_error: str | None
+    # The zoo instance serving it while resident (its log, its process): None when idle.
+    instance_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -212,9 +214,15 @@ class Scheduler:
                 pinned=m.entry.pinned,
                 load_seconds=m.load_seconds,
                 last_error=m.last_error,
+                instance_id=m.upstream.instance_id if m.upstream is not None else None,
             )
             for name, m in self._models.items()
         ]
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        """The memory budget of each place (RAM, GPU memory...) models are planned against."""
+        return dict(self._budgets)
 
     @property
     def counters(self) -> dict[str, Counters]:

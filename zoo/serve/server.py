@@ -117,6 +117,7 @@ def build_gateway(
         metrics=Metrics(),
         allow_download=allow,
         config_names=frozenset(config.models) if options.config else frozenset(),
+        bind_host=options.host,
     )
     return gateway, config
 
