@@ -222,5 +222,12 @@ def test_a_scoped_key_sees_only_its_models_of_a_family(running: Running) -> None
     browser = logged_in(running.url, CHAT_ONLY)
     text = browser.page("/ui/models/mp-coder").text
     assert 'data-model="coder"' not in text
+    # The build the configured "coder" serves does not name it either.
+    assert 'data-build="mp-coder:1m-q8_0" data-entry=""' in text
+    assert 'data-entry="coder"' in logged_in(running.url).page("/ui/models/mp-coder").text
+    # A refusal names the model as sent, not the configured one it resolved to.
+    refused = browser.post("/ui/api/load", {"model": "mp-coder"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == "this API key may not use 'mp-coder'"
     assert "lists no model of this family that this key may use" in text
     assert 'data-model="chatty"' in browser.page("/ui/models/mp-chat").text

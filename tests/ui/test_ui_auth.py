@@ -81,6 +81,10 @@ def test_another_sites_origin_and_a_foreign_host_are_refused(keyed: str) -> None
     rebound = browser.client.get("/ui/models", headers={"Host": "evil.example"})
     assert rebound.status_code == 403
     assert browser.client.get("/ui/models", headers={"Host": "localhost:1"}).status_code == 200
+    assert browser.client.get("/ui/models", headers={"Host": "[::1]:1"}).status_code == 200
+    # A loopback-looking start is not a loopback name.
+    for host in ("[::1]evil.example", "127.0.0.1:evil", "[::1", "localhost:1:2"):
+        assert browser.client.get("/ui/models", headers={"Host": host}).status_code == 403, host
     # A login forced from another site's page is refused before the key is looked at.
     forced = browser.client.post(
         "/ui/login",

@@ -318,18 +318,13 @@ async def _to_login(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def _cookie(headers: Sequence[tuple[bytes, bytes]], name: str) -> str | None:
-    from http.cookies import CookieError, SimpleCookie
+    # Starlette's lenient parser, as request.cookies reads it (logout too): the stdlib's drops
+    # every cookie when one is malformed, and cookies for 127.0.0.1 are shared with every
+    # other local app on any port.
+    from starlette.requests import cookie_parser
 
     raw = access.header(headers, b"cookie")
-    if not raw:
-        return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except CookieError:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel is not None else None
+    return cookie_parser(raw).get(name) if raw else None
 
 
 class _LeaveWhenGone:

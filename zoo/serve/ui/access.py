@@ -46,10 +46,20 @@ def is_public(path: str) -> bool:
 
 
 def _host_name(value: str) -> str:
-    """The name in a Host header or an Origin's netloc, without the port."""
+    """The name in a Host header or an Origin's netloc, without the port; "" when the value
+    is not a name with an optional numeric port (``[::1]evil.com`` names nothing)."""
     if value.startswith("["):  # [::1]:11435
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        name, bracket, rest = value[1:].partition("]")
+    elif value.count(":") == 1:
+        name, bracket, rest = value.partition(":")
+        rest = ":" + rest
+    else:
+        name, bracket, rest = value, "", ""
+    if value.startswith("[") and not bracket:
+        return ""
+    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        return ""
+    return name
 
 
 def is_loopback_name(name: str) -> bool:

@@ -49,7 +49,8 @@ async def model_of(
     name = body.get("model")
     entry = ui.gateway.entry(name) if to_serve else ui.gateway.lookup(name)
     if not allowed(request, entry):
-        raise Forbidden(f"this API key may not use {entry.name}")
+        # The name as sent, not the entry it resolved to: an alias's target stays unsaid.
+        raise Forbidden(f"this API key may not use {str(name)[:80]!r}")
     return entry, body
 
 

@@ -298,27 +298,30 @@ def served_here(ui: Ui, request: Request, family: Family) -> list[dict[str, Any]
     return out
 
 
-def build_rows(ui: Ui, family: Family, host: Host) -> list[list[dict[str, Any]]]:
+def build_rows(ui: Ui, request: Request, family: Family, host: Host) -> list[list[dict[str, Any]]]:
     """The family's builds on ``host`` as tables per spec: each row what ``zoo show`` prints
     plus the tag that loads it (None: no tag names it alone)."""
     from zoo.fit import default_request, family_rows, group_by_spec
 
     backend = ui.gateway.backend
     rows = family_rows(family, host, backend.engines, backend.hubs, request=default_request(family))
-    return [[_build(ui, family, row) for row in group] for group in group_by_spec(rows)]
+    return [[_build(ui, request, family, row) for row in group] for group in group_by_spec(rows)]
 
 
-def _build(ui: Ui, family: Family, row: QuantRow) -> dict[str, Any]:
+def _build(ui: Ui, request: Request, family: Family, row: QuantRow) -> dict[str, Any]:
     from zoo.hubs.progress import human_bytes
     from zoo.reference import build_tag
     from zoo.serve.errors import GatewayError
+    from zoo.serve.ui.actions import allowed
 
     tag = build_tag(family, row.spec, row.quantization)
     model = f"{family.name}:{tag}" if tag else None
     try:
         # The name the gateway gives it (a configured model serving this build, or the
-        # canonical family:TAG), which download jobs and the scheduler know it by.
-        entry = ui.gateway.lookup(model).name if model else None
+        # canonical family:TAG), which download jobs and the scheduler know it by; none for a
+        # configured model this key may not use (its name stays unsaid).
+        found = ui.gateway.lookup(model) if model else None
+        entry = found.name if found is not None and allowed(request, found) else None
     except GatewayError:
         entry = None
     return {
@@ -361,7 +364,7 @@ async def _family_page(ui: Ui, request: Request) -> Response:
     except BadFilter as error:
         filters, notice = Filters(), f"{error}; showing this machine"
     host = planning_host(ui, filters.host)
-    groups = await asyncio.to_thread(build_rows, ui, family, host)
+    groups = await asyncio.to_thread(build_rows, ui, request, family, host)
     context = {
         "family": family,
         "kind_title": _kind_title(family.kind),

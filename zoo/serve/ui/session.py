@@ -1,10 +1,12 @@
 """Browser sessions for the web UI: a key typed into the login form, never into a URL.
 
 The key stays on the server: the browser holds only a random session token in a cookie that
-scripts cannot read (HttpOnly), that no other site's page sends (SameSite=Strict) and that
-ends with the browser session (no Max-Age). Each session has its own CSRF token, which every
-state-changing request from the UI carries in the ``X-Zoo-CSRF`` header (a header another
-origin cannot set without a CORS preflight, which zoo never grants). Without API keys there
+scripts cannot read (HttpOnly), that no other site's page sends (SameSite=Strict; a page on
+another port of this machine is the same *site*, so the CSRF token and the Origin check are
+what stop it) and that ends with the browser session (no Max-Age). Each session has its own
+CSRF token, which every state-changing request from the UI carries in the ``X-Zoo-CSRF``
+header (a header another origin cannot set without a CORS preflight, which zoo never
+grants). Without API keys there
 is no login; state changes still need the gateway's anonymous CSRF token, so a page on
 another site cannot load or unload models through the user's browser.
 
