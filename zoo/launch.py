@@ -366,6 +366,26 @@ def run(
     return launcher.serve_foreground(running, out=out, announce=True)
 
 
+def downloaded_families(catalog: Catalog, hubs: Mapping[str, Hub]) -> list[str]:
+    """The catalog families (in catalog order) some of whose files a hub here has cached: what
+    a gateway without a config serves, and what a cluster node reports. No request is made."""
+    cached: set[tuple[str, str]] = set()
+    for name, hub in hubs.items():
+        with contextlib.suppress(Exception):  # a broken cache must not hide the others
+            cached.update((name, e.repo) for e in hub.cache_entries())
+    found: list[str] = []
+    for family in catalog.families.values():
+        repos = {
+            (source.hub, source.repo_for(q))
+            for spec in family.specs
+            for source in spec.sources
+            for q in source.quantizations
+        }
+        if repos & cached:
+            found.append(family.name)
+    return found
+
+
 def _catalog() -> Catalog:
     from zoo.registry import catalog_with_plugins
 

@@ -46,6 +46,22 @@ def serve(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Run in the background; print the URL.")
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Run the models on this Ray cluster (HOST:PORT or ray://HOST:PORT; "
+            "default: $ZOO_CLUSTER, or the settings' cluster).",
+        ),
+    ] = None,
+    failover_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--failover-wait",
+            help="Seconds a request waits for a cluster engine restarting on another node "
+            "after its node died (default 60).",
+        ),
+    ] = None,
 ) -> None:
     """Serve every model behind one endpoint (Ctrl-C stops it and every model it started)."""
     if ctx.invoked_subcommand is not None:
@@ -67,6 +83,11 @@ def serve(
             raise UsageError(f"--memory-budget {memory_budget!r}: {error}") from error
     if config is not None and not config.is_file():
         raise UsageError(f"--config {config}: no such file")
+    if failover_wait is not None and not failover_wait >= 0:
+        raise UsageError(f"--failover-wait {failover_wait}: give a number of seconds, 0 or more")
+    from zoo.cluster.address import cluster_address
+
+    address = cluster_address(cluster)
     # The config's `listen` where no option says otherwise (read here, before --detach needs
     # the address; a broken config is reported now, in one message, not by a child's exit).
     if config is not None and (host is None or port is None):
@@ -82,6 +103,8 @@ def serve(
         config=config.resolve() if config else None,
         allow_download=allow_download,
         memory_budget=budget,
+        cluster=address,
+        failover_wait=failover_wait,
     )
     if detach:
         typer.echo(run_detached(options) + "/v1")

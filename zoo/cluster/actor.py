@@ -33,6 +33,7 @@ from zoo.errors import ZooError
 
 if TYPE_CHECKING:
     from zoo.cluster.nodes import Node
+    from zoo.hubs.base import FetchResult
     from zoo.plan import LaunchOptions, Plan
     from zoo.resolve import Request
     from zoo.runtime.launcher import Running
@@ -60,10 +61,17 @@ def _plan(
         return None, _one_line(error)
 
 
+def _prepare(plan: Plan) -> FetchResult:
+    """``node_side.prepare`` on the node this task is placed on: where the files are."""
+    fetched, _ = node_side.prepare(plan, lambda line: None)
+    return fetched
+
+
 # Ray's remote wrappers (typed loosely by Ray: Any here). num_cpus=0: asking a node about
 # itself must not wait for a CPU its engines hold.
 report_task: Any = ray.remote(num_cpus=0)(_report)
 plan_task: Any = ray.remote(num_cpus=0)(_plan)
+prepare_task: Any = ray.remote(num_cpus=0)(_prepare)
 
 
 def _one_line(error: BaseException) -> str:
@@ -150,8 +158,7 @@ class EngineServer:
             engines = launch._engines()
             if plan.engine not in engines:
                 raise ZooError(f"engine {plan.engine!r} is not installed on this node")
-            files = launch.model_files(plan, launch.fetch(plan, progress=False))
-            launch.prepare_environment(plan, self._say)
+            _, files = node_side.prepare(plan, self._say)
             running = launcher.start_instance(
                 plan,
                 engines[plan.engine],

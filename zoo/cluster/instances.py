@@ -13,11 +13,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.cluster.connect import NAMESPACE, ClusterError, ray_module
 from zoo.cluster.placement import NoNodeFits, Placement
-from zoo.errors import NotFoundError, UsageError
+from zoo.errors import NotFoundError, UsageError, ZooError
+
+if TYPE_CHECKING:
+    from zoo.hubs.base import FetchResult
 
 PLACEMENT_TIMEOUT_S = 30.0
 INFO_TIMEOUT_S = 10.0
@@ -25,6 +28,9 @@ INFO_TIMEOUT_S = 10.0
 WAIT_STEP_S = 5.0
 DEFAULT_READY_TIMEOUT_S = 600.0
 Say = Callable[[str], None]
+# The handles of the job-scoped instances this process created (zoo serve's): Ray ends such an
+# actor once no handle to it is left, so they are held until the instance is stopped.
+_owned: dict[str, Any] = {}
 
 
 def _stderr(line: str) -> None:
@@ -202,10 +208,41 @@ def start(
                 f"has {_needs(plan)} free",
                 hint="stop something on the cluster, or add a node that has it",
             ) from None
+        if not detached:
+            _owned[spec.name] = handle
         return _wait_ready(handle, spec.name, ready_timeout or _ready_timeout(plan), say)
     except BaseException:
+        _owned.pop(spec.name, None)
         _kill(handle)
         raise
+
+
+def prepare(placement: Placement, *, timeout: float = DEFAULT_READY_TIMEOUT_S) -> FetchResult:
+    """Download the placement's files into its node's hub cache and build the engine's
+    environment there (a setup task on the node; nothing passes through this process)."""
+    from zoo.cluster import actor
+    from zoo.cluster.nodes import on_node
+
+    ray = ray_module()
+    ref = actor.prepare_task.options(scheduling_strategy=on_node(placement.node)).remote(
+        placement.plan
+    )
+    try:
+        return ray.get(ref, timeout=timeout)  # type: ignore[no-any-return]
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise ClusterError(
+            f"preparing {placement.plan.family.name} on {placement.node.name} took longer "
+            f"than {timeout:.0f} s"
+        ) from None
+    except ray.exceptions.RayTaskError as error:
+        cause = error.cause if isinstance(error.cause, BaseException) else error
+        if isinstance(cause, ZooError):
+            raise cause from None
+        raise ClusterError(
+            f"preparing {placement.plan.family.name} on {placement.node.name} failed: "
+            f"{_first_line(cause)}"
+        ) from None
 
 
 def _request_of(plan: Any) -> Any:
@@ -345,6 +382,7 @@ def current(name: str, *, wait: float) -> ClusterInstance | None:
     while True:
         handle = _handle(name)
         if handle is None:
+            _owned.pop(name, None)
             return None
         left = deadline - time.monotonic()
         step = max(0.1, min(WAIT_STEP_S, left))
@@ -373,6 +411,7 @@ def stop(name: str, *, grace: float = 10.0) -> bool:
     with contextlib.suppress(Exception):
         ray.get(handle.stop.remote(), timeout=grace + 10.0)
     _kill(handle)
+    _owned.pop(name, None)
     return True
 
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UsageError
 
 if TYPE_CHECKING:
-    from zoo.catalog.catalog import Catalog
     from zoo.host import Host
-    from zoo.hubs.base import Hub
+    from zoo.hubs.base import FetchResult
     from zoo.plan import LaunchOptions, Plan
     from zoo.resolve import Request
+    from zoo.runtime.invocation import ModelFiles
 
 # Ray node labels zoo reads: the node's short name, and a host profile that replaces detection
 # (a built-in profile name such as "h100-80g", or a JSON file on that node): for GPUs the node
@@ -54,25 +54,6 @@ def node_host(labels: Mapping[str, str], hostname: str | None = None) -> Host:
     return replace(host, name=node_name(labels, hostname))
 
 
-def downloaded_families(catalog: Catalog, hubs: Mapping[str, Hub]) -> list[str]:
-    """The catalog families some of whose files a hub here has cached (no request is made)."""
-    cached: set[tuple[str, str]] = set()
-    for name, hub in hubs.items():
-        with contextlib.suppress(Exception):  # a broken cache must not hide the others
-            cached.update((name, e.repo) for e in hub.cache_entries())
-    found: list[str] = []
-    for family in catalog.families.values():
-        repos = {
-            (source.hub, source.repo_for(q))
-            for spec in family.specs
-            for source in spec.sources
-            for q in source.quantizations
-        }
-        if repos & cached:
-            found.append(family.name)
-    return sorted(found)
-
-
 def report(labels: Mapping[str, str]) -> dict[str, Any]:
     """What ``zoo cluster status`` shows of this node: profile, engines ready, models cached."""
     from zoo import launch
@@ -87,7 +68,7 @@ def report(labels: Mapping[str, str]) -> dict[str, Any]:
             if engine_here(engine, host).ok and env_status(engine_environment(engine, host)).ready:
                 ready.append(name)
     try:
-        models = downloaded_families(launch._catalog(), launch._hubs())
+        models = launch.downloaded_families(launch._catalog(), launch._hubs())
     except Exception:  # a catalog that does not load here is reported by planning
         models = []
     return {"host": host.to_json(), "engines_ready": ready, "models": models}
@@ -104,3 +85,15 @@ def plan_here(
     from zoo import launch
 
     return launch.plan(request, replace(options, host=address, detach=True), host=node_host(labels))
+
+
+def prepare(plan: Plan, say: Callable[[str], None]) -> tuple[FetchResult, ModelFiles]:
+    """Set the node up for ``plan``: its files into this node's hub cache (or found there),
+    its engine environment built here. What the engine actor does before it starts the
+    engine, and what a download from the gateway asks of the node, so both agree."""
+    from zoo import launch
+
+    fetched = launch.fetch(plan, progress=False)
+    files = launch.model_files(plan, fetched)
+    launch.prepare_environment(plan, say)
+    return fetched, files

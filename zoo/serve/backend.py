@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
     from zoo.engine import Engine
     from zoo.host import Host
-    from zoo.hubs.base import Hub
+    from zoo.hubs.base import FetchResult, Hub, ProgressCallback
     from zoo.plan import Plan
     from zoo.runtime.launcher import Running
 
@@ -133,6 +133,12 @@ class LocalBackend:
             return cached_plan(self.plan(entry), hubs=self._hubs) is not None
         except (ZooError, GatewayError):  # a model that cannot run here is not servable either
             return False
+
+    def download(self, entry: ModelEntry, progress: ProgressCallback) -> FetchResult:
+        """Fetch ``entry``'s files into this machine's hub caches, as ``start`` would."""
+        from zoo import launch
+
+        return launch.fetch(self.plan(entry), hubs=self._hubs, progress=progress)
 
     def start(self, entry: ModelEntry) -> Upstream:
         from zoo import launch

@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 from zoo.errors import ZooError
 from zoo.serve.errors import GatewayError, InvalidRequest, ModelNotFound, NotDownloaded
 from zoo.serve.proxy import Answer, Forwarder
-from zoo.serve.types import ModelEntry
+from zoo.serve.types import GatewayBackend, ModelEntry
 
 if TYPE_CHECKING:
     from zoo.catalog.catalog import Catalog
     from zoo.catalog.model import Family
-    from zoo.serve.backend import LocalBackend
     from zoo.serve.config import ApiKey
     from zoo.serve.metrics import Metrics
     from zoo.serve.scheduler import Scheduler
@@ -39,7 +38,7 @@ class Gateway:
     catalog: Catalog
     entries: dict[str, ModelEntry]
     scheduler: Scheduler
-    backend: LocalBackend
+    backend: GatewayBackend
     forwarder: Forwarder
     metrics: Metrics
     allow_download: bool = False

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from zoo.catalog.catalog import Catalog
+    from zoo.engine import Engine
+    from zoo.host import Host
     from zoo.hubs.base import Hub
+    from zoo.serve.cluster_backend import ClusterBackend
     from zoo.serve.config import GatewayConfig
     from zoo.serve.gateway import Gateway
     from zoo.serve.types import ModelEntry
@@ -41,6 +44,10 @@ class ServeOptions:
     config: Path | None = None
     allow_download: bool = False
     memory_budget: int | None = None  # bytes; None: the planned share of this machine
+    # The Ray cluster the models run on (HOST:PORT or ray://HOST:PORT); None: this machine.
+    cluster: str | None = None
+    # Seconds a request waits for a cluster engine Ray is restarting elsewhere (None: 60).
+    failover_wait: float | None = None
 
 
 def record_path() -> Path:
@@ -51,20 +58,13 @@ def record_path() -> Path:
 
 def discover_downloaded(catalog: Catalog, hubs: Mapping[str, Hub]) -> dict[str, ModelEntry]:
     """Entries for the catalog families whose files some hub already has cached."""
+    from zoo import launch
     from zoo.serve.types import ModelEntry
 
-    cached: set[tuple[str, str]] = set()
-    for name, hub in hubs.items():
-        with contextlib.suppress(Exception):  # a broken cache must not stop the gateway
-            cached.update((name, e.repo) for e in hub.cache_entries())
-    found: dict[str, ModelEntry] = {}
-    for family in catalog.families.values():
-        for spec in family.specs:
-            for source in spec.sources:
-                repos = {source.repo_for(q) for q in source.quantizations}
-                if any((source.hub, repo) in cached for repo in repos):
-                    found.setdefault(family.name, ModelEntry(name=family.name, family=family.name))
-    return found
+    return {
+        name: ModelEntry(name=name, family=name)
+        for name in launch.downloaded_families(catalog, hubs)
+    }
 
 
 def budgets(host_memory: Mapping[str, int], override: int | None) -> dict[str, int]:
@@ -86,6 +86,7 @@ def build_gateway(
     from zoo.serve.metrics import Metrics
     from zoo.serve.proxy import Forwarder
     from zoo.serve.scheduler import Scheduler
+    from zoo.serve.types import GatewayBackend, ModelEntry
 
     catalog = _catalog()
     engines, hubs, host = get_engines(), get_hubs(), this_machine()
@@ -93,18 +94,30 @@ def build_gateway(
     for warning in config.warnings:
         say(f"zoo serve: {warning}")
     allow = options.allow_download or config.allow_download
-    entries = dict(config.models) if options.config else discover_downloaded(catalog, hubs)
-    backend = LocalBackend(catalog, engines, hubs, host, say=say, allow_download=allow)
-    memory = {
-        "RAM": memory_budget(host, "cpu"),
-        "GPU memory": memory_budget(host, "cuda"),
-        "unified memory": memory_budget(host, "metal"),
-    }
     budget = options.memory_budget or config.memory_budget
+    backend: GatewayBackend
+    if options.cluster is not None:
+        cluster = cluster_backend(options, engines, hubs, host, allow_download=allow, say=say)
+        backend, limits = cluster, cluster.budgets(budget)
+        found = {
+            name: ModelEntry(name=name, family=name)
+            for name in sorted(cluster.discovered())
+            if name in catalog.families
+        }
+    else:
+        backend = LocalBackend(catalog, engines, hubs, host, say=say, allow_download=allow)
+        memory = {
+            "RAM": memory_budget(host, "cpu"),
+            "GPU memory": memory_budget(host, "cuda"),
+            "unified memory": memory_budget(host, "metal"),
+        }
+        limits = budgets(memory, budget)
+        found = discover_downloaded(catalog, hubs) if not options.config else {}
+    entries = dict(config.models) if options.config else found
     scheduler = Scheduler(
         backend,
         entries,
-        budgets=budgets(memory, budget),
+        budgets=limits,
         default_keep_alive=config.keep_alive,
         default_concurrency=config.concurrency,
     )
@@ -120,6 +133,54 @@ def build_gateway(
         bind_host=options.host,
     )
     return gateway, config
+
+
+def cluster_backend(
+    options: ServeOptions,
+    engines: Mapping[str, Engine],
+    hubs: Mapping[str, Hub],
+    host: Host,
+    *,
+    allow_download: bool,
+    say: Callable[[str], None],
+) -> ClusterBackend:
+    """Join the cluster ``options`` names and list its nodes: the backend that places models
+    there (the gateway itself still listens where ``options.host`` says)."""
+    from zoo.cluster.connect import connect
+    from zoo.cluster.nodes import list_nodes
+    from zoo.serve.cluster_backend import FAILOVER_WAIT_S, ClusterBackend
+
+    assert options.cluster is not None
+    connect(options.cluster)
+    nodes = list_nodes()
+    for node in nodes:
+        if node.alive and node.host is None:
+            say(f"zoo serve: node {node.name} ({node.address}) takes no models: {node.problem}")
+    wait = FAILOVER_WAIT_S if options.failover_wait is None else options.failover_wait
+    return ClusterBackend(
+        engines,
+        hubs,
+        host,
+        nodes,
+        address=options.cluster,
+        say=say,
+        allow_download=allow_download,
+        failover_wait=wait,
+    )
+
+
+def cluster_words(backend: object) -> str:
+    """The startup line's "; cluster HOST:PORT, N nodes" ("" for a local gateway)."""
+    from zoo.serve.cluster_backend import ClusterBackend
+
+    if not isinstance(backend, ClusterBackend):
+        return ""
+    usable = sum(1 for n in backend.nodes if n.alive and n.host is not None)
+    alive = sum(1 for n in backend.nodes if n.alive)
+    count = f"{usable} node{'s' if usable != 1 else ''}"
+    if alive != usable:
+        count += f" of {alive} alive"
+    return f"; cluster {backend.address}, {count}"
 
 
 def _catalog() -> Catalog:
@@ -161,6 +222,8 @@ def app_for(
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signal.SIGHUP)
             await gateway.scheduler.close()
+            # What the scheduler no longer held (a cluster engine restarted, not adopted).
+            await asyncio.to_thread(gateway.backend.stop_all)
             await gateway.forwarder.aclose()
 
     app.router.lifespan_context = lifespan
@@ -229,7 +292,7 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
     # `finally` here runs: the record goes when the app's lifespan ends, just before that.
     app.router.lifespan_context = _forgetting_record(app.router.lifespan_context)
     url = f"http://{process.url_host(options.host)}:{options.port}/v1"
-    say(f"zoo serve: {url} ({len(gateway.entries)} models)")
+    say(f"zoo serve: {url} ({len(gateway.entries)} models{cluster_words(gateway.backend)})")
     try:
         server.run()
     finally:
@@ -270,6 +333,7 @@ def _write_record(options: ServeOptions) -> None:
         "host": options.host,
         "port": options.port,
         "config": str(options.config) if options.config else None,
+        "cluster": options.cluster,
         "started_at": time.time(),
     }
     path = record_path()
@@ -319,6 +383,10 @@ def serve_argv(options: ServeOptions) -> list[str]:
         argv.append("--allow-download")
     if options.memory_budget is not None:
         argv += ["--memory-budget", str(options.memory_budget)]
+    if options.cluster is not None:
+        argv += ["--cluster", options.cluster]
+    if options.failover_wait is not None:
+        argv += ["--failover-wait", str(options.failover_wait)]
     return argv
 
 

@@ -3,8 +3,16 @@ reached."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from zoo.engine import Engine
+    from zoo.host import Host
+    from zoo.hubs.base import FetchResult, Hub, ProgressCallback
+    from zoo.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -73,4 +81,45 @@ class Backend(Protocol):
 
     def log_tail(self, upstream: Upstream, lines: int = 15) -> str:
         """The last lines of the engine's log, for an error a client reads."""
+        ...
+
+
+class GatewayBackend(Backend, Protocol):
+    """What the gateway and its web UI use of a backend besides the scheduler's calls: on this
+    machine (``LocalBackend``) or on a Ray cluster (``ClusterBackend``)."""
+
+    @property
+    def engines(self) -> Mapping[str, Engine]:
+        """The engines installed where the gateway runs (a config reload checks names)."""
+        ...
+
+    @property
+    def hubs(self) -> Mapping[str, Hub]:
+        """The hubs the gateway's own downloads and listings use."""
+        ...
+
+    @property
+    def host(self) -> Host:
+        """The machine the web UI judges builds on."""
+        ...
+
+    def plan(self, entry: ModelEntry) -> Plan:
+        """The plan ``entry`` runs (or would run) with, cached per entry."""
+        ...
+
+    def downloaded(self, entry: ModelEntry) -> bool:
+        """Whether ``entry``'s files are cached where it would run; cheap (no request made)."""
+        ...
+
+    def download(self, entry: ModelEntry, progress: ProgressCallback) -> FetchResult:
+        """Fetch ``entry``'s files into the cache of the machine it would run on (progress
+        per file where the fetch runs here; a cluster node reports only the end)."""
+        ...
+
+    def log_path(self, instance_id: str) -> Path | None:
+        """The engine log of a running instance as a file here (None: no local file)."""
+        ...
+
+    def stop_all(self) -> None:
+        """Stop every engine this backend started and still holds (the gateway is exiting)."""
         ...

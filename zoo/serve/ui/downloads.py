@@ -33,8 +33,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from zoo.hubs.base import FetchResult, RemoteFile
-    from zoo.serve.backend import LocalBackend
-    from zoo.serve.types import ModelEntry
+    from zoo.serve.types import GatewayBackend, ModelEntry
     from zoo.serve.ui.site import Ui
 
 logger = logging.getLogger(__name__)
@@ -204,7 +203,7 @@ async def _start(ui: Ui, downloads: Downloads, request: Request) -> Response:
     return JSONResponse(answer, status_code=202 if answer["state"] == "running" else 200)
 
 
-def _download(backend: LocalBackend, job: Job) -> None:
+def _download(backend: GatewayBackend, job: Job) -> None:
     """Fetch what ``job``'s model needs to launch, as the backend does before starting it."""
     import contextlib
 
@@ -217,7 +216,7 @@ def _download(backend: LocalBackend, job: Job) -> None:
         # and the fetch reports the real failure.
         with contextlib.suppress(ZooError):
             job.expect(launch.describe_download(plan, hubs=backend.hubs).files)
-        job.finish(launch.fetch(plan, hubs=backend.hubs, progress=job.report))
+        job.finish(backend.download(job.entry, job.report))
     except Exception as error:
         if not isinstance(error, (ZooError, GatewayError, OSError)):
             logger.exception("downloading %s failed", job.entry.name)
