@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 # Variables zoo reads as settings: a developer's own must not decide a test.
-SETTING_VARIABLES = ("ZOO_HUB", "ZOO_API_KEY", "ZOO_CONFIG", "ZOO_ENGINE_OPT_IN", "ZOO_DEBUG")
+SETTING_VARIABLES = (
+    "ZOO_HUB",
+    "ZOO_API_KEY",
+    "ZOO_CONFIG",
+    "ZOO_ENGINE_OPT_IN",
+    "ZOO_DEBUG",
+    "ZOO_CLUSTER",
+)
 
 
 @pytest.fixture(scope="session")

@@ -173,3 +173,15 @@ def test_an_instance_reserves_what_its_plan_needs_and_only_a_pinned_one_stays_pu
     cpu_spec = replace(spec, plan=cpu_plan)
     cpu = actor_options(cpu_spec, Node("8" * 56, "c", "10.0.0.3", True))
     assert cpu["memory"] == cpu_plan.memory.total_bytes and "num_gpus" not in cpu
+
+
+def test_a_nodes_cluster_engines_are_recorded_apart_from_its_own_instances(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zoo.runtime import state
+
+    monkeypatch.delenv("ZOO_STATE_DIR", raising=False)  # restored after the test
+    own = state.db_path()
+    node_side.use_cluster_state()
+    assert state.db_path() == own.parent / node_side.CLUSTER_STATE / own.name
+    assert state.logs_dir().parent == own.parent / node_side.CLUSTER_STATE

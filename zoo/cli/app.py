@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "zoo.cli.run_cmd",
     "zoo.cli.hub_cmds",
     "zoo.cli.runtime_cmds",
+    "zoo.cli.cluster_cmd",
     "zoo.cli.serve_cmd",
     "zoo.cli.engines_cmds",
     "zoo.cli.docs_cmds",

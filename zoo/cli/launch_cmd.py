@@ -7,19 +7,25 @@ twice: its endpoint is printed instead, unless ``--new``.
 
 ``--explain`` groups the dropped candidates by reason; ``--explain=all`` (or
 ``--explain-all``) lists every row. typer has no option with an optional value, so the
-command's class spells ``--explain=all`` as ``--explain-all`` before parsing.
+command's class spells ``--explain=all`` as ``--explain-all`` before parsing, and a bare
+``--cluster`` (the cluster ``$ZOO_CLUSTER`` or the settings file names) as ``--cluster=``.
+
+With ``--cluster`` the plan is made on each node of a Ray cluster (``zoo.cluster.placement``)
+and the model runs there as a detached actor (``zoo.cluster.instances``); nothing of
+``zoo.cluster`` or ray is imported otherwise.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperCommand
 
+from zoo.cli.cluster_cmd import ClusterOption
 from zoo.cli.options import (
     ContextOption,
     EngineOption,
@@ -40,7 +46,10 @@ from zoo.cli.options import (
 if TYPE_CHECKING:
     from typer._click.core import Context  # the click typer runs on (vendored in typer 0.29)
 
-    from zoo.plan import Candidate, Plan
+    from zoo.cli.options import LaunchDefaults
+    from zoo.cluster.instances import ClusterInstance
+    from zoo.plan import Candidate, LaunchOptions, Plan
+    from zoo.resolve import Request
     from zoo.runtime.state import Instance
 
 COMMANDS: tuple[str, ...] = ("launch",)
@@ -115,9 +124,23 @@ def launch(
             "(without it, zoo prints the running one's endpoint).",
         ),
     ] = False,
+    cluster: ClusterOption = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            help="With --cluster: run on this node (name, id or address) and never move it.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a model behind an OpenAI-compatible endpoint, choosing engine and files for
-    this machine. Arguments after `--` go to the engine's server unchanged."""
+    this machine. Arguments after `--` go to the engine's server unchanged.
+
+    With --cluster (bare: the cluster $ZOO_CLUSTER or the settings file names), each node of
+    the Ray cluster plans for itself and the model runs where its plan is fastest (--node:
+    there and nowhere else), as a detached instance reached with an API key; without
+    --detach, its log follows here until Ctrl-C, which stops it."""
     from zoo import launch as launching
     from zoo.cli.options import launch_defaults
     from zoo.errors import UsageError
@@ -135,6 +158,51 @@ def launch(
     if ready_timeout is not None and not ready_timeout > 0:
         raise UsageError(f"--ready-timeout {ready_timeout} must be a positive number of seconds")
     check_dtype(dtype)
+    if cluster is None and node is not None:
+        raise UsageError(
+            "--node pins a model to a node of a Ray cluster: add --cluster",
+            hint="--cluster HOST:PORT, or a bare --cluster for $ZOO_CLUSTER or the settings "
+            "file's cluster",
+        )
+    if cluster is not None:
+        if host_profile:
+            raise UsageError(
+                "--host-profile plans for another machine; with --cluster each node plans for "
+                "its own hardware (see `zoo cluster status`)"
+            )
+        if opt_in:
+            raise UsageError(
+                "--opt-in applies to this machine; with --cluster each node plans with its "
+                "own opt-ins",
+                hint="set ZOO_ENGINE_OPT_IN (or opt_in in the settings file) on the nodes",
+            )
+        options = LaunchOptions(
+            port=port,
+            detach=True,  # on a cluster the engine's actor outlives zoo; foreground follows it
+            api_key=api_key,
+            served_name=served_name,
+            extra_args=tuple(ctx.args),
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_fraction=gpu_memory_fraction,
+            ready_timeout=ready_timeout,
+        )
+        _launch_on_cluster(
+            cluster,
+            node,
+            chosen,
+            options,
+            lambda: model_request(
+                model, engine, format, size, quantization, hub, context, min_speed
+            ),
+            print_json=as_json,
+            explain=explain or explain_all,
+            every=explain_all,
+            dry_run=dry_run,
+            detach=detach,
+            new=new,
+        )
+        return
     target = planning_host(host_profile, opt_in)
     options = LaunchOptions(
         host=host,
@@ -174,6 +242,134 @@ def launch(
         typer.echo(running_banner(running, plan.family))
         return
     launching.run(plan)
+
+
+def _launch_on_cluster(
+    flag: str,
+    node: str | None,
+    chosen: LaunchDefaults,
+    options: LaunchOptions,
+    make_request: Callable[[], Request],
+    *,
+    print_json: bool,
+    explain: bool,
+    every: bool,
+    dry_run: bool,
+    detach: bool,
+    new: bool,
+) -> None:
+    """``zoo launch --cluster``: place the request on a node (its plan made there), print the
+    placement (--dry-run, --explain, --json) or start it as a detached actor on that node."""
+    from zoo.cli import cluster_cmd
+    from zoo.errors import UsageError
+
+    if chosen.host.source == "flag":
+        raise UsageError(
+            "--host: on a cluster the engine listens on its node's cluster address",
+            hint="leave --host out with --cluster",
+        )
+    if options.api_key is None:
+        raise UsageError(
+            "a model on a cluster node is reached over the network: it needs an API key",
+            hint="give --api-key, set $ZOO_API_KEY, or set api_key_file in the settings file",
+        )
+    address = cluster_cmd.require_address(flag, "--cluster")
+    check_launch_options(options)
+    request = make_request()
+    cluster_cmd.connect(address)
+    from zoo.cluster import instances
+    from zoo.cluster.nodes import find_node, list_nodes
+    from zoo.cluster.placement import place
+
+    nodes = list_nodes(probe=False)
+    pinned = find_node(nodes, node) if node is not None else None  # a typo: before planning
+    if not (print_json or explain or dry_run or new):
+        running = _running_on_cluster(request, options, pinned.node_id if pinned else None)
+        if running is not None:
+            names = {n.node_id: n.name for n in nodes}
+            where = cluster_cmd.node_of(running, names)
+            typer.echo(cluster_cmd.cluster_banner(running, address, where, running=True))
+            typer.echo("  (--new starts another instance)")
+            return
+    placement = place(request, options, nodes=nodes, pin=node)
+    if print_json:
+        document = {
+            "version": cluster_cmd.PLACEMENT_JSON_VERSION,
+            "address": address,
+            "placement": placement.to_json(),
+            "plan": placement.plan.to_json(),
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
+    if explain or dry_run:
+        shown = render_explain(placement.plan, every=every) if explain else None
+        typer.echo(cluster_cmd.render_placement(placement))
+        typer.echo("")
+        typer.echo(shown or render_plan(placement.plan))
+        return
+    instance = instances.start(
+        placement,
+        detached=True,
+        ready_timeout=options.ready_timeout,
+        say=lambda line: typer.echo(line, err=True),
+    )
+    typer.echo(cluster_cmd.cluster_banner(instance, address, placement.node.name))
+    if not detach:
+        cluster_cmd.follow_until_stopped(instance, placement.node.name)
+
+
+def _running_on_cluster(
+    request: Request, options: LaunchOptions, node_id: str | None
+) -> ClusterInstance | None:
+    """A running cluster instance of what ``request`` asks that serves as ``options`` ask
+    (the rule of ``zoo.launch.running_instance``; the key is checked by asking the instance
+    with it), on the pinned node when there is one; else None."""
+    from zoo import quantization as quant
+    from zoo.cluster import instances
+    from zoo.errors import ZooError
+    from zoo.launch import _same_size
+    from zoo.registry import catalog_with_plugins
+
+    if request.context_length is not None or options.extra_args:
+        return None
+    try:
+        family = catalog_with_plugins().get(request.model)
+    except ZooError:
+        return None  # an unknown model: the placement names it
+    several_sizes = len({s.size for s in family.specs}) > 1
+    for inst in instances.list_instances():
+        if (
+            inst.state == "running"
+            and inst.url is not None
+            and inst.model == family.name
+            and request.engine in (None, inst.engine)
+            and request.format in (None, inst.format)
+            and (
+                request.quantization is None or quant.same(request.quantization, inst.quantization)
+            )
+            and (request.size is None or _same_size(request.size, inst.size, several_sizes))
+            and options.served_name in (None, inst.served_name)
+            and node_id in (None, inst.node_id)
+            and _answers_with_key(inst, options.api_key)
+        ):
+            return inst
+    return None
+
+
+def _answers_with_key(inst: ClusterInstance, api_key: str | None) -> bool:
+    import httpx
+
+    if api_key is None:
+        return False
+    try:
+        answer = httpx.get(
+            f"{inst.endpoint}/models",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=3.0,
+        )
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
 
 
 def running_note(instance: Instance) -> str:
@@ -373,10 +569,12 @@ class LaunchCommand(TyperCommand):
     to the engine untouched)."""
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        from zoo.cli.cluster_cmd import bare_cluster
         from zoo.errors import UsageError
 
         end = args.index("--") if "--" in args else len(args)
         ours = ["--explain-all" if a.lower() == "--explain=all" else a for a in args[:end]]
+        ours = bare_cluster(ours)
         rest = super().parse_args(ctx, [*ours, *args[end:]])
         # Extra words reach the engine only after `--`: a stray one before it (`--explain
         # all`, a typo) is a mistake, not an engine argument.

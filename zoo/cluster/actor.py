@@ -127,6 +127,7 @@ class EngineServer:
         self._plan: Plan | None = None
         self._running: Running | None = None
         self._stopping = False
+        node_side.use_cluster_state()
         threading.Thread(target=self._start, name="zoo-engine-start", daemon=True).start()
 
     # -- the start, in a thread -------------------------------------------------------------

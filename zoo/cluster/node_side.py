@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # cannot see itself, and for test clusters with fake GPUs.
 NAME_LABEL = "zoo.node"
 PROFILE_LABEL = "zoo.host-profile"
+# The folder, inside the node's state folder, of the cluster engines' records and logs.
+CLUSTER_STATE = "cluster"
 
 
 def node_name(labels: Mapping[str, str], hostname: str | None = None) -> str:
@@ -85,6 +87,18 @@ def plan_here(
     from zoo import launch
 
     return launch.plan(request, replace(options, host=address, detach=True), host=node_host(labels))
+
+
+def use_cluster_state() -> None:
+    """Keep the records and logs of the engines this process supervises for the cluster out
+    of the node's own state: ``zoo ps`` on the node lists its local instances only (the
+    cluster's are Ray's to list), and a local ``zoo stop`` cannot end an engine under its
+    actor. For an actor's worker process only (it changes this process's environment)."""
+    import os
+
+    from zoo import paths
+
+    os.environ["ZOO_STATE_DIR"] = str(paths.state_dir() / CLUSTER_STATE)
 
 
 def prepare(plan: Plan, say: Callable[[str], None]) -> tuple[FetchResult, ModelFiles]:
