@@ -158,13 +158,13 @@ def test_ray_missing_gives_the_install_hint(capsys: pytest.CaptureFixture[str]) 
     code, out, err = _zoo(capsys, "cluster", "status", "--address", ADDRESS)
     assert code == 1 and out == ""
     line = _one_error_line(err)
-    assert "Ray is not installed" in line and "zoo[ray]" in line
+    assert "Ray is not installed" in line and "zoo-launcher[ray]" in line
     code, _, err = _zoo(capsys, "ps", "--cluster", ADDRESS)
-    assert code == 1 and "zoo[ray]" in _one_error_line(err)
+    assert code == 1 and "zoo-launcher[ray]" in _one_error_line(err)
     # --json: the error is the one JSON document on stdout.
     code, out, _ = _zoo(capsys, "cluster", "status", "--address", ADDRESS, "--json")
     assert code == 1
-    assert "zoo[ray]" in json.loads(out)["error"]["hint"]
+    assert "zoo-launcher[ray]" in json.loads(out)["error"]["hint"]
 
 
 @pytest.mark.usefixtures("ray_missing")
@@ -175,7 +175,7 @@ def test_ps_with_a_configured_cluster_still_lists_this_machine(
     code, out, err = _zoo(capsys, "ps")
     assert code == 0
     assert out.startswith("No instances")
-    assert "zoo: note:" in err and "zoo[ray]" in err
+    assert "zoo: note:" in err and "zoo-launcher[ray]" in err
     code, out, _ = _zoo(capsys, "ps", "--json")
     assert code == 0
     document = json.loads(out)

@@ -237,3 +237,25 @@ def test_key_lines_follow_tables_and_dotted_keys() -> None:
     assert lines[("models", "a.b")] == 3
     assert lines[("models", "a.b", "size")] == 4
     assert lines[("models", "c", "engine", "x")] == 6
+
+
+def test_config_show_names_the_cluster_and_where_it_came_from(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _zoo(capsys, "config", "show")
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("cluster")]
+    assert row[1:] == ["(none:", "this", "machine)", "default"]
+    config_file.write_text('cluster = "head.lan:6379"\n')
+    code, out, _ = _zoo(capsys, "config", "show")
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("cluster")]
+    assert row[1:] == ["head.lan:6379", "file", f"{config_file}:1"]
+    monkeypatch.setenv("ZOO_CLUSTER", "10.0.0.9:6379")
+    code, out, _ = _zoo(capsys, "config", "show", "--json")
+    assert json.loads(out)["settings"]["cluster"] == {
+        "value": "10.0.0.9:6379",
+        "source": "env ZOO_CLUSTER",
+    }
+    monkeypatch.setenv("ZOO_CLUSTER", "no port")
+    code, out, _ = _zoo(capsys, "config", "show")
+    (row,) = [line for line in out.splitlines() if line.startswith("cluster")]
+    assert code == 0 and "is not a Ray cluster address" in row

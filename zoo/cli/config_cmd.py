@@ -63,7 +63,13 @@ def effective(
     """(name, Setting) for every setting, in the file's documented order."""
     from zoo import config
     from zoo.cli.options import launch_defaults, model_settings
+    from zoo.cluster.address import cluster_setting
+    from zoo.errors import UsageError
 
+    try:
+        cluster = cluster_setting(None, file)
+    except UsageError as error:  # an address that is not one: shown, not fatal here
+        cluster = config.Setting(error, "error")
     try:
         launch = launch_defaults(host, port)
         key = launch.api_key
@@ -77,6 +83,7 @@ def effective(
         ("api_key", key),
         ("opt_in", config.opt_ins(file)),
         ("min_speed", config.min_speed(min_speed, file)),
+        ("cluster", cluster),
     ]
     for name in file.models:
         rows += [(f"models.{name}.{k}", s) for k, s in model_settings(file, name).items()]
@@ -91,6 +98,8 @@ def _shown(name: str, setting: Setting) -> str:
         return "***" if value else "(none)"
     if name == "hub" and value is None:
         return "auto (any hub)"
+    if name == "cluster" and value is None:
+        return "(none: this machine)"
     if name == "port" and value is None:
         return "(a free one)"
     if name == "min_speed" and value is None:

@@ -335,7 +335,12 @@ def actor_options(spec: LaunchSpec, node: Node) -> dict[str, Any]:
             {node_side.NAME_LABEL: name} if name else {"ray.io/node-id": spec.node_id}
         )
     else:
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(spec.node_id, soft=True)
+        # Soft: restarts go elsewhere once the node is dead. Spilling: a chosen node whose
+        # GPUs another instance holds now hands it to one that has them free (without it
+        # Ray waits on the busy node for ever); the actor then plans again where it lands.
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+            spec.node_id, soft=True, _spill_on_unavailable=True
+        )
     return options
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from zoo.errors import UsageError
+
+if TYPE_CHECKING:
+    from zoo.config import Config, Setting
 
 CLUSTER_ENV = "ZOO_CLUSTER"
 # "HOST:PORT" (the head's GCS address, as `ray start --head` prints it) or "ray://HOST:PORT"
@@ -33,17 +37,28 @@ def check_address(text: str, *, source: str = "--cluster") -> str:
     )
 
 
-def cluster_address(flag: str | None, *, environ: Mapping[str, str] | None = None) -> str | None:
-    """The cluster to use, checked, or None: ``flag`` wins over ``$ZOO_CLUSTER``, which wins
-    over the settings file's ``cluster``."""
+def cluster_setting(
+    flag: str | None,
+    config: Config | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Setting:
+    """The cluster to use and where that came from (value None: none), checked: ``flag``
+    wins over ``$ZOO_CLUSTER``, which wins over the settings file's ``cluster``."""
+    from zoo import config as settings
+
     env = os.environ if environ is None else environ
     if flag is not None:
-        return check_address(flag)
+        return settings.Setting(check_address(flag), "flag")
     if env.get(CLUSTER_ENV, "").strip():
-        return check_address(env[CLUSTER_ENV], source=f"${CLUSTER_ENV}")
-    from zoo import config
+        source = f"env {CLUSTER_ENV}"
+        return settings.Setting(check_address(env[CLUSTER_ENV], source=f"${CLUSTER_ENV}"), source)
+    found = (config or settings.load(environ=environ)).get("cluster")
+    if found is None:
+        return settings.Setting(None, "default")
+    return settings.Setting(check_address(str(found.value), source=found.source), found.source)
 
-    setting = config.load(environ=environ).get("cluster")
-    if setting is None:
-        return None
-    return check_address(str(setting.value), source=setting.source)
+
+def cluster_address(flag: str | None, *, environ: Mapping[str, str] | None = None) -> str | None:
+    """The cluster to use, checked, or None (``cluster_setting``'s value)."""
+    value = cluster_setting(flag, environ=environ).value
+    return str(value) if value is not None else None

@@ -17,7 +17,7 @@ from zoo.errors import ZooError
 
 NAMESPACE = "zoo"
 CONNECT_TIMEOUT_S = 20.0
-INSTALL_HINT = "install the extra on this machine and every node: pip install 'zoo[ray]'"
+INSTALL_HINT = "install the extra on this machine and every node: pip install 'zoo-launcher[ray]'"
 
 _lock = threading.Lock()
 # The address this process joined (Ray allows one cluster per process).

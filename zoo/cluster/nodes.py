@@ -165,7 +165,7 @@ def why_failed(answer: BaseException | None, timeout: float) -> str:
     text = str(answer).strip().splitlines()
     last = text[-1] if text else type(answer).__name__
     if "ModuleNotFoundError" in str(answer) or "No module named" in str(answer):
-        return "zoo is not installed on this node (install zoo[ray] there)"
+        return "zoo is not installed on this node (install zoo-launcher[ray] there)"
     return last
 
 
