@@ -223,8 +223,15 @@ def node_names() -> dict[str, str]:
 
 
 def node_of(instance: ClusterInstance, names: dict[str, str]) -> str:
-    """The name of the node an instance runs on: its node's name, else its address."""
-    return names.get(instance.node_id) or instance.node_address or instance.node_id[:8] or "?"
+    """The name of the node an instance runs on (as it reports it, else as the cluster lists
+    it), else its address."""
+    return (
+        instance.node_name
+        or names.get(instance.node_id)
+        or instance.node_address
+        or instance.node_id[:8]
+        or "?"
+    )
 
 
 def stop_hint(instance: ClusterInstance, address: str) -> str:

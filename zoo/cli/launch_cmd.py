@@ -268,7 +268,7 @@ def _launch_on_cluster(
             "--host: on a cluster the engine listens on its node's cluster address",
             hint="leave --host out with --cluster",
         )
-    if options.api_key is None:
+    if not options.api_key:
         raise UsageError(
             "a model on a cluster node is reached over the network: it needs an API key",
             hint="give --api-key, set $ZOO_API_KEY, or set api_key_file in the settings file",
@@ -313,9 +313,18 @@ def _launch_on_cluster(
         ready_timeout=options.ready_timeout,
         say=lambda line: typer.echo(line, err=True),
     )
-    typer.echo(cluster_cmd.cluster_banner(instance, address, placement.node.name))
+    where = instance.node_name or placement.node.name
+    if instance.node_id != placement.node.node_id:
+        # Ray gave it another node (the chosen one's GPUs were taken meanwhile): the plan
+        # it runs is the one that node made, not the one printed for the chosen node.
+        typer.echo(
+            f"zoo: note: placed on {where}, not {placement.node.name} (no room there when it "
+            f"started); it planned again on {where}",
+            err=True,
+        )
+    typer.echo(cluster_cmd.cluster_banner(instance, address, where))
     if not detach:
-        cluster_cmd.follow_until_stopped(instance, placement.node.name)
+        cluster_cmd.follow_until_stopped(instance, where)
 
 
 def _running_on_cluster(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from zoo.cluster import node_side
+from zoo.cluster.connect import NAMESPACE
 from zoo.errors import ZooError
 
 if TYPE_CHECKING:
@@ -97,14 +98,22 @@ class LaunchSpec:
 
 
 def same_model(a: Plan, b: Plan) -> bool:
-    """Whether two plans serve the same thing (a restart elsewhere may differ in paths)."""
-    return (a.family.name, a.engine, a.spec.format, a.spec.size, a.quantization) == (
-        b.family.name,
-        b.engine,
-        b.spec.format,
-        b.spec.size,
-        b.quantization,
-    )
+    """Whether two plans serve the same thing on what the actor reserved: the same model,
+    engine, build, device and number of GPUs (a restart elsewhere may differ in paths)."""
+
+    def key(p: Plan) -> tuple[object, ...]:
+        return (
+            p.family.name,
+            p.engine,
+            p.spec.format,
+            p.spec.size,
+            p.quantization,
+            p.device,
+            p.memory.gpus,
+            p.memory.place,
+        )
+
+    return key(a) == key(b)
 
 
 class EngineServer:
@@ -115,6 +124,7 @@ class EngineServer:
         context = ray.get_runtime_context()
         self._node_id = context.get_node_id()
         self._ip = ray.util.get_node_ip_address()
+        self._labels = _labels_of(self._node_id)
         with warnings.catch_warnings():  # Ray 2.60 marks it deprecated, with no replacement
             warnings.simplefilter("ignore")
             self._restarted = bool(context.was_current_actor_reconstructed)
@@ -124,6 +134,7 @@ class EngineServer:
         self._state = "starting"
         self._error: str | None = None
         self._progress: list[str] = []
+        self._said = 0  # lines said since the start (the kept ones are the last of them)
         self._plan: Plan | None = None
         self._running: Running | None = None
         self._stopping = False
@@ -135,18 +146,20 @@ class EngineServer:
     def _say(self, line: str) -> None:
         with self._lock:
             self._progress = [*self._progress, line][-PROGRESS_LINES:]
+            self._said += 1
 
     def _plan_here(self) -> Plan:
         spec = self._spec
         if self._node_id == spec.node_id:
             return spec.plan
-        labels = _labels_of(self._node_id)
+        labels = self._labels
         plan = node_side.plan_here(spec.request, spec.plan.options, labels, self._ip)
         if not same_model(plan, spec.plan):
             raise ZooError(
                 f"on node {node_side.node_name(labels)} the plan would be {plan.engine} "
-                f"{plan.spec.format} {plan.quantization}, not the {spec.plan.engine} "
-                f"{spec.plan.spec.format} {spec.plan.quantization} that was launched"
+                f"{plan.spec.format} {plan.quantization} on {plan.device}, not the "
+                f"{spec.plan.engine} {spec.plan.spec.format} {spec.plan.quantization} on "
+                f"{spec.plan.device} that was launched (and reserved for)"
             )
         return plan
 
@@ -156,6 +169,10 @@ class EngineServer:
 
         try:
             plan = self._plan_here()
+            if plan.device != "cuda":
+                # Ray sets CUDA_VISIBLE_DEVICES only for actors that reserve GPUs: an engine
+                # planned without one must not use the node's (others' reservations).
+                os.environ["CUDA_VISIBLE_DEVICES"] = ""
             engines = launch._engines()
             if plan.engine not in engines:
                 raise ZooError(f"engine {plan.engine!r} is not installed on this node")
@@ -199,6 +216,7 @@ class EngineServer:
                 "quantization": plan.quantization,
                 "served_name": plan.options.served_name or plan.family.name,
                 "node_id": self._node_id,
+                "node_name": node_side.node_name(self._labels),
                 "node_address": self._ip,
                 "owner": self._spec.owner,
                 "detached": self._spec.detached,
@@ -209,11 +227,10 @@ class EngineServer:
                 "place": plan.memory.place,
                 "started_at": self._created,
                 "progress": list(self._progress),
+                "progress_total": self._said,
                 "error": self._error,
                 "url": None,
                 "pid": None,
-                "worker_pid": os.getpid(),
-                "raylet_pid": _int(os.environ.get("RAY_RAYLET_PID")),
             }
         if running is not None:
             server = running.server
@@ -236,35 +253,38 @@ class EngineServer:
         return str(self._node_id)
 
     def read_log(self, offset: int, limit: int) -> tuple[bytes, int]:
-        """The engine log from ``offset`` (at most ``limit`` bytes) and the offset after it; an
-        offset past the end (a new log after a restart) reads from the start."""
+        """The engine log from ``offset`` (at most ``limit`` bytes; negative: that many bytes
+        before the end) and the offset after it; an offset past the end (a new log after a
+        restart) reads from the start."""
         with self._lock:
             running = self._running
         if running is None:
             text = "".join(f"{line}\n" for line in self._progress).encode()
-            return (text[offset : offset + limit], min(len(text), offset + limit))
+            start = max(0, len(text) + offset) if offset < 0 else min(offset, len(text))
+            return (text[start : start + limit], min(len(text), start + limit))
         path = Path(running.instance.log_path)
         try:
             with path.open("rb") as log:
                 size = log.seek(0, os.SEEK_END)
-                start = offset if 0 <= offset <= size else 0
+                start = max(0, size + offset) if offset < 0 else offset
+                start = start if start <= size else 0
                 log.seek(start)
                 data = log.read(max(0, limit))
         except OSError:
             return b"", offset
         return data, start + len(data)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
         """Stop the engine; the caller then ends the actor for good (``ray.kill`` without a
         restart: ``exit_actor`` here would be retried as a failed call and logged as one)."""
         with self._lock:
             self._stopping = True
-        self._stop_engine()
+        self._stop_engine(grace)
 
     def __ray_shutdown__(self) -> None:  # a graceful end of the actor: the engine goes too
         self._stop_engine()
 
-    def _stop_engine(self) -> None:
+    def _stop_engine(self, grace: float = 10.0) -> None:
         from zoo.runtime import launcher
 
         with self._lock:
@@ -274,7 +294,7 @@ class EngineServer:
         if running is None:
             return
         try:
-            launcher.stop(running.instance, grace=10, reap=running.server)
+            launcher.stop(running.instance, grace=grace, reap=running.server)
         finally:
             for guard in running.guards:
                 with contextlib.suppress(Exception):
@@ -282,7 +302,7 @@ class EngineServer:
 
 
 # Concurrency: info() and read_log() answer while another caller waits in wait().
-EngineActor: Any = ray.remote(num_cpus=0, max_concurrency=8)(EngineServer)
+EngineActor: Any = ray.remote(num_cpus=0, max_concurrency=32)(EngineServer)
 
 
 def _labels_of(node_id: str) -> dict[str, str]:
@@ -290,10 +310,6 @@ def _labels_of(node_id: str) -> dict[str, str]:
         if node.get("NodeID") == node_id:
             return {str(k): str(v) for k, v in (node.get("Labels") or {}).items()}
     return {}
-
-
-def _int(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() else None
 
 
 def _url_host(ip: str) -> str:
@@ -315,7 +331,7 @@ def actor_options(spec: LaunchSpec, node: Node) -> dict[str, Any]:
     plan = spec.plan
     options: dict[str, Any] = {
         "name": spec.name,
-        "namespace": "zoo",
+        "namespace": NAMESPACE,
         # Restarted for ever when its node dies; calls are not retried by Ray (each caller
         # has its own timeout and tells "restarting" from "gone" itself).
         "max_restarts": -1,

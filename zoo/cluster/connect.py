@@ -75,6 +75,19 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> None:
         if error is not None:
             raise _translated(error, address) from None
         _joined.append(address)
+        _quiet_driver(ray)
+
+
+def _quiet_driver(ray: Any) -> None:
+    """Keep Ray's cluster messages ("(raylet) The node ... has been marked dead", a task's
+    retries) off this process's stdout and stderr: they would break ``--json`` output and
+    repeat, in Ray's words, what zoo reports itself in one line. ``log_to_driver=False``
+    silences workers' output but not these: Ray prints them from a thread of its own through
+    the module flag its debugger uses to pause worker logs, which is switched off here (a Ray
+    without the flag just prints them)."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    if worker is not None and hasattr(worker, "_worker_logs_enabled"):
+        worker._worker_logs_enabled = False
 
 
 def _translated(error: BaseException, address: str) -> ClusterError:
@@ -90,8 +103,3 @@ def _translated(error: BaseException, address: str) -> ClusterError:
         # Ray answers a wrong token like an unreachable head: both are named.
         hint="check the address, and RAY_AUTH_TOKEN if the cluster uses token authentication",
     )
-
-
-def connected() -> str | None:
-    """The address this process joined, or None."""
-    return _joined[0] if _joined else None

@@ -27,6 +27,8 @@ INFO_TIMEOUT_S = 10.0
 # How long one wait call on the actor blocks (the start is watched in steps of this).
 WAIT_STEP_S = 5.0
 DEFAULT_READY_TIMEOUT_S = 600.0
+# How much of a log's end ``log_tail`` reads to find its last lines.
+TAIL_BYTES = 256 * 1024
 Say = Callable[[str], None]
 # The handles of the job-scoped instances this process created (zoo serve's): Ray ends such an
 # actor once no handle to it is left, so they are held until the instance is stopped.
@@ -57,6 +59,7 @@ class ClusterInstance:
     node_address: str
     url: str | None
     state: str
+    node_name: str = ""
     error: str | None = None
     pinned: bool = False
     detached: bool = True
@@ -67,8 +70,6 @@ class ClusterInstance:
     place: str = "RAM"
     owner: str = "zoo launch"
     pid: int | None = None
-    worker_pid: int | None = None
-    raylet_pid: int | None = None
     progress: tuple[str, ...] = ()
 
     @property
@@ -86,6 +87,7 @@ class ClusterInstance:
             "size": self.size,
             "served_name": self.served_name,
             "node_id": self.node_id,
+            "node_name": self.node_name,
             "node_address": self.node_address,
             "url": self.url,
             "endpoint": self.endpoint,
@@ -115,6 +117,7 @@ def _from_info(data: dict[str, Any]) -> ClusterInstance:
         served_name=str(data["served_name"]),
         node_id=str(data["node_id"]),
         node_address=str(data.get("node_address", "")),
+        node_name=str(data.get("node_name", "")),
         url=data.get("url"),
         state=str(data["state"]),
         error=data.get("error"),
@@ -127,8 +130,6 @@ def _from_info(data: dict[str, Any]) -> ClusterInstance:
         place=str(data.get("place", "RAM")),
         owner=str(data.get("owner", "zoo launch")),
         pid=data.get("pid"),
-        worker_pid=data.get("worker_pid"),
-        raylet_pid=data.get("raylet_pid"),
         progress=tuple(data.get("progress") or ()),
     )
 
@@ -211,6 +212,10 @@ def start(
         if not detached:
             _owned[spec.name] = handle
         return _wait_ready(handle, spec.name, ready_timeout or _ready_timeout(plan), say)
+    except ray.exceptions.RayError as error:  # e.g. the actor could not be created there
+        _owned.pop(spec.name, None)
+        _kill(handle)
+        raise ClusterError(f"{spec.name} could not start: {_first_line(error)}") from None
     except BaseException:
         _owned.pop(spec.name, None)
         _kill(handle)
@@ -235,8 +240,9 @@ def prepare(placement: Placement, *, timeout: float = DEFAULT_READY_TIMEOUT_S) -
             f"preparing {placement.plan.family.name} on {placement.node.name} took longer "
             f"than {timeout:.0f} s"
         ) from None
-    except ray.exceptions.RayTaskError as error:
-        cause = error.cause if isinstance(error.cause, BaseException) else error
+    except ray.exceptions.RayError as error:  # failed there, node gone, worker crashed
+        cause = getattr(error, "cause", None)
+        cause = cause if isinstance(cause, BaseException) else error
         if isinstance(cause, ZooError):
             raise cause from None
         raise ClusterError(
@@ -290,10 +296,12 @@ def _wait_ready(handle: Any, name: str, timeout: float, say: Say) -> ClusterInst
             time.sleep(0.5)  # being restarted (its node died): it starts again by itself
             data = None
         if data is not None:
+            # The actor keeps the last lines and counts them all: print the ones not seen.
             progress = list(data.get("progress") or ())
-            for line in progress[shown:] if len(progress) > shown else ():
+            total = int(data.get("progress_total") or len(progress))
+            for line in progress[max(0, len(progress) - (total - shown)) :]:
                 say(line)
-            shown = len(progress)
+            shown = total
             inst = _from_info(data)
             if inst.state == "running":
                 return inst
@@ -315,17 +323,25 @@ def _kill(handle: Any) -> None:
 
 
 def _handle(name: str) -> Any | None:
+    """The actor ``name`` (None: no such instance); the cluster not answering is an error."""
     ray = ray_module()
     try:
         return ray.get_actor(name, namespace=NAMESPACE)
     except ValueError:
         return None
+    except Exception as error:  # the GCS away (a head restarting), a lost connection
+        why = _first_line(error)
+        raise ClusterError(f"the cluster did not answer about {name}: {why}") from None
 
 
 def names() -> list[str]:
     """The names of zoo's instances on the cluster (named actors in its namespace)."""
     ray = ray_module()
-    found = ray.util.list_named_actors(all_namespaces=True)
+    try:
+        found = ray.util.list_named_actors(all_namespaces=True)
+    except Exception as error:
+        why = _first_line(error)
+        raise ClusterError(f"the cluster did not list its instances: {why}") from None
     return sorted(
         str(a["name"]) for a in found if a.get("namespace") == NAMESPACE and "@" in str(a["name"])
     )
@@ -356,21 +372,6 @@ def find(ref: str, *, timeout: float = INFO_TIMEOUT_S) -> list[ClusterInstance]:
         for inst in list_instances(timeout=timeout)
         if wanted in (inst.name, inst.name.rpartition("@")[2], inst.model, inst.served_name)
     ]
-
-
-def find_one(ref: str) -> ClusterInstance:
-    """The one instance ``ref`` names, else a NotFoundError listing what runs."""
-    found = find(ref)
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        running = ", ".join(sorted(i.name for i in list_instances())) or "none"
-        raise NotFoundError(f"no instance {ref!r} on the cluster (instances: {running})")
-    raise UsageError(
-        f"{ref!r} names {len(found)} instances: "
-        + ", ".join(i.name for i in found)
-        + " (give the name)"
-    )
 
 
 def current(name: str, *, wait: float) -> ClusterInstance | None:
@@ -409,14 +410,16 @@ def stop(name: str, *, grace: float = 10.0) -> bool:
     # The engine first (SIGTERM, then SIGKILL after the grace), then the actor for good. A
     # restarting or stuck actor is killed by Ray, whose cleanup takes the engine with it.
     with contextlib.suppress(Exception):
-        ray.get(handle.stop.remote(), timeout=grace + 10.0)
+        ray.get(handle.stop.remote(grace), timeout=grace + 10.0)
     _kill(handle)
     _owned.pop(name, None)
     return True
 
 
 def read_log(name: str, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
-    """Bytes of the instance's engine log from ``offset``, and the offset after them."""
+    """Bytes of the instance's engine log from ``offset`` (negative: that many bytes before
+    its end), and the offset after them. NotFoundError: the instance is gone; ClusterError:
+    it does not answer now (being restarted on another node)."""
     ray = ray_module()
     handle = _handle(name)
     if handle is None:
@@ -426,14 +429,16 @@ def read_log(name: str, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, i
     except ray.exceptions.GetTimeoutError:
         raise ClusterError(f"{name} did not answer within {INFO_TIMEOUT_S:.0f} s") from None
     except ray.exceptions.RayActorError:
-        raise NotFoundError(f"{name} has ended") from None
+        if _handle(name) is None:
+            raise NotFoundError(f"{name} has ended") from None
+        raise ClusterError(f"{name} does not answer: being restarted on another node") from None
     return bytes(data), int(after)
 
 
 def log_tail(name: str, lines: int = 15) -> str:
     """The last ``lines`` lines of the instance's engine log ("" when it cannot be read)."""
     try:
-        data, _ = read_log(name, 0, 1 << 22)
+        data, _ = read_log(name, -TAIL_BYTES, TAIL_BYTES)
     except Exception:
         return ""
     text = data.decode("utf-8", "replace").splitlines()

@@ -8,11 +8,12 @@ started as a job-scoped engine actor (``zoo.cluster.instances.start(detached=Fal
 engine dies with this gateway's Ray driver.
 
 Failover: Ray restarts the actor of a dead node on another one that fits, under a new address.
-``alive`` waits (bounded by ``failover_wait``) while the actor restarts, so a request arriving
-in the gap waits too; an instance back under another address is not alive for the scheduler,
-whose next load adopts it (``start`` finds the instance it started for that entry) instead of
-starting a second engine: the gateway follows the new address and the waiting request is
-served. ``stop`` of an upstream whose instance moved only forgets that address.
+An instance that does not answer (being restarted) or answers under another address is not
+alive for the scheduler (a quick check, made for each request), whose next load adopts it
+(``start`` finds the instance it started for that entry and waits for it, bounded by
+``failover_wait``) instead of starting a second engine: the request arriving in the gap waits
+on that load, the gateway follows the new address and the request is served. ``stop`` of an
+upstream whose instance moved only forgets that address.
 
 Blocking: the scheduler calls these methods in worker threads.
 """
@@ -47,6 +48,11 @@ if TYPE_CHECKING:
 FAILOVER_WAIT_S = 60.0
 # Seconds an adopted (restarted) instance may take to serve again once Ray has placed it.
 ADOPT_TIMEOUT_S = 900.0
+# How long a request's alive check waits for the actor's answer (each request asks, so that
+# one sent after a node died is held for the restarted engine rather than sent to the dead).
+ALIVE_WAIT_S = 2.0
+# How long stop() waits for an actor's answer before reading it as being restarted.
+STOP_WAIT_S = 5.0
 PLACES = (("cpu", "RAM"), ("cuda", "GPU memory"), ("metal", "unified memory"))
 _POLL_S = 0.5
 
@@ -285,6 +291,10 @@ class ClusterBackend:
         mine = _Mine(entry, instance.name, placed.api_key, placement.plan)
         with self._lock:
             self._mine[instance.name] = mine
+        if instance.node_id != node.node_id:
+            # Ray gave it another node (the chosen one's GPUs were taken): it planned again
+            # there, and the next placement is decided afresh.
+            self._forget_placement(entry)
         return self._upstream(mine, instance)
 
     def _adopt(self, entry: ModelEntry) -> Upstream | None:
@@ -309,6 +319,8 @@ class ClusterBackend:
                 continue
             upstream = self._upstream(mine, instance)
             self._say(f"zoo serve: {entry.name} is served from {upstream.place} now")
+            # Its node is another now: the next placement is decided afresh.
+            self._forget_placement(entry)
             return upstream
         return None
 
@@ -367,11 +379,13 @@ class ClusterBackend:
         )
 
     def alive(self, upstream: Upstream) -> bool:
-        """Whether the instance still serves at ``upstream``'s address; while Ray restarts
-        it this waits (up to ``failover_wait``), so a request in the gap waits too."""
+        """Whether the instance still serves at ``upstream``'s address. Quick (a request and
+        the scheduler's tick each ask): an instance that does not answer within
+        ``ALIVE_WAIT_S`` (Ray restarting it after its node died) is not alive, and the next
+        load, one at a time, waits for it (``_adopt``, bounded by ``failover_wait``)."""
         from zoo.cluster import instances
 
-        instance = instances.current(upstream.instance_id, wait=self.failover_wait)
+        instance = instances.current(upstream.instance_id, wait=ALIVE_WAIT_S)
         return (
             instance is not None
             and instance.state == "running"
@@ -387,7 +401,9 @@ class ClusterBackend:
             mine = self._mine.get(upstream.instance_id)
         if mine is None:
             return
-        instance = instances.current(upstream.instance_id, wait=0)
+        # Long enough for a healthy actor under load; one that still does not answer is being
+        # restarted elsewhere (Ray's doing): forgotten here, adopted by the next load.
+        instance = instances.current(upstream.instance_id, wait=STOP_WAIT_S)
         if instance is None:
             with self._lock:
                 self._mine.pop(upstream.instance_id, None)
