@@ -185,3 +185,17 @@ def test_a_nodes_cluster_engines_are_recorded_apart_from_its_own_instances(
     node_side.use_cluster_state()
     assert state.db_path() == own.parent / node_side.CLUSTER_STATE / own.name
     assert state.logs_dir().parent == own.parent / node_side.CLUSTER_STATE
+
+
+def test_a_node_that_may_not_download_refuses_files_it_does_not_have(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zoo.errors import NotFoundError
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms"))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    labels = {node_side.NAME_LABEL: "gpu-a", node_side.PROFILE_LABEL: "h100-80g"}
+    plan = node_side.plan_here(SMOLLM2, LaunchOptions(api_key="k"), labels, "10.1.2.3")
+    with pytest.raises(NotFoundError, match="not downloaded on node gpu-a"):
+        node_side.prepare(plan, lambda line: None, download=False)

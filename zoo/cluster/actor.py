@@ -95,6 +95,7 @@ class LaunchSpec:
     detached: bool
     pinned: bool
     pooling: bool  # zoo's pooling proxy for embeddings/rerank (zoo launch; zoo serve: no)
+    download: bool = True  # False: only where its files are cached (on a restart too)
 
 
 def same_model(a: Plan, b: Plan) -> bool:
@@ -176,7 +177,7 @@ class EngineServer:
             engines = launch._engines()
             if plan.engine not in engines:
                 raise ZooError(f"engine {plan.engine!r} is not installed on this node")
-            _, files = node_side.prepare(plan, self._say)
+            _, files = node_side.prepare(plan, self._say, download=self._spec.download)
             running = launcher.start_instance(
                 plan,
                 engines[plan.engine],
@@ -252,16 +253,19 @@ class EngineServer:
         """The node this actor runs on (answers as soon as it is placed)."""
         return str(self._node_id)
 
-    def read_log(self, offset: int, limit: int) -> tuple[bytes, int]:
-        """The engine log from ``offset`` (at most ``limit`` bytes; negative: that many bytes
-        before the end) and the offset after it; an offset past the end (a new log after a
-        restart) reads from the start."""
+    def read_log(self, offset: int, limit: int) -> tuple[bytes, int, str]:
+        """The log from ``offset`` (at most ``limit`` bytes; negative: that many bytes before
+        the end), the offset after it, and which log it is: the start's lines until the
+        engine runs, then the engine's log file (a restart on another node is a new one, so
+        a follower starts it from 0)."""
         with self._lock:
             running = self._running
+            lines = list(self._progress)
         if running is None:
-            text = "".join(f"{line}\n" for line in self._progress).encode()
+            text = "".join(f"{line}\n" for line in lines).encode()
             start = max(0, len(text) + offset) if offset < 0 else min(offset, len(text))
-            return (text[start : start + limit], min(len(text), start + limit))
+            end = min(len(text), start + limit)
+            return text[start:end], end, f"start {self._created}"
         path = Path(running.instance.log_path)
         try:
             with path.open("rb") as log:
@@ -271,8 +275,8 @@ class EngineServer:
                 log.seek(start)
                 data = log.read(max(0, limit))
         except OSError:
-            return b"", offset
-        return data, start + len(data)
+            return b"", max(offset, 0), str(path)
+        return data, start + len(data), str(path)
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop the engine; the caller then ends the actor for good (``ray.kill`` without a

@@ -33,6 +33,8 @@ Say = Callable[[str], None]
 # The handles of the job-scoped instances this process created (zoo serve's): Ray ends such an
 # actor once no handle to it is left, so they are held until the instance is stopped.
 _owned: dict[str, Any] = {}
+# The log each instance's last read_log was in (see read_log): instance name -> log.
+_log_seen: dict[str, str] = {}
 
 
 def _stderr(line: str) -> None:
@@ -169,12 +171,14 @@ def start(
     placement_timeout: float = PLACEMENT_TIMEOUT_S,
     ready_timeout: float | None = None,
     name: str | None = None,
+    download: bool = True,
     say: Say = _stderr,
 ) -> ClusterInstance:
     """Run ``placement`` on its node and return once the engine answers.
 
     ``detached``: the instance outlives this process (``zoo launch``); else it ends with this
-    process's connection (``zoo serve``). Not placed within ``placement_timeout`` (Ray would
+    process's connection (``zoo serve``). ``download=False``: the node (or one it is moved
+    to) must have the files cached already. Not placed within ``placement_timeout`` (Ray would
     wait forever), failed, or not ready in time: the actor is removed and the error says why.
     """
     from zoo.cluster import actor
@@ -195,6 +199,7 @@ def start(
         detached=detached,
         pinned=placement.pinned,
         pooling=pooling,
+        download=download,
     )
     try:
         handle = actor.create(spec, placement.node)
@@ -425,7 +430,12 @@ def read_log(name: str, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, i
     if handle is None:
         raise NotFoundError(f"no instance {name!r} on the cluster")
     try:
-        data, after = ray.get(handle.read_log.remote(offset, limit), timeout=INFO_TIMEOUT_S)
+        data, after, which = ray.get(handle.read_log.remote(offset, limit), timeout=INFO_TIMEOUT_S)
+        if offset > 0 and _log_seen.get(name, which) != which:
+            # Another log than the one the offset was in (the engine started, or started again
+            # on another node): read the new one from its start.
+            data, after, which = ray.get(handle.read_log.remote(0, limit), timeout=INFO_TIMEOUT_S)
+        _log_seen[name] = which
     except ray.exceptions.GetTimeoutError:
         raise ClusterError(f"{name} did not answer within {INFO_TIMEOUT_S:.0f} s") from None
     except ray.exceptions.RayActorError:

@@ -101,12 +101,24 @@ def use_cluster_state() -> None:
     os.environ["ZOO_STATE_DIR"] = str(paths.state_dir() / CLUSTER_STATE)
 
 
-def prepare(plan: Plan, say: Callable[[str], None]) -> tuple[FetchResult, ModelFiles]:
+def prepare(
+    plan: Plan, say: Callable[[str], None], *, download: bool = True
+) -> tuple[FetchResult, ModelFiles]:
     """Set the node up for ``plan``: its files into this node's hub cache (or found there),
     its engine environment built here. What the engine actor does before it starts the
-    engine, and what a download from the gateway asks of the node, so both agree."""
+    engine, and what a download from the gateway asks of the node, so both agree.
+    ``download=False``: files not cached here are an error, not a download."""
     from zoo import launch
+    from zoo.errors import NotFoundError
+    from zoo.hubs.download import cached_plan
 
+    if not download and cached_plan(plan, hubs=launch._hubs()) is None:
+        raise NotFoundError(
+            f"{plan.family.name} is not downloaded on node {plan.host_name}, and downloads "
+            "were not allowed for it",
+            hint="list it in the gateway config, start zoo serve with --allow-download, or "
+            "`zoo download` it on that node",
+        )
     fetched = launch.fetch(plan, progress=False)
     files = launch.model_files(plan, fetched)
     launch.prepare_environment(plan, say)

@@ -282,6 +282,9 @@ class ClusterBackend:
                 detached=False,  # job-scoped: the engine ends with this gateway's connection
                 owner="zoo serve",
                 pooling=False,  # the gateway shapes embeddings and rerank answers itself
+                # Where Ray puts it (another node than the chosen one, or after a failover)
+                # it downloads only as this gateway may.
+                download=entry.download or self._allow_download,
                 say=self._say,
             )
         except ZooError as error:
