@@ -185,6 +185,17 @@ def test_ps_with_a_configured_cluster_still_lists_this_machine(
     assert "Ray is not installed" in document["cluster"]["error"]
 
 
+def test_ps_json_says_a_bad_cluster_setting_and_still_lists_this_machine(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZOO_CLUSTER", "evil host:1")
+    code, out, _ = _zoo(capsys, "ps", "--json")
+    document = json.loads(out)
+    assert code == 0 and document["instances"] == []
+    assert document["cluster"]["address"] is None and document["cluster"]["instances"] == []
+    assert "is not a Ray cluster address" in document["cluster"]["error"]
+
+
 def test_ps_without_a_cluster_is_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _zoo(capsys, "ps", "--json")
     assert code == 0

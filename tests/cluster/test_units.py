@@ -154,6 +154,8 @@ def test_nodes_are_found_by_name_id_prefix_or_address() -> None:
 
 
 def test_an_instance_reserves_what_its_plan_needs_and_only_a_pinned_one_stays_put() -> None:
+    from dataclasses import replace
+
     from zoo.cluster.actor import LaunchSpec, actor_options
 
     gpu_plan = _plan("h100-80g", "g")
@@ -162,11 +164,17 @@ def test_an_instance_reserves_what_its_plan_needs_and_only_a_pinned_one_stays_pu
     )
     spec = LaunchSpec(gpu_plan, SMOLLM2, gpu_node.node_id, "m@1", "zoo launch", True, False, True)
     options = actor_options(spec, gpu_node)
-    assert options["num_gpus"] == 1 and options["accelerator_type"] == "H100"
+    # Any GPU kind: where Ray puts it, it plans again for that node's GPUs.
+    assert options["num_gpus"] == 1 and "accelerator_type" not in options
     assert options["lifetime"] == "detached" and options["max_restarts"] == -1
     assert options["scheduling_strategy"].soft and "label_selector" not in options
-    from dataclasses import replace
-
+    named = (gpu_node, replace(gpu_node, node_id="7" * 56, labels=(("zoo.node", "h"),)))
+    among = actor_options(replace(spec, fits_on=named), gpu_node)
+    assert among["label_selector"] == {"zoo.node": "in(g,h)"}  # a rejoining "g" counts
+    assert among["scheduling_strategy"]._spill_on_unavailable
+    unnamed = (gpu_node, replace(gpu_node, node_id="7" * 56, labels=()))
+    by_id = actor_options(replace(spec, fits_on=unnamed), gpu_node)
+    assert by_id["label_selector"] == {"ray.io/node-id": f"in({'9' * 56},{'7' * 56})"}
     pinned = actor_options(replace(spec, pinned=True, detached=False), gpu_node)
     assert pinned["label_selector"] == {"zoo.node": "g"} and "lifetime" not in pinned
     cpu_plan = _plan("cpu-24g", "c")
@@ -199,3 +207,23 @@ def test_a_node_that_may_not_download_refuses_files_it_does_not_have(
     plan = node_side.plan_here(SMOLLM2, LaunchOptions(api_key="k"), labels, "10.1.2.3")
     with pytest.raises(NotFoundError, match="not downloaded on node gpu-a"):
         node_side.prepare(plan, lambda line: None, download=False)
+
+
+def test_a_ray_token_that_cannot_be_sent_is_refused_before_ray_sees_it(tmp_path: Path) -> None:
+    from zoo.cluster.connect import ClusterError, check_token
+
+    with pytest.raises(ClusterError, match=r"\$RAY_AUTH_TOKEN has a newline at character 3"):
+        check_token({"RAY_AUTH_TOKEN": "ab\ncd"})
+    with pytest.raises(ClusterError, match="the character ' ' at character 2"):
+        check_token({"RAY_AUTH_TOKEN": "a b"})
+    check_token({"RAY_AUTH_TOKEN": "0123abcd \n"})  # around it: stripped, as Ray does
+    token_file = tmp_path / "token"
+    token_file.write_text("ok\x07token")
+    with pytest.raises(ClusterError, match=f"{token_file} has the character"):
+        check_token({"RAY_AUTH_TOKEN_PATH": str(token_file)})
+    check_token({"RAY_AUTH_TOKEN_PATH": str(tmp_path / "none")})  # no token: Ray's to say
+
+
+def test_a_port_in_other_digits_is_not_a_port() -> None:
+    with pytest.raises(UsageError, match="is not a Ray cluster address"):
+        check_address("head:\u0666\u0663\u0667\u0669")

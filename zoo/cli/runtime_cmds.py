@@ -62,7 +62,7 @@ def ps(
             "version": PS_JSON_VERSION,
             "instances": [i.to_json() for i in instances],
         }
-        if address is not None:
+        if address is not None or problem is not None:  # a bad cluster setting is said too
             document["cluster"] = {
                 "address": address,
                 "instances": [c.to_json() for c in remote],
@@ -133,7 +133,8 @@ def ps(
 # The cluster states `zoo ps` explains under its table.
 CLUSTER_STATES = {
     "failed": "it could not start, or cannot run on the node it was restarted on",
-    "unreachable": "its actor did not answer: being restarted on another node, or its node is gone",
+    "unreachable": "its actor did not answer: waiting for a node (to be placed, or restarted "
+    "after its node died), or its node is gone",
 }
 
 

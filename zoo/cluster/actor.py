@@ -96,6 +96,8 @@ class LaunchSpec:
     pinned: bool
     pooling: bool  # zoo's pooling proxy for embeddings/rerank (zoo launch; zoo serve: no)
     download: bool = True  # False: only where its files are cached (on a restart too)
+    # The nodes whose own plan fitted when it was placed: the only ones Ray may put it on.
+    fits_on: tuple[Node, ...] = ()
 
 
 def same_model(a: Plan, b: Plan) -> bool:
@@ -324,11 +326,11 @@ def actor_options(spec: LaunchSpec, node: Node) -> dict[str, Any]:
     """Ray options for ``spec``'s actor: what the plan needs reserved, and where it may go.
 
     GPUs are reserved with ``num_gpus`` (Ray then sets ``CUDA_VISIBLE_DEVICES``, so the engine
-    sees only its own); a plan in RAM reserves its bytes of Ray's ``memory`` resource; a GPU
-    plan keeps to the GPU kind it was planned for (``accelerator_type``) where the node has
-    one. A pinned model may run only on its node (by the ``zoo.node`` label, which survives
-    the node's restart, else by node id); another prefers the chosen node (soft affinity) and
-    is restarted by Ray on any node with the same resources, where it plans again.
+    sees only its own); a plan in RAM reserves its bytes of Ray's ``memory`` resource. A
+    pinned model may run only on its node (by the ``zoo.node`` label, which survives the
+    node's restart, else by node id); another prefers the chosen node (soft affinity, or any
+    free one) among the nodes where the request fitted, and Ray restarts it on one of those,
+    where it plans again.
     """
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -344,9 +346,9 @@ def actor_options(spec: LaunchSpec, node: Node) -> dict[str, Any]:
     if spec.detached:
         options["lifetime"] = "detached"
     if plan.device == "cuda" and plan.memory.gpus:
+        # GPUs of any kind: where Ray puts it (another node's free GPUs, or after a failover)
+        # the actor plans again for that node's GPUs and refuses a plan that does not fit.
         options["num_gpus"] = plan.memory.gpus
-        if node.accelerator:
-            options["accelerator_type"] = node.accelerator
     elif plan.memory.place == "RAM" and plan.memory.total_bytes > 0:
         options["memory"] = plan.memory.total_bytes
     if spec.pinned:
@@ -355,6 +357,9 @@ def actor_options(spec: LaunchSpec, node: Node) -> dict[str, Any]:
             {node_side.NAME_LABEL: name} if name else {"ray.io/node-id": spec.node_id}
         )
     else:
+        if spec.fits_on:
+            # Only where the request fitted (a restart on a node too small would only fail).
+            options["label_selector"] = fitting_selector(spec.fits_on)
         # Soft: restarts go elsewhere once the node is dead. Spilling: a chosen node whose
         # GPUs another instance holds now hands it to one that has them free (without it
         # Ray waits on the busy node for ever); the actor then plans again where it lands.
@@ -362,6 +367,15 @@ def actor_options(spec: LaunchSpec, node: Node) -> dict[str, Any]:
             spec.node_id, soft=True, _spill_on_unavailable=True
         )
     return options
+
+
+def fitting_selector(nodes: tuple[Node, ...]) -> dict[str, str]:
+    """A Ray label selector for ``nodes``: by their ``zoo.node`` names where they all have one
+    (a machine that rejoins under its name is one of them again), else by node id."""
+    names = [dict(n.labels).get(node_side.NAME_LABEL) for n in nodes]
+    if all(names):
+        return {node_side.NAME_LABEL: f"in({','.join(sorted({str(n) for n in names}))})"}
+    return {"ray.io/node-id": f"in({','.join(n.node_id for n in nodes)})"}
 
 
 def create(spec: LaunchSpec, node: Node) -> Any:

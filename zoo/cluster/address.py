@@ -26,6 +26,7 @@ def check_address(text: str, *, source: str = "--cluster") -> str:
     if (
         sep
         and _ADDRESS.match(host)
+        and port.isascii()
         and port.isdigit()
         and 0 < int(port) < 65536
         and host != "ray://"

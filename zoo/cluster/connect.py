@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
@@ -46,6 +48,7 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> None:
             return
         # Nothing phones home, and Ray's own log lines stay out of zoo's output.
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        check_token()
         ray = ray_module()
         outcome: dict[str, BaseException | None] = {}
 
@@ -69,7 +72,9 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> None:
         if "error" not in outcome:
             raise ClusterError(
                 f"the Ray cluster at {address} did not answer within {timeout:.0f} s",
-                hint="check the address (the head's HOST:PORT) and that the head is running",
+                # Ray answers a missing or wrong token by not answering: both are named.
+                hint="check the address (the head's HOST:PORT), that the head is running, and "
+                "that RAY_AUTH_TOKEN is the cluster's token",
             )
         error = outcome["error"]
         if error is not None:
@@ -88,6 +93,31 @@ def _quiet_driver(ray: Any) -> None:
     worker = getattr(getattr(ray, "_private", None), "worker", None)
     if worker is not None and hasattr(worker, "_worker_logs_enabled"):
         worker._worker_logs_enabled = False
+
+
+def check_token(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a Ray token that cannot be sent (a control character or a space inside it):
+    Ray would abort the whole process in gRPC, with no message of zoo's."""
+    env = os.environ if environ is None else environ
+    token, where = env.get("RAY_AUTH_TOKEN"), "$RAY_AUTH_TOKEN"
+    if token is None:
+        named = env.get("RAY_AUTH_TOKEN_PATH")
+        path = Path(named).expanduser() if named else Path.home() / ".ray" / "auth_token"
+        where = str(path)
+        try:
+            token = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return  # none there: Ray says so if the cluster wants one
+    for index, char in enumerate(token.strip()):
+        if char.isspace() or not char.isprintable():
+            raise ClusterError(
+                f"the Ray token in {where} has {_named(char)} at character {index + 1}",
+                hint="a token is one word: set it again without it",
+            )
+
+
+def _named(char: str) -> str:
+    return "a newline" if char in "\r\n" else f"the character {char!r}"
 
 
 def _translated(error: BaseException, address: str) -> ClusterError:

@@ -46,7 +46,8 @@ class ClusterInstance:
     """One engine instance on the cluster, as its actor reports it (never its API key).
 
     ``state``: "starting", "running", "failed", "stopped", or "unreachable" (its actor did
-    not answer in time: being restarted on another node, or its node is gone).
+    not answer in time: waiting for a node to be placed on, being restarted on another node
+    after its node died, or its node is gone).
     """
 
     name: str
@@ -152,7 +153,8 @@ def _unreachable(name: str) -> ClusterInstance:
         node_address="",
         url=None,
         state="unreachable",
-        error="its actor did not answer (being restarted on another node, or its node is gone)",
+        error="its actor did not answer (waiting for a node, being restarted on another node, "
+        "or its node is gone)",
     )
 
 
@@ -200,6 +202,7 @@ def start(
         pinned=placement.pinned,
         pooling=pooling,
         download=download,
+        fits_on=tuple(v.node for v in placement.verdicts if v.fits),
     )
     try:
         handle = actor.create(spec, placement.node)
@@ -297,7 +300,10 @@ def _wait_ready(handle: Any, name: str, timeout: float, say: Say) -> ClusterInst
             data = None
         except ray.exceptions.RayActorError as error:
             if _handle(name) is None:
-                raise ClusterError(f"{name} ended while starting: {_first_line(error)}") from None
+                raise ClusterError(
+                    f"{name} ended while starting (stopped, or its node went away): "
+                    f"{_first_line(error)}"
+                ) from None
             time.sleep(0.5)  # being restarted (its node died): it starts again by itself
             data = None
         if data is not None:
@@ -313,7 +319,11 @@ def _wait_ready(handle: Any, name: str, timeout: float, say: Say) -> ClusterInst
             if inst.state == "failed":
                 raise ClusterError(f"{name} failed on its node: {inst.error}")
         if time.monotonic() >= deadline:
-            raise ClusterError(f"{name} was not ready within {timeout:.0f} s")
+            tail = log_tail(name, 15)
+            raise ClusterError(
+                f"{name} was not ready within {timeout:.0f} s"
+                + (f"; the end of its log:\n{tail}" if tail else "")
+            )
 
 
 def _first_line(error: BaseException) -> str:

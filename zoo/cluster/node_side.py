@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from zoo.runtime.invocation import ModelFiles
 
 # Ray node labels zoo reads: the node's short name, and a host profile that replaces detection
-# (a built-in profile name such as "h100-80g", or a JSON file on that node): for GPUs the node
-# cannot see itself, and for test clusters with fake GPUs.
+# (a built-in profile name such as "h100-80g"; Ray's label values cannot hold a path): for
+# GPUs the node cannot see itself, and for test clusters with fake GPUs.
 NAME_LABEL = "zoo.node"
 PROFILE_LABEL = "zoo.host-profile"
 # The folder, inside the node's state folder, of the cluster engines' records and logs.

@@ -233,8 +233,10 @@ def test_kill_9_of_a_detached_instances_node_moves_it_to_the_other_worker(
         f"kill -9 of w1 to the instance running on {node_of(after)}: "
         f"{time.monotonic() - killed_at:.1f} s"
     )
-    assert node_of(after) == "w2" and after["name"] == before["name"], after
-    assert cluster.engine_pids("w2"), "no engine on w2"
+    # Another node where the request fitted (w2, or the T4 head: SmolLM2 fits there too).
+    moved_to = node_of(after)
+    assert moved_to in ("w2", "head") and after["name"] == before["name"], after
+    assert cluster.engine_pids(moved_to), f"no engine on {moved_to}"
     assert "Paris" in _ask(str(after["url"]))
     zoo("stop", str(after["name"]), "--cluster", cluster.address, env=env)
     wait_for(

@@ -145,7 +145,6 @@ def test_kill_9_of_the_node_moves_the_engine_and_the_gateway_follows(
 ) -> None:
     before = _served(cluster.address, gateway)
     node = str(node_of(before))
-    other = "w2" if node == "w1" else "w1"
     engines = cluster.engine_pids(node)
     assert engines, "no llama.cpp engine among the node's processes"
     killed_at = time.monotonic()
@@ -157,13 +156,15 @@ def test_kill_9_of_the_node_moves_the_engine_and_the_gateway_follows(
     assert "Paris" in answer, answer
     print(f"kill -9 of {node} to the first answer through the gateway: {back:.1f} s")
     after = _served(cluster.address, gateway)
-    assert node_of(after) == other, after
+    # Another node where it fitted: the other H100 worker, or the T4 head (SmolLM2 fits).
+    moved_to = node_of(after)
+    assert moved_to != node and moved_to in ("head", "w1", "w2"), after
     assert after["name"] == before["name"] and after["url"] != before["url"], (before, after)
     assert after["state"] == "running" and after["restarted"], after
     for _ in range(3):
         assert "Paris" in gateway.ask(timeout=60)
     alive = cluster.alive_nodes()
-    assert set(alive) == {"head", other}, alive
+    assert node not in alive and moved_to in alive, alive
 
 
 def test_stopping_the_gateway_stops_its_engines(cluster: RayCluster, gateway: Gateway) -> None:
