@@ -188,7 +188,9 @@ def test_a_nodes_cluster_engines_are_recorded_apart_from_its_own_instances(
 ) -> None:
     from zoo.runtime import state
 
-    monkeypatch.delenv("ZOO_STATE_DIR", raising=False)  # restored after the test
+    # Set first, so that monkeypatch puts it back after the test (use_cluster_state changes
+    # this process's environment; a variable that was not set would not be restored).
+    monkeypatch.setenv("ZOO_STATE_DIR", str(tmp_path / "state"))
     own = state.db_path()
     node_side.use_cluster_state()
     assert state.db_path() == own.parent / node_side.CLUSTER_STATE / own.name
